@@ -1,0 +1,51 @@
+# The two commands: `make run` (a working store on this machine) and `make test`
+# (every gate and test). Both install what they need on a fresh Debian machine.
+SHELL   := /bin/bash
+GO      ?= go
+MODULE  := github.com/offline-loyalty/terminal
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X $(MODULE)/internal/version.Version=$(VERSION) \
+           -X $(MODULE)/internal/version.Commit=$(COMMIT) \
+           -X $(MODULE)/internal/version.Date=$(DATE)
+GOFILES  = $(shell find . -name '*.go' -not -path './bin/*' -not -path './dist/*')
+export CGO_ENABLED := 1
+
+.PHONY: all deps build run test lint vet bench fuzz clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
+
+run: build
+	@scripts/run-demo.sh
+
+# Every quality gate, then every test with the race detector.
+test: deps lint
+	$(GO) test -race -count=1 -timeout 14m ./...
+
+lint: deps
+	@bad=$$(gofmt -l $(GOFILES)); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+	$(GO) vet ./...
+	bin/staticcheck ./...
+
+# Benchmarks compare against the physical limit measured in the same run.
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./...
+
+# A short fuzzing pass over every fuzz target (FUZZTIME each).
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin dist

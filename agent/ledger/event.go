@@ -1,0 +1,215 @@
+// Package ledger defines the loyalty ledger's events, their canonical encoding
+// and the per-terminal hash chain that links them.
+//
+// Both the terminal and head office use this package, so that an event hashed on
+// a till verifies byte for byte at head office. It is pure: no I/O, no clock of
+// its own (time is passed in), no knowledge of where events are stored or sent.
+package ledger
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Type is the kind of a ledger event.
+type Type string
+
+// The event types of SPEC section 2.
+const (
+	Enroll       Type = "enroll"        // a new member (and card)
+	Earn         Type = "earn"          // points for a purchase
+	Redeem       Type = "redeem"        // a catalog reward bought with points
+	BurnDiscount Type = "burn_discount" // points spent as money off
+	Donate       Type = "donate"        // points given to a charity partner
+	Void         Type = "void"          // a checkout cancelled in full
+	Refund       Type = "refund"        // goods returned: earned points clawed back pro rata
+	Adjust       Type = "adjust"        // a manager's correction, with a reason
+	Expire       Type = "expire"        // breakage
+	TierChange   Type = "tier_change"   // a member moved to another tier
+	CardReplace  Type = "card_replace"  // a card blocked and replaced; the balance moves with the member
+)
+
+var knownTypes = map[Type]bool{
+	Enroll: true, Earn: true, Redeem: true, BurnDiscount: true, Donate: true, Void: true,
+	Refund: true, Adjust: true, Expire: true, TierChange: true, CardReplace: true,
+}
+
+// Valid reports whether t is one of the known event types.
+func (t Type) Valid() bool { return knownTypes[t] }
+
+// Line is one line of an earn's explanation ("+60 Gold x1.5").
+type Line struct {
+	Label  string `json:"label"`
+	Points int64  `json:"points"`
+}
+
+// Event is one entry of a terminal's ledger. Balances are derived from events:
+// Points is the signed change to the member's balance. The JSON field order is
+// the canonical encoding: never reorder fields, only append new optional ones.
+type Event struct {
+	Terminal     string    `json:"terminal"` // the terminal that wrote it
+	Epoch        string    `json:"epoch"`    // random id of the terminal's database; seq restarts only with a new epoch
+	Seq          uint64    `json:"seq"`      // per terminal and epoch, gapless from 1
+	ID           string    `json:"id"`       // unique: epoch-seq
+	Type         Type      `json:"type"`     // what happened
+	Member       string    `json:"member"`   // member id
+	Card         string    `json:"card,omitempty"`
+	Points       int64     `json:"points"`             // signed change to the member's balance
+	Amount       int64     `json:"amount"`             // minor units: purchase, refund or discount value
+	Currency     string    `json:"currency,omitempty"` // ISO 4217 code of Amount
+	Ref          string    `json:"ref"`                // idempotency key of the checkout the event belongs to
+	Time         time.Time `json:"time"`               // terminal wall time, UTC
+	HLC          uint64    `json:"hlc"`                // hybrid logical clock, see Clock
+	RulesVersion int       `json:"rules_version"`      // the rules document used to decide it
+	Store        string    `json:"store,omitempty"`
+	Lines        []Line    `json:"lines,omitempty"`   // earn explanation
+	Reward       string    `json:"reward,omitempty"`  // redeem: catalog reward id
+	Charity      string    `json:"charity,omitempty"` // donate: charity partner id
+	Target       string    `json:"target,omitempty"`  // void, refund: id of the event reversed
+	Reason       string    `json:"reason,omitempty"`  // adjust, expire, void
+	Tier         string    `json:"tier,omitempty"`    // tier_change: the new tier; enroll: the starting tier
+	NewCard      string    `json:"new_card,omitempty"`
+	Name         string    `json:"name,omitempty"` // enroll
+	Email        string    `json:"email,omitempty"`
+	Phone        string    `json:"phone,omitempty"`
+	Consent      bool      `json:"consent,omitempty"` // enroll: marketing consent
+	PrevHash     string    `json:"prev_hash"`         // Hash of the event with Seq-1; empty for Seq 1
+	Hash         string    `json:"hash"`              // SHA-256 of the canonical encoding
+}
+
+// Limits on what an event may hold, so that a decoder never accepts a record
+// that could not have been written by a terminal.
+const (
+	MaxEncodedSize = 64 << 10 // bytes; an event is a few hundred bytes, lines included
+	maxText        = 256      // characters in any free-text field
+	maxLines       = 64       // explanation lines of one earn
+)
+
+// Errors returned by Decode and Verify.
+var (
+	ErrMalformed = errors.New("malformed event")
+	ErrChain     = errors.New("hash chain broken")
+)
+
+// Canonical returns the bytes the event's hash is computed over: its JSON
+// encoding in field order with Hash empty.
+func (e Event) Canonical() []byte {
+	e.Hash = ""
+	b, err := json.Marshal(e)
+	if err != nil {
+		// Event has only strings, integers, a time and a slice of lines: Marshal
+		// cannot fail unless the type itself is changed to hold something that can.
+		panic(fmt.Sprintf("ledger: encode event: %v", err))
+	}
+	return b
+}
+
+// ComputeHash returns the hex SHA-256 of the event's canonical encoding.
+func (e Event) ComputeHash() string {
+	sum := sha256.Sum256(e.Canonical())
+	return hex.EncodeToString(sum[:])
+}
+
+// Seal links e after prev (the hash of the previous event, "" for the first)
+// and sets its hash. Time is normalised to UTC without a monotonic reading so
+// that the encoding round-trips exactly.
+func (e *Event) Seal(prevHash string) {
+	e.Time = e.Time.UTC().Round(0)
+	e.PrevHash = prevHash
+	e.Hash = e.ComputeHash()
+}
+
+// Encode returns the stored and transmitted form of a sealed event.
+func (e Event) Encode() []byte {
+	b, err := json.Marshal(e)
+	if err != nil {
+		panic(fmt.Sprintf("ledger: encode event: %v", err))
+	}
+	return b
+}
+
+// Decode parses one encoded event and checks that it is well formed and that
+// its hash matches its content. It does not check the link to the previous
+// event: that is Verify's job, given the chain.
+func Decode(b []byte) (Event, error) {
+	if len(b) > MaxEncodedSize {
+		return Event{}, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(b), MaxEncodedSize)
+	}
+	var e Event
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if dec.More() {
+		return Event{}, fmt.Errorf("%w: trailing data", ErrMalformed)
+	}
+	if err := e.check(); err != nil {
+		return Event{}, err
+	}
+	if got := e.ComputeHash(); got != e.Hash {
+		return Event{}, fmt.Errorf("%w: seq %d: hash %s does not match content %s", ErrChain, e.Seq, short(e.Hash), short(got))
+	}
+	return e, nil
+}
+
+func (e Event) check() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+	}
+	switch {
+	case !e.Type.Valid():
+		return bad("unknown type %q", e.Type)
+	case e.Seq == 0:
+		return bad("seq must start at 1")
+	case e.Terminal == "" || e.Epoch == "" || e.ID == "":
+		return bad("seq %d: terminal, epoch and id are required", e.Seq)
+	case e.Member == "":
+		return bad("seq %d: member is required", e.Seq)
+	case e.Time.IsZero():
+		return bad("seq %d: time is required", e.Seq)
+	case len(e.Lines) > maxLines:
+		return bad("seq %d: %d lines, limit %d", e.Seq, len(e.Lines), maxLines)
+	case e.Amount < 0:
+		return bad("seq %d: negative amount", e.Seq)
+	case (e.Seq == 1) != (e.PrevHash == ""):
+		return bad("seq %d: prev_hash must be empty exactly for seq 1", e.Seq)
+	}
+	for _, s := range []string{e.Terminal, e.Epoch, e.ID, e.Member, e.Card, e.Ref, e.Store, e.Reward,
+		e.Charity, e.Target, e.Reason, e.Tier, e.NewCard, e.Name, e.Email, e.Phone, e.Currency} {
+		if len(s) > maxText {
+			return bad("seq %d: a text field is longer than %d bytes", e.Seq, maxText)
+		}
+	}
+	return nil
+}
+
+// Verify checks that e follows an event with sequence prevSeq and hash prevHash
+// in the same terminal's chain (prevSeq 0 and prevHash "" for the first event).
+func Verify(e Event, prevSeq uint64, prevHash string) error {
+	if e.Seq != prevSeq+1 {
+		return fmt.Errorf("%w: seq %d follows %d", ErrChain, e.Seq, prevSeq)
+	}
+	if e.PrevHash != prevHash {
+		return fmt.Errorf("%w: seq %d: prev_hash %s, want %s", ErrChain, e.Seq, short(e.PrevHash), short(prevHash))
+	}
+	if got := e.ComputeHash(); got != e.Hash {
+		return fmt.Errorf("%w: seq %d: hash does not match content", ErrChain, e.Seq)
+	}
+	return nil
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	if h == "" {
+		return `""`
+	}
+	return h
+}

@@ -1,0 +1,3 @@
+module github.com/offline-loyalty/terminal
+
+go 1.26.8
