@@ -1,0 +1,172 @@
+// Package agent is the terminal's domain: it decides every earn and burn and
+// records it durably in the local ledger before anyone is told it succeeded.
+//
+// Agent is the one owner of the data directory. The local API, the CLI, the
+// Fyne app and the sync client all call its methods; none of them touch the
+// database or decide anything about points themselves. The agent never waits
+// on the network to answer a checkout.
+package agent
+
+import (
+	"time"
+
+	"github.com/offline-loyalty/terminal/agent/ledger"
+	"github.com/offline-loyalty/terminal/agent/rules"
+)
+
+// EarnRequest is a purchase by a member. Amount is decimal text in the rules'
+// currency ("12.50" or "12,50"), parsed exactly.
+type EarnRequest struct {
+	Card   string       `json:"card"`
+	Amount string       `json:"amount"`
+	Ref    string       `json:"ref,omitempty"` // idempotency key; generated when empty
+	Items  []rules.Item `json:"items,omitempty"`
+}
+
+// EarnResult is what an earn wrote. A retry with the same Ref returns the
+// first result unchanged.
+type EarnResult struct {
+	Ref     string        `json:"ref"`
+	Member  string        `json:"member"`
+	Points  int64         `json:"points"`
+	Lines   []ledger.Line `json:"lines"`
+	Balance int64         `json:"balance"`
+	Seq     uint64        `json:"seq"`
+}
+
+// RedeemRequest burns points: either a catalog reward or points as discount.
+type RedeemRequest struct {
+	Card   string `json:"card"`
+	Reward string `json:"reward,omitempty"`
+	Points int64  `json:"points,omitempty"`
+	Ref    string `json:"ref,omitempty"`
+}
+
+// DonateRequest gives points to a charity partner.
+type DonateRequest struct {
+	Card    string `json:"card"`
+	Points  int64  `json:"points"`
+	Charity string `json:"charity"`
+	Ref     string `json:"ref,omitempty"`
+}
+
+// VoidRequest cancels a checkout of the same shift in full.
+type VoidRequest struct {
+	Ref string `json:"ref"`
+}
+
+// RefundRequest returns goods of a checkout: Amount (decimal text) of it.
+// Return distinguishes several partial returns of one checkout; a retry with
+// the same Ref, Amount and Return changes nothing.
+type RefundRequest struct {
+	Ref    string `json:"ref"`
+	Amount string `json:"amount"`
+	Return string `json:"return,omitempty"`
+}
+
+// EnrollRequest creates a member at the till.
+type EnrollRequest struct {
+	Card    string `json:"card"`
+	Name    string `json:"name,omitempty"`
+	Email   string `json:"email,omitempty"`
+	Phone   string `json:"phone,omitempty"`
+	Consent bool   `json:"consent,omitempty"`
+	Ref     string `json:"ref,omitempty"`
+}
+
+// Result is what a burn, donation, void, refund or enrollment wrote. Points is
+// the signed change to the balance.
+type Result struct {
+	Ref     string `json:"ref"`
+	Type    string `json:"type"`
+	Member  string `json:"member"`
+	Points  int64  `json:"points"`
+	Value   int64  `json:"value,omitempty"` // burn_discount: money off, minor units
+	Reward  string `json:"reward,omitempty"`
+	Charity string `json:"charity,omitempty"`
+	Balance int64  `json:"balance"`
+	Seq     uint64 `json:"seq"`
+}
+
+// MemberView is a member as the terminal sees them: head office's last
+// snapshot plus this terminal's own events since.
+type MemberView struct {
+	Member      string     `json:"member"`
+	Name        string     `json:"name"`
+	Card        string     `json:"card"` // masked
+	Tier        string     `json:"tier"`
+	Balance     int64      `json:"balance"`
+	Pending     int64      `json:"pending"` // this terminal's changes head office has not confirmed
+	LastVisit   *time.Time `json:"last_visit"`
+	Enrolled    time.Time  `json:"enrolled"`
+	Status      string     `json:"status"`
+	Spend12m    int64      `json:"spend_12m"` // rolling 12-month qualifying spend, minor units
+	Lifetime    int64      `json:"lifetime_spend"`
+	Email       string     `json:"email,omitempty"`
+	Phone       string     `json:"phone,omitempty"`
+	Consent     bool       `json:"consent"`
+	BalanceAsOf *time.Time `json:"balance_as_of"` // when head office's snapshot was taken; nil if never
+	Currency    string     `json:"currency"`
+}
+
+// Status is the terminal's health at a glance.
+type Status struct {
+	Terminal     string     `json:"terminal"`
+	Store        string     `json:"store"`
+	Epoch        string     `json:"epoch"`
+	Online       bool       `json:"online"`
+	Queue        uint64     `json:"queue"`         // events head office has not acked
+	OldestUnsent *time.Time `json:"oldest_unsent"` // time of the oldest of them
+	LastSync     *time.Time `json:"last_sync"`
+	LinkError    string     `json:"link_error,omitempty"`
+	Scanner      string     `json:"scanner"` // "none", "connected", "disconnected", ...
+	RulesVersion int        `json:"rules_version"`
+	Seq          uint64     `json:"seq"`   // last sequence written
+	Acked        uint64     `json:"acked"` // last sequence head office made durable
+}
+
+// Identity names the terminal's ledger: the terminal id, its store and the
+// random epoch of its database.
+type Identity struct {
+	Terminal string `json:"terminal"`
+	Store    string `json:"store"`
+	Epoch    string `json:"epoch"`
+}
+
+// LinkState is what the sync client reports about the link to head office.
+type LinkState struct {
+	Online   bool
+	LastSync time.Time // last time head office acked or sent something
+	Error    string    // last link error, one line
+}
+
+// MemberSnapshot is head office's authoritative view of a member, sent down to
+// terminals. Balance includes this terminal's events up to AsOfSeq (of the
+// terminal's current epoch); the terminal adds its own later events on top.
+type MemberSnapshot struct {
+	Member    string    `json:"member"`
+	Name      string    `json:"name,omitempty"`
+	Cards     []string  `json:"cards"`
+	Tier      string    `json:"tier"`
+	Balance   int64     `json:"balance"`
+	Spend12m  int64     `json:"spend_12m"`
+	Lifetime  int64     `json:"lifetime_spend"`
+	LastVisit time.Time `json:"last_visit"`
+	Enrolled  time.Time `json:"enrolled"`
+	Status    string    `json:"status"` // "active" or "blocked"
+	AsOfSeq   uint64    `json:"as_of_seq"`
+	Taken     time.Time `json:"taken"` // when head office computed it
+}
+
+// CardBlock blocks (or unblocks) one card.
+type CardBlock struct {
+	Card    string `json:"card"`
+	Blocked bool   `json:"blocked"`
+}
+
+// Cursors are the positions of the downstream feeds this terminal has applied.
+type Cursors struct {
+	Rules   int    `json:"rules"`   // version of the rules document in force
+	Members uint64 `json:"members"` // head office's member-feed cursor
+	Blocked uint64 `json:"blocked"` // head office's blocklist-feed cursor
+}
