@@ -170,3 +170,74 @@ type Cursors struct {
 	Members uint64 `json:"members"` // head office's member-feed cursor
 	Blocked uint64 `json:"blocked"` // head office's blocklist-feed cursor
 }
+
+// Stats are the figures of SPEC section 3 for one day of this terminal. They
+// are kept up to date as events are written, so reading them never scans the
+// ledger. Ratios are integers: *_bp fields are basis points (1/100 of a
+// percent), FrequencyX100 is checkouts per unique member times 100.
+type Stats struct {
+	Day               string         `json:"day"` // YYYY-MM-DD, terminal local time
+	Terminal          string         `json:"terminal"`
+	Store             string         `json:"store"`
+	Currency          string         `json:"currency"`
+	Checkouts         int64          `json:"checkouts"`
+	MemberCheckouts   int64          `json:"member_checkouts"`
+	UniqueMembers     int64          `json:"unique_members"`
+	FrequencyX100     int64          `json:"frequency_x100"`
+	MemberSpend       int64          `json:"member_spend"`       // minor units
+	AvgOrderValue     int64          `json:"avg_order_value"`    // members' average, minor units
+	PointsIssued      int64          `json:"points_issued"`      // earned
+	PointsRedeemed    int64          `json:"points_redeemed"`    // rewards and discounts
+	PointsDonated     int64          `json:"points_donated"`     // to charity partners
+	PointsExpired     int64          `json:"points_expired"`     // breakage
+	PointsReversed    int64          `json:"points_reversed"`    // clawed back by voids and refunds
+	RedemptionRateBP  int64          `json:"redemption_rate_bp"` // redeemed / issued
+	Enrollments       int64          `json:"enrollments"`
+	Voids             int64          `json:"voids"`
+	Refunds           int64          `json:"refunds"`
+	WelcomeBack       int64          `json:"welcome_back"`
+	TierDistribution  map[string]int `json:"tier_distribution"` // members known to the terminal, by tier
+	TopRewards        []RewardCount  `json:"top_rewards"`
+	RewardReturnBP    int64          `json:"reward_return_bp"` // members who redeemed in the last 30 days and came back
+	LiabilityPoints   int64          `json:"liability_points"` // outstanding points of members known here
+	Liability         int64          `json:"liability"`        // minor units: points × value per point × (1 − breakage)
+	Hours             [24]HourStats  `json:"hours"`
+	Sync              SyncHealth     `json:"sync"`
+}
+
+// HourStats are one hour's figures of a day.
+type HourStats struct {
+	Checkouts       int64 `json:"checkouts"`
+	MemberCheckouts int64 `json:"member_checkouts"`
+	PointsIssued    int64 `json:"points_issued"`
+	PointsRedeemed  int64 `json:"points_redeemed"`
+}
+
+// RewardCount is how often a reward was redeemed.
+type RewardCount struct {
+	Reward string `json:"reward"`
+	Count  int64  `json:"count"`
+}
+
+// SyncHealth is the outbox's state.
+type SyncHealth struct {
+	Queue        uint64     `json:"queue"`
+	OldestUnsent *time.Time `json:"oldest_unsent"`
+	LastSync     *time.Time `json:"last_sync"`
+}
+
+// Notice tells watchers (the UI) that something changed.
+type Notice struct {
+	Kind NoticeKind
+	Seq  uint64 // NoticeEvent: the sequence written
+}
+
+// NoticeKind says what a Notice is about.
+type NoticeKind int
+
+// The kinds of notices.
+const (
+	NoticeEvent  NoticeKind = iota + 1 // a ledger event was committed
+	NoticeStatus                       // link, scanner or rules state changed
+	NoticeBasket                       // the POS pushed a basket
+)
