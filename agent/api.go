@@ -176,33 +176,33 @@ type Cursors struct {
 // ledger. Ratios are integers: *_bp fields are basis points (1/100 of a
 // percent), FrequencyX100 is checkouts per unique member times 100.
 type Stats struct {
-	Day               string         `json:"day"` // YYYY-MM-DD, terminal local time
-	Terminal          string         `json:"terminal"`
-	Store             string         `json:"store"`
-	Currency          string         `json:"currency"`
-	Checkouts         int64          `json:"checkouts"`
-	MemberCheckouts   int64          `json:"member_checkouts"`
-	UniqueMembers     int64          `json:"unique_members"`
-	FrequencyX100     int64          `json:"frequency_x100"`
-	MemberSpend       int64          `json:"member_spend"`       // minor units
-	AvgOrderValue     int64          `json:"avg_order_value"`    // members' average, minor units
-	PointsIssued      int64          `json:"points_issued"`      // earned
-	PointsRedeemed    int64          `json:"points_redeemed"`    // rewards and discounts
-	PointsDonated     int64          `json:"points_donated"`     // to charity partners
-	PointsExpired     int64          `json:"points_expired"`     // breakage
-	PointsReversed    int64          `json:"points_reversed"`    // clawed back by voids and refunds
-	RedemptionRateBP  int64          `json:"redemption_rate_bp"` // redeemed / issued
-	Enrollments       int64          `json:"enrollments"`
-	Voids             int64          `json:"voids"`
-	Refunds           int64          `json:"refunds"`
-	WelcomeBack       int64          `json:"welcome_back"`
-	TierDistribution  map[string]int `json:"tier_distribution"` // members known to the terminal, by tier
-	TopRewards        []RewardCount  `json:"top_rewards"`
-	RewardReturnBP    int64          `json:"reward_return_bp"` // members who redeemed in the last 30 days and came back
-	LiabilityPoints   int64          `json:"liability_points"` // outstanding points of members known here
-	Liability         int64          `json:"liability"`        // minor units: points × value per point × (1 − breakage)
-	Hours             [24]HourStats  `json:"hours"`
-	Sync              SyncHealth     `json:"sync"`
+	Day              string         `json:"day"` // YYYY-MM-DD, terminal local time
+	Terminal         string         `json:"terminal"`
+	Store            string         `json:"store"`
+	Currency         string         `json:"currency"`
+	Checkouts        int64          `json:"checkouts"`
+	MemberCheckouts  int64          `json:"member_checkouts"`
+	UniqueMembers    int64          `json:"unique_members"`
+	FrequencyX100    int64          `json:"frequency_x100"`
+	MemberSpend      int64          `json:"member_spend"`       // minor units
+	AvgOrderValue    int64          `json:"avg_order_value"`    // members' average, minor units
+	PointsIssued     int64          `json:"points_issued"`      // earned
+	PointsRedeemed   int64          `json:"points_redeemed"`    // rewards and discounts
+	PointsDonated    int64          `json:"points_donated"`     // to charity partners
+	PointsExpired    int64          `json:"points_expired"`     // breakage
+	PointsReversed   int64          `json:"points_reversed"`    // clawed back by voids and refunds
+	RedemptionRateBP int64          `json:"redemption_rate_bp"` // redeemed / issued
+	Enrollments      int64          `json:"enrollments"`
+	Voids            int64          `json:"voids"`
+	Refunds          int64          `json:"refunds"`
+	WelcomeBack      int64          `json:"welcome_back"`
+	TierDistribution map[string]int `json:"tier_distribution"` // members known to the terminal, by tier
+	TopRewards       []RewardCount  `json:"top_rewards"`
+	RewardReturnBP   int64          `json:"reward_return_bp"` // members who redeemed in the last 30 days and came back
+	LiabilityPoints  int64          `json:"liability_points"` // outstanding points of members known here
+	Liability        int64          `json:"liability"`        // minor units: points × value per point × (1 − breakage)
+	Hours            [24]HourStats  `json:"hours"`
+	Sync             SyncHealth     `json:"sync"`
 }
 
 // HourStats are one hour's figures of a day.
