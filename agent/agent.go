@@ -1,0 +1,246 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	stdsync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/offline-loyalty/terminal/agent/ledger"
+	"github.com/offline-loyalty/terminal/agent/money"
+	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/agent/store"
+)
+
+// lookupBudget is how long a checkout may wait for head office to resolve a
+// card this terminal has never seen; past it the cashier gets an answer
+// without head office.
+const lookupBudget = 300 * time.Millisecond
+
+// watchBuffer is how many notices a slow watcher may fall behind before
+// notices to it are dropped; notices are hints to refresh, not data.
+const watchBuffer = 32
+
+// Options configure an Agent. The zero value is usable.
+type Options struct {
+	Logger   *slog.Logger
+	Now      func() time.Time // the wall clock; tests and the demo pass their own
+	Location *time.Location   // the store's time zone for days and hours; default time.Local
+}
+
+// Agent owns one data directory: its ledger, its rules and its state.
+type Agent struct {
+	dir   string
+	st    *store.Store
+	log   *slog.Logger
+	now   func() time.Time
+	loc   *time.Location
+	rules atomic.Pointer[rules.Document]
+
+	outbox chan struct{}
+
+	mu       stdsync.Mutex
+	link     LinkState
+	scanner  string
+	lookup   func(context.Context, string) (*MemberSnapshot, error)
+	watchers map[int]chan Notice
+	nextW    int
+	basket   Basket
+}
+
+// Open opens the agent on dir, creating the ledger on first use. A second
+// agent on the same directory fails fast with store.ErrLocked; a corrupt
+// ledger is store.ErrCorrupt.
+func Open(ctx context.Context, dir string, opts Options) (*Agent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		dir:      dir,
+		log:      opts.Logger,
+		now:      opts.Now,
+		loc:      opts.Location,
+		outbox:   make(chan struct{}, 1),
+		scanner:  "none",
+		watchers: make(map[int]chan Notice),
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.loc == nil {
+		a.loc = time.Local
+	}
+	st, err := store.Open(dir, a.committed)
+	if err != nil {
+		return nil, err
+	}
+	a.st = st
+	doc := rules.Default()
+	if err := st.View(func(tx *store.Tx) error {
+		if raw := tx.Meta("rules"); raw != "" {
+			d, err := rules.Parse([]byte(raw))
+			if err != nil {
+				return fmt.Errorf("%w: stored rules: %v", store.ErrCorrupt, err)
+			}
+			doc = d
+		}
+		return nil
+	}); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if _, err := money.Exponent(doc.Currency); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("rules currency: %w", err)
+	}
+	a.rules.Store(doc)
+	return a, nil
+}
+
+// Close closes the ledger after committing writes already queued.
+func (a *Agent) Close() error { return a.st.Close() }
+
+// Dir is the agent's data directory.
+func (a *Agent) Dir() string { return a.dir }
+
+// SocketPath is where the local API listens for this data directory.
+func SocketPath(dir string) string { return filepath.Join(dir, "agent.sock") }
+
+// Rules returns the rules document in force.
+func (a *Agent) Rules() *rules.Document { return a.rules.Load() }
+
+// committed runs after every commit that wrote something.
+func (a *Agent) committed() {
+	select {
+	case a.outbox <- struct{}{}:
+	default:
+	}
+	a.notify(Notice{Kind: NoticeEvent})
+}
+
+// Watch returns a channel of notices and a function that stops them. The
+// channel is never closed by the agent; a watcher that falls behind misses
+// notices rather than slowing checkouts.
+func (a *Agent) Watch() (<-chan Notice, func()) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	id := a.nextW
+	a.nextW++
+	ch := make(chan Notice, watchBuffer)
+	a.watchers[id] = ch
+	return ch, func() {
+		a.mu.Lock()
+		delete(a.watchers, id)
+		a.mu.Unlock()
+	}
+}
+
+func (a *Agent) notify(n Notice) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ch := range a.watchers {
+		select {
+		case ch <- n:
+		default:
+		}
+	}
+}
+
+// SetScanner records the scanner's state for Status and the UI.
+func (a *Agent) SetScanner(state string) {
+	a.mu.Lock()
+	a.scanner = state
+	a.mu.Unlock()
+	a.notify(Notice{Kind: NoticeStatus})
+}
+
+// SetLink records the link state reported by the sync client.
+func (a *Agent) SetLink(s LinkState) {
+	a.mu.Lock()
+	a.link = s
+	a.mu.Unlock()
+	a.notify(Notice{Kind: NoticeStatus})
+}
+
+// SetLookup installs the online lookup of cards unknown to this terminal.
+func (a *Agent) SetLookup(fn func(ctx context.Context, card string) (*MemberSnapshot, error)) {
+	a.mu.Lock()
+	a.lookup = fn
+	a.mu.Unlock()
+}
+
+// Identity returns the terminal, store and epoch of this ledger.
+func (a *Agent) Identity() Identity {
+	var id Identity
+	_ = a.st.View(func(tx *store.Tx) error {
+		id = Identity{Terminal: tx.Meta("terminal"), Store: tx.Meta("store"), Epoch: tx.Meta("epoch")}
+		return nil
+	})
+	return id
+}
+
+// SetIdentity records the terminal id and store head office assigned at join.
+// Events written from now on carry them; earlier events keep what they had.
+func (a *Agent) SetIdentity(terminal, storeID string) error {
+	if terminal == "" || len(terminal) > 64 || len(storeID) > 64 {
+		return errors.New("terminal id must be 1 to 64 characters, store at most 64")
+	}
+	err := a.st.Write(context.Background(), func(tx *store.Tx) error {
+		if err := tx.SetMeta("terminal", terminal); err != nil {
+			return err
+		}
+		return tx.SetMeta("store", storeID)
+	})
+	a.notify(Notice{Kind: NoticeStatus})
+	return err
+}
+
+// Status returns the terminal's health.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	link, scanner := a.link, a.scanner
+	a.mu.Unlock()
+	s := Status{Online: link.Online, LinkError: link.Error, Scanner: scanner, RulesVersion: a.Rules().Version}
+	if !link.LastSync.IsZero() {
+		t := link.LastSync
+		s.LastSync = &t
+	}
+	_ = a.st.View(func(tx *store.Tx) error {
+		s.Terminal, s.Store, s.Epoch = tx.Meta("terminal"), tx.Meta("store"), tx.Meta("epoch")
+		s.Seq, s.Acked = tx.MetaUint("seq"), tx.MetaUint("acked")
+		s.Queue = s.Seq - s.Acked
+		if s.Queue > 0 {
+			if e, err := ledger.Decode(tx.Event(s.Acked + 1)); err == nil {
+				t := e.Time
+				s.OldestUnsent = &t
+			}
+		}
+		if s.LastSync == nil {
+			if v := tx.Meta("last_sync"); v != "" {
+				if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+					s.LastSync = &t
+				}
+			}
+		}
+		return nil
+	})
+	return s
+}
+
+// minorPerUnit is 10^exponent of the rules' currency.
+func (a *Agent) minorPerUnit() int64 {
+	exp, _ := money.Exponent(a.Rules().Currency)
+	p := int64(1)
+	for range exp {
+		p *= 10
+	}
+	return p
+}

@@ -1,0 +1,180 @@
+package localapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+
+	"github.com/offline-loyalty/terminal/agent"
+)
+
+// maxLine bounds one exported event line read by the client.
+const maxLine = 1 << 20
+
+// Client calls the local API.
+type Client struct {
+	hc *http.Client
+}
+
+// Dial returns a client for the agent serving the unix socket at socketPath.
+// It does not connect until the first call.
+func Dial(socketPath string) *Client {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socketPath)
+	}}
+	return &Client{hc: &http.Client{Transport: tr}}
+}
+
+// InProcess returns a client that calls h directly, for CLI verbs run while no
+// agent is serving: the same requests, encodings and errors, without a socket.
+func InProcess(h http.Handler) *Client {
+	return &Client{hc: &http.Client{Transport: handlerTransport{h}}}
+}
+
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
+// Error is a failed call: the agent's one-line message, and the sentinel
+// error its code stands for, so callers can use errors.Is across the API.
+type Error struct {
+	Msg  string
+	Code string
+	kind error
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Unwrap returns the agent sentinel error the code maps to, if any.
+func (e *Error) Unwrap() error { return e.kind }
+
+func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://agent"+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("local api: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeError(resp)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(out); err != nil {
+		return fmt.Errorf("local api: response: %w", err)
+	}
+	return nil
+}
+
+func decodeError(resp *http.Response) error {
+	var eb ErrorBody
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(&eb); err != nil || eb.Error == "" {
+		return fmt.Errorf("local api: %s", resp.Status)
+	}
+	e := &Error{Msg: eb.Error, Code: eb.Code}
+	for _, ec := range errorCodes {
+		if ec.code == eb.Code {
+			e.kind = ec.err
+		}
+	}
+	return e
+}
+
+// Earn calls POST /v1/earn.
+func (c *Client) Earn(ctx context.Context, r agent.EarnRequest) (res agent.EarnResult, err error) {
+	return res, c.call(ctx, http.MethodPost, "/v1/earn", r, &res)
+}
+
+// Redeem calls POST /v1/redeem.
+func (c *Client) Redeem(ctx context.Context, r agent.RedeemRequest) (res agent.Result, err error) {
+	return res, c.call(ctx, http.MethodPost, "/v1/redeem", r, &res)
+}
+
+// Donate calls POST /v1/donate.
+func (c *Client) Donate(ctx context.Context, r agent.DonateRequest) (res agent.Result, err error) {
+	return res, c.call(ctx, http.MethodPost, "/v1/donate", r, &res)
+}
+
+// Void calls POST /v1/void.
+func (c *Client) Void(ctx context.Context, r agent.VoidRequest) (res agent.Result, err error) {
+	return res, c.call(ctx, http.MethodPost, "/v1/void", r, &res)
+}
+
+// Refund calls POST /v1/refund.
+func (c *Client) Refund(ctx context.Context, r agent.RefundRequest) (res agent.Result, err error) {
+	return res, c.call(ctx, http.MethodPost, "/v1/refund", r, &res)
+}
+
+// Enroll calls POST /v1/enroll.
+func (c *Client) Enroll(ctx context.Context, r agent.EnrollRequest) (res agent.Result, err error) {
+	return res, c.call(ctx, http.MethodPost, "/v1/enroll", r, &res)
+}
+
+// SetBasket calls POST /v1/basket.
+func (c *Client) SetBasket(ctx context.Context, b agent.Basket) (res agent.Basket, err error) {
+	return res, c.call(ctx, http.MethodPost, "/v1/basket", b, &res)
+}
+
+// Member calls GET /v1/member.
+func (c *Client) Member(ctx context.Context, card string) (res agent.MemberView, err error) {
+	return res, c.call(ctx, http.MethodGet, "/v1/member?card="+url.QueryEscape(card), nil, &res)
+}
+
+// Status calls GET /v1/status.
+func (c *Client) Status(ctx context.Context) (res agent.Status, err error) {
+	return res, c.call(ctx, http.MethodGet, "/v1/status", nil, &res)
+}
+
+// Stats calls GET /v1/stats.
+func (c *Client) Stats(ctx context.Context, day string) (res agent.Stats, err error) {
+	return res, c.call(ctx, http.MethodGet, "/v1/stats?day="+url.QueryEscape(day), nil, &res)
+}
+
+// Export calls GET /v1/export and passes each event line to fn.
+func (c *Client) Export(ctx context.Context, fn func(line []byte) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent/v1/export", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("local api: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeError(resp)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), maxLine)
+	for sc.Scan() {
+		if err := fn(sc.Bytes()); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("local api: export: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,277 @@
+// Package localapi is the agent's local API: HTTP and JSON on a unix socket in
+// the data directory (and optionally a loopback TCP address), and the client
+// the CLI verbs use. It translates between HTTP and the agent's methods and
+// never decides anything itself.
+package localapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/agent/store"
+	"github.com/offline-loyalty/terminal/internal/version"
+)
+
+// Agent is what the API serves: the terminal agent's methods.
+type Agent interface {
+	Earn(context.Context, agent.EarnRequest) (agent.EarnResult, error)
+	Redeem(context.Context, agent.RedeemRequest) (agent.Result, error)
+	Donate(context.Context, agent.DonateRequest) (agent.Result, error)
+	Void(context.Context, agent.VoidRequest) (agent.Result, error)
+	Refund(context.Context, agent.RefundRequest) (agent.Result, error)
+	Enroll(context.Context, agent.EnrollRequest) (agent.Result, error)
+	Member(context.Context, string) (agent.MemberView, error)
+	Status() agent.Status
+	Stats(day string) (agent.Stats, error)
+	Export(func([]byte) error) error
+	SetBasket(agent.Basket) error
+	Basket() agent.Basket
+}
+
+// Limits and timeouts of the server.
+const (
+	maxBody           = 1 << 20          // a 500-item basket is well under this
+	readHeaderTimeout = 5 * time.Second  // a local client that stalls is dropped
+	idleTimeout       = 60 * time.Second // keep-alive for POS integrations
+	socketMode        = 0o600            // only the agent's user may call it
+)
+
+// errorCodes maps the agent's sentinel errors to stable codes and statuses.
+var errorCodes = []struct {
+	err    error
+	code   string
+	status int
+}{
+	{agent.ErrInvalid, "invalid", http.StatusBadRequest},
+	{agent.ErrUnknownCard, "unknown_card", http.StatusNotFound},
+	{agent.ErrUnknownReward, "unknown_reward", http.StatusNotFound},
+	{agent.ErrUnknownCharity, "unknown_charity", http.StatusNotFound},
+	{agent.ErrUnknownCheckout, "unknown_checkout", http.StatusNotFound},
+	{agent.ErrBlockedCard, "blocked_card", http.StatusForbidden},
+	{agent.ErrInsufficientPoints, "insufficient_points", http.StatusConflict},
+	{agent.ErrOfflineLimit, "offline_limit", http.StatusConflict},
+	{agent.ErrCardExists, "card_exists", http.StatusConflict},
+	{agent.ErrTierRequired, "tier_required", http.StatusConflict},
+	{agent.ErrVoid, "cannot_void", http.StatusConflict},
+	{agent.ErrRefund, "cannot_refund", http.StatusConflict},
+	{store.ErrCorrupt, "corrupt", http.StatusInternalServerError},
+	{store.ErrClosed, "closed", http.StatusServiceUnavailable},
+}
+
+// Handler returns the API's HTTP handler.
+func Handler(a Agent, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	post := func(path string, fn func(r *http.Request) (any, error)) {
+		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) { v, err := fn(r); respond(w, log, v, err) })
+	}
+	get := func(path string, fn func(r *http.Request) (any, error)) {
+		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) { v, err := fn(r); respond(w, log, v, err) })
+	}
+	post("/v1/earn", func(r *http.Request) (any, error) {
+		var req agent.EarnRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return a.Earn(r.Context(), req)
+	})
+	post("/v1/redeem", func(r *http.Request) (any, error) {
+		var req agent.RedeemRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return a.Redeem(r.Context(), req)
+	})
+	post("/v1/donate", func(r *http.Request) (any, error) {
+		var req agent.DonateRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return a.Donate(r.Context(), req)
+	})
+	post("/v1/void", func(r *http.Request) (any, error) {
+		var req agent.VoidRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return a.Void(r.Context(), req)
+	})
+	post("/v1/refund", func(r *http.Request) (any, error) {
+		var req agent.RefundRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return a.Refund(r.Context(), req)
+	})
+	post("/v1/enroll", func(r *http.Request) (any, error) {
+		var req agent.EnrollRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return a.Enroll(r.Context(), req)
+	})
+	post("/v1/basket", func(r *http.Request) (any, error) {
+		var b agent.Basket
+		if err := decode(r, &b); err != nil {
+			return nil, err
+		}
+		if err := a.SetBasket(b); err != nil {
+			return nil, err
+		}
+		return a.Basket(), nil
+	})
+	get("/v1/basket", func(*http.Request) (any, error) { return a.Basket(), nil })
+	get("/v1/member", func(r *http.Request) (any, error) { return a.Member(r.Context(), r.URL.Query().Get("card")) })
+	get("/v1/status", func(*http.Request) (any, error) { return a.Status(), nil })
+	get("/v1/stats", func(r *http.Request) (any, error) { return a.Stats(r.URL.Query().Get("day")) })
+	get("/v1/version", func(*http.Request) (any, error) { return version.Get(), nil })
+	mux.HandleFunc("GET /v1/export", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		// Lines are written as they are read; an error after the first line
+		// can only end the stream, which the client reports as truncated.
+		err := a.Export(func(b []byte) error {
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			_, err := w.Write([]byte{'\n'})
+			return err
+		})
+		if err != nil {
+			log.Warn("export", "err", err)
+		}
+	})
+	return mux
+}
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: request body: %v", agent.ErrInvalid, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: request body: trailing data", agent.ErrInvalid)
+	}
+	return nil
+}
+
+// ErrorBody is the JSON body of every failed call.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+func respond(w http.ResponseWriter, log *slog.Logger, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		code, status := "internal", http.StatusInternalServerError
+		for _, ec := range errorCodes {
+			if errors.Is(err, ec.err) {
+				code, status = ec.code, ec.status
+				break
+			}
+		}
+		if status >= 500 {
+			log.Error("local api", "err", err)
+		}
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(ErrorBody{Error: err.Error(), Code: code})
+		return
+	}
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		respond(w, log, nil, err)
+		return
+	}
+	_, _ = w.Write(buf.Bytes())
+}
+
+// Server serves the API on the data directory's socket and, optionally, a
+// loopback TCP address.
+type Server struct {
+	srv       *http.Server
+	listeners []net.Listener
+	socket    string
+}
+
+// Listen opens the unix socket at socketPath (mode 0600, replacing a stale
+// one) and, if tcpAddr is not empty, a TCP listener that must be on a
+// loopback address.
+func Listen(socketPath, tcpAddr string, h http.Handler) (*Server, error) {
+	s := &Server{socket: socketPath, srv: &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}}
+	if c, err := net.DialTimeout("unix", socketPath, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another agent is serving %s", socketPath)
+	}
+	_ = os.Remove(socketPath) // a socket left by an agent that was killed
+	// The socket is created with a umask that already denies others, so no
+	// window exists in which it is reachable with looser permissions.
+	old := umask(0o177)
+	ln, err := net.Listen("unix", socketPath)
+	umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("local api: %w", err)
+	}
+	if err := os.Chmod(socketPath, socketMode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("local api: %w", err)
+	}
+	s.listeners = append(s.listeners, ln)
+	if tcpAddr != "" {
+		host, _, err := net.SplitHostPort(tcpAddr)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("--api %q: %w", tcpAddr, err)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			ln.Close()
+			return nil, fmt.Errorf("--api %q: the local API listens on loopback addresses only", tcpAddr)
+		}
+		tl, err := net.Listen("tcp", tcpAddr)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("local api: %w", err)
+		}
+		s.listeners = append(s.listeners, tl)
+	}
+	return s, nil
+}
+
+// Addrs returns the addresses the server listens on.
+func (s *Server) Addrs() []net.Addr {
+	out := make([]net.Addr, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = l.Addr()
+	}
+	return out
+}
+
+// Serve serves until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, len(s.listeners))
+	for _, l := range s.listeners {
+		go func() { errc <- s.srv.Serve(l) }()
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			_ = s.srv.Close()
+			return err
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(shutdownCtx)
+	_ = os.Remove(s.socket)
+	return err
+}

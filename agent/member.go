@@ -1,0 +1,160 @@
+package agent
+
+import (
+	"context"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/agent/store"
+)
+
+// Member returns the member a card belongs to, as this terminal sees them.
+// A card unknown here is looked up at head office first when online.
+func (a *Agent) Member(ctx context.Context, card string) (MemberView, error) {
+	if err := checkCard(card); err != nil {
+		return MemberView{}, err
+	}
+	a.resolveCard(ctx, card)
+	var v MemberView
+	err := a.st.View(func(tx *store.Tx) error {
+		m, c, err := memberByCard(tx, card)
+		if err != nil {
+			return err
+		}
+		v = MemberView{Member: m.ID, Name: m.Name, Card: MaskCard(card), Tier: m.Tier, Balance: m.Balance,
+			Pending: m.pendingSum(), Enrolled: m.Enrolled, Status: m.Status, Spend12m: m.Spend12m,
+			Lifetime: m.Lifetime, Email: m.Email, Phone: m.Phone, Consent: m.Consent, Currency: a.Rules().Currency}
+		if c.Blocked {
+			v.Status = statusBlocked
+		}
+		if !m.LastVisit.IsZero() {
+			t := m.LastVisit
+			v.LastVisit = &t
+		}
+		if !m.BaseAt.IsZero() {
+			t := m.BaseAt
+			v.BalanceAsOf = &t
+		}
+		return nil
+	})
+	return v, err
+}
+
+// Basket is the basket a POS pushed through the local API for the UI to show
+// and the cashier to confirm.
+type Basket struct {
+	Ref     string       `json:"ref"`
+	Card    string       `json:"card,omitempty"`
+	Amount  string       `json:"amount"`
+	Items   []rules.Item `json:"items,omitempty"`
+	Updated time.Time    `json:"updated"`
+}
+
+// SetBasket replaces the current basket and tells watchers. It writes
+// nothing to the ledger: the checkout is recorded when it is earned.
+func (a *Agent) SetBasket(b Basket) error {
+	if b.Card != "" {
+		if err := checkCard(b.Card); err != nil {
+			return err
+		}
+	}
+	if err := checkRef(b.Ref); err != nil {
+		return err
+	}
+	if err := checkItems(b.Items); err != nil {
+		return err
+	}
+	b.Updated = a.now()
+	a.mu.Lock()
+	a.basket = b
+	a.mu.Unlock()
+	a.notify(Notice{Kind: NoticeBasket})
+	return nil
+}
+
+// Basket returns the basket last pushed by the POS.
+func (a *Agent) Basket() Basket {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.basket
+}
+
+// Manager PINs are kept as PBKDF2-SHA256 hashes with a random salt.
+const (
+	pinIterations = 200_000
+	pinMinLen     = 4
+	pinMaxLen     = 12
+)
+
+// HasManagerPIN reports whether a manager PIN has been chosen.
+func (a *Agent) HasManagerPIN() bool {
+	set := false
+	_ = a.st.View(func(tx *store.Tx) error { set = tx.Meta("pin") != ""; return nil })
+	return set
+}
+
+// SetManagerPIN sets the manager PIN (4 to 12 digits).
+func (a *Agent) SetManagerPIN(pin string) error {
+	if len(pin) < pinMinLen || len(pin) > pinMaxLen || strings.Trim(pin, "0123456789") != "" {
+		return fmt.Errorf("%w: the PIN must be %d to %d digits", ErrInvalid, pinMinLen, pinMaxLen)
+	}
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	h, err := pbkdf2.Key(sha256.New, pin, salt, pinIterations, 32)
+	if err != nil {
+		return err
+	}
+	return a.st.Write(context.Background(), func(tx *store.Tx) error {
+		return tx.SetMeta("pin", hex.EncodeToString(salt)+":"+hex.EncodeToString(h))
+	})
+}
+
+// CheckManagerPIN returns nil if pin is the manager PIN and ErrBadPIN if not.
+func (a *Agent) CheckManagerPIN(pin string) error {
+	var stored string
+	_ = a.st.View(func(tx *store.Tx) error { stored = tx.Meta("pin"); return nil })
+	saltHex, hashHex, ok := strings.Cut(stored, ":")
+	if !ok {
+		return fmt.Errorf("%w: no manager PIN has been set", ErrBadPIN)
+	}
+	salt, err1 := hex.DecodeString(saltHex)
+	want, err2 := hex.DecodeString(hashHex)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("%w: stored manager PIN", store.ErrCorrupt)
+	}
+	got, err := pbkdf2.Key(sha256.New, pin, salt, pinIterations, len(want))
+	if err != nil || subtle.ConstantTimeCompare(got, want) != 1 {
+		return ErrBadPIN
+	}
+	return nil
+}
+
+// Export calls fn with every ledger event, encoded, in sequence order, until
+// fn returns an error. It reads in chunks so that a long export never holds a
+// read transaction open against the writer.
+func (a *Agent) Export(fn func(encoded []byte) error) error {
+	const chunk = 1000
+	after := uint64(0)
+	for {
+		evs, err := a.OutboxAfter(after, chunk)
+		if err != nil {
+			return err
+		}
+		for _, b := range evs {
+			if err := fn(b); err != nil {
+				return err
+			}
+		}
+		if len(evs) < chunk {
+			return nil
+		}
+		after += uint64(len(evs))
+	}
+}

@@ -1,0 +1,559 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/bits"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/offline-loyalty/terminal/agent/ledger"
+	"github.com/offline-loyalty/terminal/agent/money"
+	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/agent/store"
+)
+
+// op is one operation inside a write transaction: it reads, decides, then
+// appends its event and updates the records that derive from it.
+type op struct {
+	a   *Agent
+	tx  *store.Tx
+	now time.Time
+	doc *rules.Document
+	day string
+}
+
+// do runs fn as one idempotent operation under key: if key was done before,
+// the first result is returned and nothing is written; otherwise fn's event,
+// records, stats and result are committed in one transaction before do
+// returns. The result is returned as its stored JSON.
+func (a *Agent) do(ctx context.Context, key string, fn func(o *op) (any, error)) ([]byte, error) {
+	now := a.now()
+	doc := a.Rules()
+	var out []byte
+	err := a.st.Write(ctx, func(tx *store.Tx) error {
+		if raw := tx.GetRaw(store.Refs, key); raw != nil {
+			out = raw
+			return nil
+		}
+		o := &op{a: a, tx: tx, now: now, doc: doc, day: now.In(a.loc).Format(time.DateOnly)}
+		res, err := fn(o)
+		if err != nil {
+			return err
+		}
+		b, err := json.Marshal(res)
+		if err != nil {
+			return fmt.Errorf("encode result: %w", err)
+		}
+		out = b
+		return tx.PutRaw(store.Refs, key, b)
+	})
+	return out, err
+}
+
+func decodeResult[T any](b []byte, err error) (T, error) {
+	var v T
+	if err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, fmt.Errorf("%w: stored result: %v", store.ErrCorrupt, err)
+	}
+	return v, nil
+}
+
+// appendEvent gives e its place in the chain (sequence, id, clocks, identity,
+// hashes) and stores it. It is an operation's first write.
+func (o *op) appendEvent(e *ledger.Event) error {
+	seq := o.tx.MetaUint("seq") + 1
+	hlc := ledger.NextHLC(o.tx.MetaUint("hlc"), o.now)
+	e.Terminal = o.tx.Meta("terminal")
+	e.Store = o.tx.Meta("store")
+	e.Epoch = o.tx.Meta("epoch")
+	e.Seq = seq
+	e.ID = e.Epoch + "-" + strconv.FormatUint(seq, 10)
+	e.Time = o.now
+	e.HLC = hlc
+	e.RulesVersion = o.doc.Version
+	if e.Amount != 0 && e.Currency == "" {
+		e.Currency = o.doc.Currency
+	}
+	e.Seal(o.tx.Meta("head"))
+	if err := o.tx.AppendEvent(seq, e.Encode()); err != nil {
+		return err
+	}
+	if err := o.tx.SetMetaUint("seq", seq); err != nil {
+		return err
+	}
+	if err := o.tx.SetMetaUint("hlc", hlc); err != nil {
+		return err
+	}
+	return o.tx.SetMeta("head", e.Hash)
+}
+
+// applyToMember moves the member's balance by the event's points and saves
+// the member.
+func (o *op) applyToMember(m *memberRecord, e *ledger.Event) error {
+	if e.Points != 0 {
+		m.Balance += e.Points
+		m.Pending = append(m.Pending, pendingChange{Seq: e.Seq, Points: e.Points})
+		if err := o.addLiability(e.Points); err != nil {
+			return err
+		}
+	}
+	return o.tx.Put(store.Members, m.ID, m)
+}
+
+func newRef() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // crypto/rand.Read never returns an error since Go 1.24
+	return "R-" + hex.EncodeToString(b)
+}
+
+// Earn records a purchase and the points it earns.
+func (a *Agent) Earn(ctx context.Context, r EarnRequest) (EarnResult, error) {
+	doc := a.Rules()
+	amount, err := money.Parse(r.Amount, doc.Currency)
+	if err != nil {
+		return EarnResult{}, fmt.Errorf("%w: amount %q: %v", ErrInvalid, r.Amount, err)
+	}
+	if err := checkCard(r.Card); err != nil {
+		return EarnResult{}, err
+	}
+	if err := checkRef(r.Ref); err != nil {
+		return EarnResult{}, err
+	}
+	if err := checkItems(r.Items); err != nil {
+		return EarnResult{}, err
+	}
+	if r.Ref == "" {
+		r.Ref = newRef()
+	}
+	a.resolveCard(ctx, r.Card)
+	return decodeResult[EarnResult](a.do(ctx, "earn:"+r.Ref, func(o *op) (any, error) {
+		m, err := usableMember(o.tx, r.Card)
+		if err != nil {
+			return nil, err
+		}
+		var co checkoutRecord
+		if _, err := o.tx.Get(store.Checkouts, r.Ref, &co); err != nil {
+			return nil, err
+		}
+		if co.Member != "" && co.Member != m.ID {
+			return nil, fmt.Errorf("%w: ref %s belongs to another member's checkout", ErrInvalid, r.Ref)
+		}
+		if co.Voided {
+			return nil, fmt.Errorf("%w: checkout %s was voided", ErrInvalid, r.Ref)
+		}
+		res := o.doc.EvaluateEarn(rules.Checkout{Ref: r.Ref, Amount: amount, Items: r.Items, Time: o.now, Store: o.tx.Meta("store")},
+			rules.Member{ID: m.ID, Tier: m.Tier}, o.a.minorPerUnit())
+		e := ledger.Event{Type: ledger.Earn, Member: m.ID, Card: r.Card, Points: res.Points, Amount: amount, Ref: r.Ref, Lines: toLedgerLines(res.Lines)}
+		if err := o.appendEvent(&e); err != nil {
+			return nil, err
+		}
+		firstToday, err := o.tx.MarkDayMember(o.day, m.ID)
+		if err != nil {
+			return nil, err
+		}
+		returned := !m.RedeemOpen.IsZero() && o.now.Sub(m.RedeemOpen) <= rewardReturnWindow
+		if !m.RedeemOpen.IsZero() {
+			m.RedeemOpen = time.Time{}
+		}
+		m.Spend12m += amount
+		m.Lifetime += amount
+		m.LastVisit = o.now
+		m.Checkouts++
+		if err := o.applyToMember(m, &e); err != nil {
+			return nil, err
+		}
+		co = checkoutRecord{Ref: r.Ref, Member: m.ID, Card: r.Card, EarnEvent: e.ID, Day: o.day, Time: o.now,
+			Amount: amount, Earned: res.Points, Burned: co.Burned}
+		if err := o.tx.Put(store.Checkouts, r.Ref, &co); err != nil {
+			return nil, err
+		}
+		if err := o.countEarn(&e, firstToday, returned); err != nil {
+			return nil, err
+		}
+		return EarnResult{Ref: r.Ref, Member: m.ID, Points: e.Points, Lines: e.Lines, Balance: m.Balance, Seq: e.Seq}, nil
+	}))
+}
+
+func toLedgerLines(ls []rules.Line) []ledger.Line {
+	out := make([]ledger.Line, len(ls))
+	for i, l := range ls {
+		out[i] = ledger.Line{Label: l.Label, Points: l.Points}
+	}
+	return out
+}
+
+// maxItems bounds a basket pushed by a POS.
+const maxItems = 500
+
+func checkItems(items []rules.Item) error {
+	if len(items) > maxItems {
+		return fmt.Errorf("%w: basket has %d items, limit %d", ErrInvalid, len(items), maxItems)
+	}
+	for i, it := range items {
+		if it.Amount < 0 || it.Amount > money.MaxAmount || it.Quantity < 0 {
+			return fmt.Errorf("%w: items[%d]: negative or oversized amount or quantity", ErrInvalid, i)
+		}
+		if err := checkText(fmt.Sprintf("items[%d].sku", i), it.SKU, maxRefLen); err != nil {
+			return err
+		}
+		if err := checkText(fmt.Sprintf("items[%d].category", i), it.Category, maxRefLen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// burn is a redeem, discount or donation: validated against the balance and
+// the offline limit, then written.
+type burn struct {
+	typ     ledger.Type
+	card    string
+	ref     string
+	points  int64
+	value   int64
+	reward  string
+	charity string
+}
+
+func (a *Agent) burn(ctx context.Context, b burn) (Result, error) {
+	if err := checkCard(b.card); err != nil {
+		return Result{}, err
+	}
+	if err := checkRef(b.ref); err != nil {
+		return Result{}, err
+	}
+	if b.ref == "" {
+		b.ref = newRef()
+	}
+	a.resolveCard(ctx, b.card)
+	return decodeResult[Result](a.do(ctx, string(b.typ)+":"+b.ref, func(o *op) (any, error) {
+		m, err := usableMember(o.tx, b.card)
+		if err != nil {
+			return nil, err
+		}
+		if b.points > m.Balance {
+			return nil, fmt.Errorf("%w: balance %d, needs %d", ErrInsufficientPoints, m.Balance, b.points)
+		}
+		if err := o.checkOfflineLimit(m, b.points); err != nil {
+			return nil, err
+		}
+		var co checkoutRecord
+		if _, err := o.tx.Get(store.Checkouts, b.ref, &co); err != nil {
+			return nil, err
+		}
+		if co.Member != "" && co.Member != m.ID {
+			return nil, fmt.Errorf("%w: ref %s belongs to another member's checkout", ErrInvalid, b.ref)
+		}
+		if co.Voided {
+			return nil, fmt.Errorf("%w: checkout %s was voided", ErrInvalid, b.ref)
+		}
+		e := ledger.Event{Type: b.typ, Member: m.ID, Card: b.card, Points: -b.points, Amount: b.value,
+			Ref: b.ref, Reward: b.reward, Charity: b.charity}
+		if err := o.appendEvent(&e); err != nil {
+			return nil, err
+		}
+		if m.BurnDay != o.day {
+			m.BurnDay, m.BurnedDay = o.day, 0
+		}
+		m.BurnedDay += b.points
+		if b.typ != ledger.Donate && m.RedeemOpen.IsZero() {
+			m.RedeemOpen = o.now
+			if err := o.countRedeemer(); err != nil {
+				return nil, err
+			}
+		}
+		if err := o.applyToMember(m, &e); err != nil {
+			return nil, err
+		}
+		if co.Member == "" {
+			co = checkoutRecord{Ref: b.ref, Member: m.ID, Card: b.card, Day: o.day, Time: o.now}
+		}
+		co.Burned += b.points
+		if err := o.tx.Put(store.Checkouts, b.ref, &co); err != nil {
+			return nil, err
+		}
+		if err := o.countBurn(&e); err != nil {
+			return nil, err
+		}
+		return Result{Ref: b.ref, Type: string(b.typ), Member: m.ID, Points: e.Points, Value: b.value,
+			Reward: b.reward, Charity: b.charity, Balance: m.Balance, Seq: e.Seq}, nil
+	}))
+}
+
+// checkOfflineLimit refuses a burn over the daily limit while the terminal's
+// view of the member is older than the rules allow.
+func (o *op) checkOfflineLimit(m *memberRecord, points int64) error {
+	lim := o.doc.OfflineLimit
+	if lim.PointsPerDay <= 0 {
+		return nil
+	}
+	if !m.BaseAt.IsZero() && o.now.Sub(m.BaseAt) <= lim.StaleAfter.Duration {
+		return nil
+	}
+	used := int64(0)
+	if m.BurnDay == o.day {
+		used = m.BurnedDay
+	}
+	if used+points > lim.PointsPerDay {
+		return fmt.Errorf("%w: %d of %d points left today for this member while head office's balance is not current",
+			ErrOfflineLimit, max(0, lim.PointsPerDay-used), lim.PointsPerDay)
+	}
+	return nil
+}
+
+// Redeem burns points for a catalog reward or, with Points, as money off.
+func (a *Agent) Redeem(ctx context.Context, r RedeemRequest) (Result, error) {
+	doc := a.Rules()
+	switch {
+	case r.Reward != "" && r.Points != 0:
+		return Result{}, fmt.Errorf("%w: give a reward or points, not both", ErrInvalid)
+	case r.Reward != "":
+		rw, ok := doc.Reward(r.Reward)
+		if !ok {
+			return Result{}, fmt.Errorf("%w %q", ErrUnknownReward, r.Reward)
+		}
+		return a.burn(ctx, burn{typ: ledger.Redeem, card: r.Card, ref: r.Ref, points: rw.Points, reward: rw.ID})
+	case r.Points > 0:
+		d := doc.Discount
+		if d.Points <= 0 || d.Value <= 0 {
+			return Result{}, fmt.Errorf("%w: points as discount is not offered", ErrInvalid)
+		}
+		if r.Points < d.MinPoints {
+			return Result{}, fmt.Errorf("%w: points as discount needs at least %d points", ErrInvalid, d.MinPoints)
+		}
+		if r.Points%d.Points != 0 {
+			return Result{}, fmt.Errorf("%w: points as discount goes in steps of %d points", ErrInvalid, d.Points)
+		}
+		value := mulDiv(r.Points, d.Value, d.Points)
+		return a.burn(ctx, burn{typ: ledger.BurnDiscount, card: r.Card, ref: r.Ref, points: r.Points, value: value})
+	default:
+		return Result{}, fmt.Errorf("%w: give a reward id or a positive number of points", ErrInvalid)
+	}
+}
+
+// Donate gives points to a charity partner.
+func (a *Agent) Donate(ctx context.Context, r DonateRequest) (Result, error) {
+	c, ok := a.Rules().Charity(r.Charity)
+	if !ok {
+		return Result{}, fmt.Errorf("%w %q", ErrUnknownCharity, r.Charity)
+	}
+	if r.Points <= 0 {
+		return Result{}, fmt.Errorf("%w: points to donate must be positive", ErrInvalid)
+	}
+	return a.burn(ctx, burn{typ: ledger.Donate, card: r.Card, ref: r.Ref, points: r.Points, charity: c.ID})
+}
+
+// Void cancels a checkout of today's shift in full: its earned points are
+// clawed back and its burned points given back.
+func (a *Agent) Void(ctx context.Context, r VoidRequest) (Result, error) {
+	if r.Ref == "" {
+		return Result{}, fmt.Errorf("%w: ref is required", ErrInvalid)
+	}
+	if err := checkRef(r.Ref); err != nil {
+		return Result{}, err
+	}
+	return decodeResult[Result](a.do(ctx, "void:"+r.Ref, func(o *op) (any, error) {
+		co, m, err := o.checkout(r.Ref)
+		if err != nil {
+			return nil, err
+		}
+		if co.Voided {
+			return nil, fmt.Errorf("%w: checkout %s is voided already", ErrVoid, r.Ref)
+		}
+		if co.Day != o.day {
+			return nil, fmt.Errorf("%w: checkout %s is from %s, not today's shift: use refund", ErrVoid, r.Ref, co.Day)
+		}
+		delta := -(co.Earned - co.Clawed) + co.Burned
+		if err := o.checkClawback(m, delta); err != nil {
+			return nil, err
+		}
+		e := ledger.Event{Type: ledger.Void, Member: m.ID, Card: co.Card, Points: delta, Amount: co.Amount - co.Refunded,
+			Ref: r.Ref, Target: co.EarnEvent, Reason: "void"}
+		if err := o.appendEvent(&e); err != nil {
+			return nil, err
+		}
+		m.Spend12m -= e.Amount
+		m.Lifetime -= e.Amount
+		if err := o.applyToMember(m, &e); err != nil {
+			return nil, err
+		}
+		co.Voided = true
+		if err := o.tx.Put(store.Checkouts, r.Ref, co); err != nil {
+			return nil, err
+		}
+		if err := o.countReversal(&e, co); err != nil {
+			return nil, err
+		}
+		return Result{Ref: r.Ref, Type: string(ledger.Void), Member: m.ID, Points: e.Points, Balance: m.Balance, Seq: e.Seq}, nil
+	}))
+}
+
+// Refund records returned goods: the points earned on the returned part of
+// the checkout are clawed back pro rata, rounding so that returning
+// everything claws back exactly what was earned.
+func (a *Agent) Refund(ctx context.Context, r RefundRequest) (Result, error) {
+	amount, err := money.Parse(r.Amount, a.Rules().Currency)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: amount %q: %v", ErrInvalid, r.Amount, err)
+	}
+	if r.Ref == "" {
+		return Result{}, fmt.Errorf("%w: ref is required", ErrInvalid)
+	}
+	if err := checkRef(r.Ref); err != nil {
+		return Result{}, err
+	}
+	if err := checkRef(r.Return); err != nil {
+		return Result{}, err
+	}
+	key := "refund:" + r.Ref + ":" + strconv.FormatInt(amount, 10)
+	if r.Return != "" {
+		key = "refund:" + r.Ref + ":return:" + r.Return
+	}
+	return decodeResult[Result](a.do(ctx, key, func(o *op) (any, error) {
+		co, m, err := o.checkout(r.Ref)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case co.Voided:
+			return nil, fmt.Errorf("%w: checkout %s was voided", ErrRefund, r.Ref)
+		case co.Amount == 0:
+			return nil, fmt.Errorf("%w: checkout %s had no purchase", ErrRefund, r.Ref)
+		case amount > co.Amount-co.Refunded:
+			return nil, fmt.Errorf("%w: only %s of checkout %s is left to return", ErrRefund,
+				money.Format(co.Amount-co.Refunded, o.doc.Currency), r.Ref)
+		}
+		clawTotal := mulDiv(co.Earned, co.Refunded+amount, co.Amount)
+		claw := clawTotal - co.Clawed
+		if err := o.checkClawback(m, -claw); err != nil {
+			return nil, err
+		}
+		e := ledger.Event{Type: ledger.Refund, Member: m.ID, Card: co.Card, Points: -claw, Amount: amount,
+			Ref: r.Ref, Target: co.EarnEvent, Reason: r.Return}
+		if err := o.appendEvent(&e); err != nil {
+			return nil, err
+		}
+		m.Spend12m -= amount
+		m.Lifetime -= amount
+		if err := o.applyToMember(m, &e); err != nil {
+			return nil, err
+		}
+		co.Refunded += amount
+		co.Clawed = clawTotal
+		if err := o.tx.Put(store.Checkouts, r.Ref, co); err != nil {
+			return nil, err
+		}
+		if err := o.countReversal(&e, co); err != nil {
+			return nil, err
+		}
+		return Result{Ref: r.Ref, Type: string(ledger.Refund), Member: m.ID, Points: e.Points, Value: amount, Balance: m.Balance, Seq: e.Seq}, nil
+	}))
+}
+
+func (o *op) checkout(ref string) (*checkoutRecord, *memberRecord, error) {
+	var co checkoutRecord
+	ok, err := o.tx.Get(store.Checkouts, ref, &co)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return nil, nil, fmt.Errorf("%w %q", ErrUnknownCheckout, ref)
+	}
+	var m memberRecord
+	ok, err = o.tx.Get(store.Members, co.Member, &m)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: checkout %s points to missing member %s", store.ErrCorrupt, ref, co.Member)
+	}
+	return &co, &m, nil
+}
+
+// checkClawback refuses a reversal that would take the balance below zero when
+// the rules do not allow members to owe points.
+func (o *op) checkClawback(m *memberRecord, delta int64) error {
+	if delta >= 0 || o.doc.Refund.AllowNegative || m.Balance+delta >= 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: the points were already spent (balance %d, clawback %d) and the rules do not allow a negative balance",
+		ErrInsufficientPoints, m.Balance, -delta)
+}
+
+// mulDiv returns floor(a*b/c) for non-negative a, b and positive c without
+// overflowing in the product.
+func mulDiv(a, b, c int64) int64 {
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	if hi >= uint64(c) {
+		// The quotient does not fit: callers keep a*b/c ≤ max(a, b), so this
+		// cannot happen for valid inputs.
+		panic("agent: mulDiv overflow")
+	}
+	q, _ := bits.Div64(hi, lo, uint64(c))
+	return int64(q)
+}
+
+// Enroll creates a member with a card at the till; it works offline.
+func (a *Agent) Enroll(ctx context.Context, r EnrollRequest) (Result, error) {
+	if err := checkCard(r.Card); err != nil {
+		return Result{}, err
+	}
+	if err := checkRef(r.Ref); err != nil {
+		return Result{}, err
+	}
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{{"name", r.Name, maxNameLen}, {"email", r.Email, maxContact}, {"phone", r.Phone, maxNameLen}} {
+		if err := checkText(f.name, f.v, f.max); err != nil {
+			return Result{}, err
+		}
+	}
+	if r.Email != "" && (!strings.Contains(r.Email, "@") || strings.ContainsAny(r.Email, " ,;")) {
+		return Result{}, fmt.Errorf("%w: email %q is not an address", ErrInvalid, r.Email)
+	}
+	if r.Phone != "" && strings.Trim(r.Phone, "+0123456789 -()") != "" {
+		return Result{}, fmt.Errorf("%w: phone %q has characters a phone number does not", ErrInvalid, r.Phone)
+	}
+	key := "enroll:" + r.Ref
+	if r.Ref == "" {
+		r.Ref = newRef()
+		key = "enroll:" + r.Ref
+	}
+	a.resolveCard(ctx, r.Card)
+	return decodeResult[Result](a.do(ctx, key, func(o *op) (any, error) {
+		if ok, err := o.tx.Get(store.Cards, r.Card, &cardRecord{}); err != nil {
+			return nil, err
+		} else if ok {
+			return nil, fmt.Errorf("%w: %s", ErrCardExists, MaskCard(r.Card))
+		}
+		id := make([]byte, 8)
+		_, _ = rand.Read(id)
+		tier := startTier(o.doc)
+		m := &memberRecord{ID: "M-" + hex.EncodeToString(id), Name: r.Name, Email: r.Email, Phone: r.Phone, Consent: r.Consent,
+			Tier: tier, Status: statusActive, Cards: []string{r.Card}, Enrolled: o.now}
+		e := ledger.Event{Type: ledger.Enroll, Member: m.ID, Card: r.Card, Ref: r.Ref, Tier: tier,
+			Name: r.Name, Email: r.Email, Phone: r.Phone, Consent: r.Consent}
+		if err := o.appendEvent(&e); err != nil {
+			return nil, err
+		}
+		if err := o.tx.Put(store.Cards, r.Card, cardRecord{Member: m.ID}); err != nil {
+			return nil, err
+		}
+		if err := o.applyToMember(m, &e); err != nil {
+			return nil, err
+		}
+		if err := o.countEnroll(tier); err != nil {
+			return nil, err
+		}
+		return Result{Ref: r.Ref, Type: string(ledger.Enroll), Member: m.ID, Balance: m.Balance, Seq: e.Seq}, nil
+	}))
+}

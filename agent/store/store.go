@@ -1,0 +1,281 @@
+// Package store keeps the terminal's ledger in one bbolt file: events, members,
+// cards, idempotency records, stats aggregates and sync cursors.
+//
+// It is the only package that imports bbolt. It provides typed reads and
+// writes inside transactions and a group-commit writer; it decides nothing
+// about points. Every write goes through Write, which commits (fsync) before it
+// returns, so a caller told "done" survives a crash or power cut.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterr "go.etcd.io/bbolt/errors"
+)
+
+// FileName is the ledger file inside the data directory.
+const FileName = "ledger.db"
+
+const (
+	// lockTimeout bounds the wait for bbolt's file lock, so a second agent on
+	// the same directory fails fast instead of hanging.
+	lockTimeout = time.Second
+	// maxBatch caps how many writes share one commit; past it a queue of
+	// writers is drained over several commits so none waits unboundedly.
+	maxBatch = 256
+	// fileMode: ledger files hold member data and are private to the owner.
+	fileMode = 0o600
+	// schemaVersion is written at creation and checked at open.
+	schemaVersion = "1"
+)
+
+// Errors returned by Open.
+var (
+	ErrLocked  = errors.New("data directory is in use by another pos-agent")
+	ErrCorrupt = errors.New("ledger file is corrupt or not a ledger")
+	ErrClosed  = errors.New("store is closed")
+)
+
+// Bucket names.
+var (
+	bMeta      = []byte("meta")
+	bEvents    = []byte("events")
+	bRefs      = []byte("refs")
+	bCheckouts = []byte("checkouts")
+	bMembers   = []byte("members")
+	bCards     = []byte("cards")
+	bDays      = []byte("days")
+	bDayMember = []byte("day_members")
+	allBuckets = [][]byte{bMeta, bEvents, bRefs, bCheckouts, bMembers, bCards, bDays, bDayMember}
+)
+
+// Store is an open ledger file.
+type Store struct {
+	db       *bolt.DB
+	path     string
+	reqs     chan *request
+	done     chan struct{}
+	stopped  chan struct{}
+	onCommit func()
+}
+
+type request struct {
+	fn    func(*Tx) error
+	err   error
+	ready chan struct{}
+}
+
+// Open opens (creating if needed) the ledger in dir. onCommit, if not nil, is
+// called after every commit that wrote something, outside any transaction.
+//
+// A directory locked by another process is ErrLocked after about a second; a
+// file that exists but is not a readable ledger is ErrCorrupt, never replaced
+// by a new empty one.
+func Open(dir string, onCommit func()) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	existed := true
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		existed = false
+	}
+	db, err := bolt.Open(path, fileMode, &bolt.Options{Timeout: lockTimeout})
+	switch {
+	case errors.Is(err, bolterr.ErrTimeout):
+		return nil, fmt.Errorf("%w (%s)", ErrLocked, dir)
+	case errors.Is(err, bolterr.ErrInvalid), errors.Is(err, bolterr.ErrVersionMismatch), errors.Is(err, bolterr.ErrChecksum):
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	case err != nil:
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	// bbolt keeps the mode of an existing file; a ledger copied in with looser
+	// permissions is tightened.
+	if err := os.Chmod(path, fileMode); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, reqs: make(chan *request), done: make(chan struct{}), stopped: make(chan struct{}), onCommit: onCommit}
+	if err := s.init(existed); err != nil {
+		db.Close()
+		return nil, err
+	}
+	go s.writer()
+	return s, nil
+}
+
+// init creates the buckets and identity of a new ledger, or checks an existing
+// one is complete.
+func (s *Store) init(existed bool) error {
+	return s.db.Update(func(btx *bolt.Tx) error {
+		meta := btx.Bucket(bMeta)
+		if meta == nil {
+			if existed && btx.Bucket(bEvents) != nil {
+				return fmt.Errorf("%w: %s: no meta bucket", ErrCorrupt, s.path)
+			}
+			if existed {
+				// An existing file with no buckets at all may be a ledger that
+				// was created and crashed before its first commit: bbolt's
+				// initial pages are valid and empty. Anything else is foreign.
+				empty := true
+				_ = btx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+				if !empty {
+					return fmt.Errorf("%w: %s: not a ledger", ErrCorrupt, s.path)
+				}
+			}
+			for _, b := range allBuckets {
+				if _, err := btx.CreateBucket(b); err != nil {
+					return err
+				}
+			}
+			meta = btx.Bucket(bMeta)
+			epoch := make([]byte, 8)
+			if _, err := rand.Read(epoch); err != nil {
+				return err
+			}
+			term := make([]byte, 4)
+			if _, err := rand.Read(term); err != nil {
+				return err
+			}
+			for k, v := range map[string]string{
+				"schema":   schemaVersion,
+				"epoch":    hex.EncodeToString(epoch),
+				"terminal": "T-" + hex.EncodeToString(term),
+				"created":  time.Now().UTC().Format(time.RFC3339Nano),
+			} {
+				if err := meta.Put([]byte(k), []byte(v)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if v := meta.Get([]byte("schema")); string(v) != schemaVersion {
+			return fmt.Errorf("%w: %s: schema %q, want %q", ErrCorrupt, s.path, v, schemaVersion)
+		}
+		for _, b := range allBuckets {
+			if btx.Bucket(b) == nil {
+				return fmt.Errorf("%w: %s: bucket %s missing", ErrCorrupt, s.path, b)
+			}
+		}
+		return nil
+	})
+}
+
+// Close stops the writer and closes the file. Writes queued before Close are
+// committed first.
+func (s *Store) Close() error {
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	close(s.done)
+	<-s.stopped
+	return s.db.Close()
+}
+
+// Path is the ledger file's path.
+func (s *Store) Path() string { return s.path }
+
+// View runs fn in a read-only transaction. Keep it short: a long read blocks
+// the writer when the file grows.
+func (s *Store) View(fn func(*Tx) error) error {
+	return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) })
+}
+
+// Write runs fn in a read-write transaction shared with other concurrent
+// writes (group commit) and returns after the transaction is durable.
+//
+// fn must make all its checks before its first write: an error returned by a
+// fn that has not written anything fails only that write; an error after a
+// write aborts the shared transaction, which is then retried one write per
+// transaction. fn may therefore run more than once and must have no side
+// effects outside the transaction.
+func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
+	r := &request{fn: fn, ready: make(chan struct{})}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return ErrClosed
+	}
+	// Once queued, wait for the outcome whatever the context says: returning
+	// early could report failure for a write that then commits.
+	<-r.ready
+	return r.err
+}
+
+// errAbort rolls back a shared transaction whose member failed after writing.
+var errAbort = errors.New("abort batch")
+
+func (s *Store) writer() {
+	defer close(s.stopped)
+	batch := make([]*request, 0, maxBatch)
+	for {
+		select {
+		case r := <-s.reqs:
+			batch = append(batch[:0], r)
+		case <-s.done:
+			return
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) commit(batch []*request) {
+	wrote := false
+	err := s.db.Update(func(btx *bolt.Tx) error {
+		for _, r := range batch {
+			tx := &Tx{btx: btx}
+			r.err = r.fn(tx)
+			if r.err != nil && tx.dirty {
+				return errAbort
+			}
+			wrote = wrote || tx.dirty
+		}
+		return nil
+	})
+	if errors.Is(err, errAbort) {
+		wrote = false
+		for _, r := range batch {
+			tx := &Tx{}
+			r.err = s.db.Update(func(btx *bolt.Tx) error {
+				tx.btx = btx
+				return r.fn(tx)
+			})
+			wrote = wrote || (r.err == nil && tx.dirty)
+		}
+	} else if err != nil {
+		for _, r := range batch {
+			if r.err == nil {
+				r.err = fmt.Errorf("commit: %w", err)
+			}
+		}
+		wrote = false
+	}
+	for _, r := range batch {
+		close(r.ready)
+	}
+	if wrote && s.onCommit != nil {
+		s.onCommit()
+	}
+}

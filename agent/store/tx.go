@@ -1,0 +1,150 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Kind names a bucket of JSON records.
+type Kind int
+
+// The kinds of JSON records.
+const (
+	Refs      Kind = iota // idempotency key → the first result, as returned
+	Checkouts             // checkout ref → what void and refund need to reverse it
+	Members               // member id → member record
+	Cards                 // card number → card record
+	Days                  // YYYY-MM-DD → the day's aggregates
+)
+
+func (k Kind) bucket() []byte {
+	return [...][]byte{bRefs, bCheckouts, bMembers, bCards, bDays}[k]
+}
+
+// Tx is a transaction on the ledger. Values read from it are copies and stay
+// valid after the transaction ends.
+type Tx struct {
+	btx   *bolt.Tx
+	dirty bool
+}
+
+// Meta returns a metadata value ("" when unset).
+func (tx *Tx) Meta(key string) string {
+	return string(tx.btx.Bucket(bMeta).Get([]byte(key)))
+}
+
+// MetaUint returns a numeric metadata value (0 when unset).
+func (tx *Tx) MetaUint(key string) uint64 {
+	v, _ := strconv.ParseUint(tx.Meta(key), 10, 64)
+	return v
+}
+
+// SetMeta writes a metadata value.
+func (tx *Tx) SetMeta(key, value string) error {
+	tx.dirty = true
+	return tx.btx.Bucket(bMeta).Put([]byte(key), []byte(value))
+}
+
+// SetMetaUint writes a numeric metadata value.
+func (tx *Tx) SetMetaUint(key string, v uint64) error {
+	return tx.SetMeta(key, strconv.FormatUint(v, 10))
+}
+
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+// AppendEvent stores an encoded event under its sequence number. The caller
+// keeps the sequence gapless; a sequence that exists already is an error.
+func (tx *Tx) AppendEvent(seq uint64, encoded []byte) error {
+	b := tx.btx.Bucket(bEvents)
+	if b.Get(seqKey(seq)) != nil {
+		return fmt.Errorf("event %d exists already", seq)
+	}
+	tx.dirty = true
+	return b.Put(seqKey(seq), encoded)
+}
+
+// Event returns the encoded event with the given sequence, or nil.
+func (tx *Tx) Event(seq uint64) []byte {
+	return bytes.Clone(tx.btx.Bucket(bEvents).Get(seqKey(seq)))
+}
+
+// Events calls fn for each encoded event with a sequence greater than after,
+// in order, until fn returns false. The bytes passed to fn are valid only
+// during the call.
+func (tx *Tx) Events(after uint64, fn func(seq uint64, encoded []byte) bool) {
+	c := tx.btx.Bucket(bEvents).Cursor()
+	for k, v := c.Seek(seqKey(after + 1)); k != nil; k, v = c.Next() {
+		if !fn(binary.BigEndian.Uint64(k), v) {
+			return
+		}
+	}
+}
+
+// LastEventSeq returns the highest stored sequence (0 when there is none).
+func (tx *Tx) LastEventSeq() uint64 {
+	k, _ := tx.btx.Bucket(bEvents).Cursor().Last()
+	if k == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k)
+}
+
+// Get reads the record key of the given kind into v. It reports whether the
+// record exists.
+func (tx *Tx) Get(kind Kind, key string, v any) (bool, error) {
+	b := tx.btx.Bucket(kind.bucket()).Get([]byte(key))
+	if b == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return true, fmt.Errorf("%w: %s record %q: %v", ErrCorrupt, kind.bucket(), key, err)
+	}
+	return true, nil
+}
+
+// GetRaw returns the stored bytes of a record, or nil.
+func (tx *Tx) GetRaw(kind Kind, key string) []byte {
+	return bytes.Clone(tx.btx.Bucket(kind.bucket()).Get([]byte(key)))
+}
+
+// Put writes v as the record key of the given kind.
+func (tx *Tx) Put(kind Kind, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s record %q: %w", kind.bucket(), key, err)
+	}
+	return tx.PutRaw(kind, key, b)
+}
+
+// PutRaw writes bytes as the record key of the given kind.
+func (tx *Tx) PutRaw(kind Kind, key string, b []byte) error {
+	tx.dirty = true
+	return tx.btx.Bucket(kind.bucket()).Put([]byte(key), b)
+}
+
+// ForEach calls fn for every record of a kind, in key order, until fn returns
+// an error. The bytes are valid only during the call.
+func (tx *Tx) ForEach(kind Kind, fn func(key string, raw []byte) error) error {
+	return tx.btx.Bucket(kind.bucket()).ForEach(func(k, v []byte) error { return fn(string(k), v) })
+}
+
+// MarkDayMember records that member was seen on day and reports whether this
+// is the first time that day (for the unique-members figure).
+func (tx *Tx) MarkDayMember(day, member string) (bool, error) {
+	b := tx.btx.Bucket(bDayMember)
+	k := []byte(day + "/" + member)
+	if b.Get(k) != nil {
+		return false, nil
+	}
+	tx.dirty = true
+	return true, b.Put(k, nil)
+}

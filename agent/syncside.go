@@ -1,0 +1,240 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/offline-loyalty/terminal/agent/ledger"
+	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/agent/store"
+)
+
+// This file is the agent's side of the sync link: the outbox (the tail of the
+// ledger past head office's ack) and the downstream feeds.
+
+// OutboxAfter returns up to max encoded events with a sequence above after, in
+// order: the events to send to head office.
+func (a *Agent) OutboxAfter(after uint64, max int) ([][]byte, error) {
+	var out [][]byte
+	err := a.st.View(func(tx *store.Tx) error {
+		tx.Events(after, func(_ uint64, b []byte) bool {
+			out = append(out, append([]byte(nil), b...))
+			return len(out) < max
+		})
+		return nil
+	})
+	return out, err
+}
+
+// Acked returns the highest sequence head office has made durable.
+func (a *Agent) Acked() uint64 {
+	var v uint64
+	_ = a.st.View(func(tx *store.Tx) error { v = tx.MetaUint("acked"); return nil })
+	return v
+}
+
+// MarkAcked records head office's durable ack. Acks never move back, and an
+// ack past the last written sequence is refused as a protocol error.
+func (a *Agent) MarkAcked(seq uint64) error {
+	now := a.now()
+	return a.st.Write(context.Background(), func(tx *store.Tx) error {
+		if seq <= tx.MetaUint("acked") {
+			return nil
+		}
+		if last := tx.MetaUint("seq"); seq > last {
+			return fmt.Errorf("ack %d is past the last event %d", seq, last)
+		}
+		if err := tx.SetMetaUint("acked", seq); err != nil {
+			return err
+		}
+		return tx.SetMeta("last_sync", now.UTC().Format(time.RFC3339Nano))
+	})
+}
+
+// OutboxSignal receives a value after commits that add events (at most one
+// is buffered): the sync client's cue to send.
+func (a *Agent) OutboxSignal() <-chan struct{} { return a.outbox }
+
+// ObserveClock merges head office's hybrid logical clock into the terminal's.
+func (a *Agent) ObserveClock(hlc uint64) {
+	_ = a.st.Write(context.Background(), func(tx *store.Tx) error {
+		if cur := tx.MetaUint("hlc"); ledger.ObserveHLC(cur, hlc) != cur {
+			return tx.SetMetaUint("hlc", hlc)
+		}
+		return nil
+	})
+}
+
+// Cursors returns the downstream feed positions applied so far.
+func (a *Agent) Cursors() Cursors {
+	c := Cursors{Rules: a.Rules().Version}
+	_ = a.st.View(func(tx *store.Tx) error {
+		c.Members, c.Blocked = tx.MetaUint("cursor_members"), tx.MetaUint("cursor_blocked")
+		return nil
+	})
+	return c
+}
+
+// ApplyRules installs a rules document from head office if it is newer than
+// the one in force. An invalid document is refused and changes nothing.
+func (a *Agent) ApplyRules(doc []byte) error {
+	d, err := rules.Parse(doc)
+	if err != nil {
+		return err
+	}
+	applied := false
+	err = a.st.Write(context.Background(), func(tx *store.Tx) error {
+		applied = false
+		if d.Version <= a.Rules().Version {
+			return nil
+		}
+		applied = true
+		return tx.SetMeta("rules", string(doc))
+	})
+	if err != nil {
+		return err
+	}
+	if applied {
+		a.rules.Store(d)
+		a.notify(Notice{Kind: NoticeStatus})
+	}
+	return nil
+}
+
+// ApplyMembers applies head office's member snapshots and advances the
+// member-feed cursor, in one transaction.
+func (a *Agent) ApplyMembers(ms []MemberSnapshot, cursor uint64) error {
+	for _, s := range ms {
+		if s.Member == "" {
+			return errors.New("member snapshot without a member id")
+		}
+	}
+	return a.st.Write(context.Background(), func(tx *store.Tx) error {
+		o := &op{a: a, tx: tx}
+		for i := range ms {
+			if err := o.applySnapshot(&ms[i]); err != nil {
+				return err
+			}
+		}
+		if cursor > tx.MetaUint("cursor_members") {
+			return tx.SetMetaUint("cursor_members", cursor)
+		}
+		return nil
+	})
+}
+
+// applySnapshot replaces the member's base with head office's balance and
+// keeps only this terminal's changes that the snapshot does not include.
+func (o *op) applySnapshot(s *MemberSnapshot) error {
+	var m memberRecord
+	known, err := o.tx.Get(store.Members, s.Member, &m)
+	if err != nil {
+		return err
+	}
+	if known && !m.BaseAt.IsZero() && s.Taken.Before(m.BaseAt) {
+		return nil // an older snapshot than the one we have
+	}
+	oldBalance, oldTier := m.Balance, m.Tier
+	if !known {
+		m = memberRecord{ID: s.Member}
+	}
+	m.Name, m.Tier, m.Status = s.Name, s.Tier, s.Status
+	if m.Status == "" {
+		m.Status = statusActive
+	}
+	m.Base, m.BaseAt, m.AsOfSeq = s.Balance, s.Taken, s.AsOfSeq
+	kept := m.Pending[:0]
+	for _, p := range m.Pending {
+		if p.Seq > s.AsOfSeq {
+			kept = append(kept, p)
+		}
+	}
+	m.Pending = kept
+	m.Balance = m.Base + m.pendingSum()
+	m.Spend12m, m.Lifetime, m.Enrolled = s.Spend12m, s.Lifetime, s.Enrolled
+	if s.LastVisit.After(m.LastVisit) {
+		m.LastVisit = s.LastVisit
+	}
+	for _, c := range s.Cards {
+		var cr cardRecord
+		if _, err := o.tx.Get(store.Cards, c, &cr); err != nil {
+			return err
+		}
+		if cr.Member != s.Member {
+			if err := o.tx.Put(store.Cards, c, cardRecord{Member: s.Member, Blocked: cr.Blocked}); err != nil {
+				return err
+			}
+		}
+	}
+	m.Cards = s.Cards
+	if err := o.tx.Put(store.Members, m.ID, &m); err != nil {
+		return err
+	}
+	if err := o.addLiability(m.Balance - oldBalance); err != nil {
+		return err
+	}
+	if !known || oldTier != m.Tier {
+		if known {
+			if err := o.addMetaInt("tier/"+oldTier, -1); err != nil {
+				return err
+			}
+		}
+		return o.addMetaInt("tier/"+m.Tier, 1)
+	}
+	return nil
+}
+
+// ApplyBlocked applies head office's blocklist changes and advances the
+// blocklist cursor, in one transaction.
+func (a *Agent) ApplyBlocked(bs []CardBlock, cursor uint64) error {
+	return a.st.Write(context.Background(), func(tx *store.Tx) error {
+		for _, b := range bs {
+			var cr cardRecord
+			if _, err := tx.Get(store.Cards, b.Card, &cr); err != nil {
+				return err
+			}
+			cr.Blocked = b.Blocked
+			if err := tx.Put(store.Cards, b.Card, cr); err != nil {
+				return err
+			}
+		}
+		if cursor > tx.MetaUint("cursor_blocked") {
+			return tx.SetMetaUint("cursor_blocked", cursor)
+		}
+		return nil
+	})
+}
+
+// resolveCard asks head office about a card this terminal does not know, when
+// an online lookup is installed, within lookupBudget. Whatever happens, the
+// operation then goes on with what the terminal knows.
+func (a *Agent) resolveCard(ctx context.Context, card string) {
+	a.mu.Lock()
+	lookup := a.lookup
+	a.mu.Unlock()
+	if lookup == nil {
+		return
+	}
+	known := false
+	_ = a.st.View(func(tx *store.Tx) error {
+		known, _ = tx.Get(store.Cards, card, &cardRecord{})
+		return nil
+	})
+	if known {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, lookupBudget)
+	defer cancel()
+	snap, err := lookup(ctx, card)
+	if err != nil || snap == nil {
+		if err != nil {
+			a.log.Info("online lookup failed", "card", MaskCard(card), "err", err)
+		}
+		return
+	}
+	if err := a.ApplyMembers([]MemberSnapshot{*snap}, 0); err != nil {
+		a.log.Warn("online lookup: applying snapshot", "card", MaskCard(card), "err", err)
+	}
+}

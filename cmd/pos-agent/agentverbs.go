@@ -1,0 +1,344 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/agent/ledger"
+	"github.com/offline-loyalty/terminal/agent/localapi"
+	"github.com/offline-loyalty/terminal/agent/money"
+	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/agent/store"
+	"github.com/offline-loyalty/terminal/internal/cli"
+)
+
+// lockWait is how long a CLI verb run without a serving agent waits for
+// another short-lived verb to release the data directory.
+const lockWait = 5 * time.Second
+
+// dialTimeout bounds the check for a serving agent on the socket.
+const dialTimeout = 500 * time.Millisecond
+
+func agentVerbs(v map[string]cli.Verb) {
+	v["serve"] = cli.Verb{Usage: "serve [--hq URL] [--scanner PORT|sim] [--api ADDR]", Short: "run the agent without UI; blocks", Run: runServe}
+	v["earn"] = cli.Verb{Usage: "earn --card CARD --amount 12.50 [--ref REF] [--items FILE.json]", Short: "record a purchase and earn points", Run: runEarn}
+	v["redeem"] = cli.Verb{Usage: "redeem --card CARD (--reward ID | --points N) [--ref REF]", Short: "burn points for a reward or as discount", Run: runRedeem}
+	v["donate"] = cli.Verb{Usage: "donate --card CARD --points N --charity ID [--ref REF]", Short: "donate points to a charity partner", Run: runDonate}
+	v["void"] = cli.Verb{Usage: "void --ref REF", Short: "cancel a checkout of today's shift", Run: runVoid}
+	v["refund"] = cli.Verb{Usage: "refund --ref REF --amount 5.00 [--return ID]", Short: "return goods: claw back points pro rata", Run: runRefund}
+	v["enroll"] = cli.Verb{Usage: "enroll --card CARD [--name N] [--email E] [--phone P] [--consent]", Short: "enroll a new member", Run: runEnroll}
+	v["member"] = cli.Verb{Usage: "member --card CARD", Short: "show a member", Run: runMember}
+	v["status"] = cli.Verb{Usage: "status", Short: "terminal, link, queue, scanner and rules state", Run: runStatus}
+	v["stats"] = cli.Verb{Usage: "stats [--day YYYY-MM-DD]", Short: "the day's figures", Run: runStats}
+	v["export"] = cli.Verb{Usage: "export", Short: "every ledger event as JSON lines", Run: runExport}
+}
+
+// connect returns a client of the agent serving dir or, when none is, of an
+// agent opened in this process for the duration of the verb. readOnly verbs
+// refuse a directory that has no ledger instead of creating one.
+func connect(ctx context.Context, dir string, readOnly bool) (*localapi.Client, func(), error) {
+	sock := agent.SocketPath(dir)
+	if serving(sock) {
+		return localapi.Dial(sock), func() {}, nil
+	}
+	if readOnly {
+		if _, err := os.Stat(filepath.Join(dir, store.FileName)); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("no ledger in %s: nothing recorded yet", dir)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	deadline := time.Now().Add(lockWait)
+	for {
+		a, err := agent.Open(ctx, dir, agent.Options{Logger: log})
+		if err == nil {
+			return localapi.InProcess(localapi.Handler(a, log)), func() { a.Close() }, nil
+		}
+		if !errors.Is(err, store.ErrLocked) || time.Now().After(deadline) {
+			return nil, nil, err
+		}
+		if serving(sock) {
+			return localapi.Dial(sock), func() {}, nil
+		}
+	}
+}
+
+func serving(sock string) bool {
+	c, err := net.DialTimeout("unix", sock, dialTimeout)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// withClient parses the common flags, connects and runs fn.
+func withClient(ctx context.Context, fs *flag.FlagSet, c *cli.Common, args []string, readOnly bool,
+	check func() error, fn func(*localapi.Client) error) error {
+	if err := cli.Parse(fs, c, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: %s: unexpected argument %q", cli.ErrUsage, fs.Name(), fs.Arg(0))
+	}
+	if err := check(); err != nil {
+		return err
+	}
+	client, done, err := connect(ctx, c.Data, readOnly)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return fn(client)
+}
+
+func runEarn(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "earn")
+	card := fs.String("card", "", "member card number")
+	amount := fs.String("amount", "", "purchase amount, e.g. 12.50")
+	ref := fs.String("ref", "", "checkout reference (idempotency key)")
+	itemsFile := fs.String("items", "", "basket items as a JSON file")
+	var items []rules.Item
+	return withClient(ctx, fs, c, args, false, func() error {
+		if err := cli.Require("earn", map[string]string{"card": *card, "amount": *amount}); err != nil {
+			return err
+		}
+		if *itemsFile != "" {
+			var err error
+			if items, err = readItems(*itemsFile); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, func(cl *localapi.Client) error {
+		res, err := cl.Earn(ctx, agent.EarnRequest{Card: *card, Amount: *amount, Ref: *ref, Items: items})
+		if err != nil {
+			return err
+		}
+		return c.Print(res, func(w io.Writer) {
+			fmt.Fprintf(w, "%+d points for %s, balance %d (ref %s, seq %d)\n", res.Points, res.Member, res.Balance, res.Ref, res.Seq)
+			for _, l := range res.Lines {
+				fmt.Fprintf(w, "  %+d %s\n", l.Points, l.Label)
+			}
+		})
+	})
+}
+
+func printResult(c *cli.Common, res agent.Result) error {
+	return c.Print(res, func(w io.Writer) {
+		fmt.Fprintf(w, "%s: %+d points for %s, balance %d (ref %s, seq %d)\n", res.Type, res.Points, res.Member, res.Balance, res.Ref, res.Seq)
+	})
+}
+
+func runRedeem(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "redeem")
+	card := fs.String("card", "", "member card number")
+	reward := fs.String("reward", "", "catalog reward id")
+	points := fs.Int64("points", 0, "points to spend as discount")
+	ref := fs.String("ref", "", "checkout reference (idempotency key)")
+	return withClient(ctx, fs, c, args, false, func() error {
+		if err := cli.Require("redeem", map[string]string{"card": *card}); err != nil {
+			return err
+		}
+		if (*reward == "") == (*points == 0) {
+			return fmt.Errorf("%w: redeem: give exactly one of --reward or --points", cli.ErrUsage)
+		}
+		return nil
+	}, func(cl *localapi.Client) error {
+		res, err := cl.Redeem(ctx, agent.RedeemRequest{Card: *card, Reward: *reward, Points: *points, Ref: *ref})
+		if err != nil {
+			return err
+		}
+		return printResult(c, res)
+	})
+}
+
+func runDonate(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "donate")
+	card := fs.String("card", "", "member card number")
+	points := fs.Int64("points", 0, "points to donate")
+	charity := fs.String("charity", "", "charity partner id")
+	ref := fs.String("ref", "", "checkout reference (idempotency key)")
+	return withClient(ctx, fs, c, args, false, func() error {
+		return cli.Require("donate", map[string]string{"card": *card, "charity": *charity})
+	}, func(cl *localapi.Client) error {
+		res, err := cl.Donate(ctx, agent.DonateRequest{Card: *card, Points: *points, Charity: *charity, Ref: *ref})
+		if err != nil {
+			return err
+		}
+		return printResult(c, res)
+	})
+}
+
+func runVoid(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "void")
+	ref := fs.String("ref", "", "checkout reference")
+	return withClient(ctx, fs, c, args, false, func() error {
+		return cli.Require("void", map[string]string{"ref": *ref})
+	}, func(cl *localapi.Client) error {
+		res, err := cl.Void(ctx, agent.VoidRequest{Ref: *ref})
+		if err != nil {
+			return err
+		}
+		return printResult(c, res)
+	})
+}
+
+func runRefund(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "refund")
+	ref := fs.String("ref", "", "checkout reference")
+	amount := fs.String("amount", "", "amount returned, e.g. 5.00")
+	ret := fs.String("return", "", "id of this return, to tell several partial returns apart")
+	return withClient(ctx, fs, c, args, false, func() error {
+		return cli.Require("refund", map[string]string{"ref": *ref, "amount": *amount})
+	}, func(cl *localapi.Client) error {
+		res, err := cl.Refund(ctx, agent.RefundRequest{Ref: *ref, Amount: *amount, Return: *ret})
+		if err != nil {
+			return err
+		}
+		return printResult(c, res)
+	})
+}
+
+func runEnroll(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "enroll")
+	card := fs.String("card", "", "card number")
+	name := fs.String("name", "", "member name")
+	email := fs.String("email", "", "email address")
+	phone := fs.String("phone", "", "phone number")
+	consent := fs.Bool("consent", false, "the member agrees to marketing")
+	ref := fs.String("ref", "", "reference (idempotency key)")
+	return withClient(ctx, fs, c, args, false, func() error {
+		return cli.Require("enroll", map[string]string{"card": *card})
+	}, func(cl *localapi.Client) error {
+		res, err := cl.Enroll(ctx, agent.EnrollRequest{Card: *card, Name: *name, Email: *email, Phone: *phone, Consent: *consent, Ref: *ref})
+		if err != nil {
+			return err
+		}
+		return printResult(c, res)
+	})
+}
+
+func runMember(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "member")
+	card := fs.String("card", "", "card number")
+	return withClient(ctx, fs, c, args, true, func() error {
+		return cli.Require("member", map[string]string{"card": *card})
+	}, func(cl *localapi.Client) error {
+		m, err := cl.Member(ctx, *card)
+		if err != nil {
+			return err
+		}
+		return c.Print(m, func(w io.Writer) {
+			fmt.Fprintf(w, "%s %s (%s), tier %s, balance %d points", m.Member, m.Name, m.Card, m.Tier, m.Balance)
+			if m.Pending != 0 {
+				fmt.Fprintf(w, " (%+d not yet confirmed by head office)", m.Pending)
+			}
+			fmt.Fprintf(w, ", 12-month spend %s %s, status %s\n", money.Format(m.Spend12m, m.Currency), m.Currency, m.Status)
+		})
+	})
+}
+
+func runStatus(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "status")
+	return withClient(ctx, fs, c, args, true, func() error { return nil }, func(cl *localapi.Client) error {
+		s, err := cl.Status(ctx)
+		if err != nil {
+			return err
+		}
+		return c.Print(s, func(w io.Writer) {
+			link := "offline"
+			if s.Online {
+				link = "online"
+			}
+			fmt.Fprintf(w, "terminal %s store %q: %s, queue %d, scanner %s, rules v%d, seq %d\n",
+				s.Terminal, s.Store, link, s.Queue, s.Scanner, s.RulesVersion, s.Seq)
+		})
+	})
+}
+
+func runStats(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "stats")
+	day := fs.String("day", "", "day as YYYY-MM-DD (default today)")
+	return withClient(ctx, fs, c, args, true, func() error { return nil }, func(cl *localapi.Client) error {
+		s, err := cl.Stats(ctx, *day)
+		if err != nil {
+			return err
+		}
+		return c.Print(s, func(w io.Writer) {
+			fmt.Fprintf(w, "%s: %d checkouts by %d members, avg %s %s, points +%d issued -%d redeemed -%d donated, %d enrollments, queue %d\n",
+				s.Day, s.Checkouts, s.UniqueMembers, money.Format(s.AvgOrderValue, s.Currency), s.Currency,
+				s.PointsIssued, s.PointsRedeemed, s.PointsDonated, s.Enrollments, s.Sync.Queue)
+		})
+	})
+}
+
+func runExport(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "export")
+	return withClient(ctx, fs, c, args, true, func() error { return nil }, func(cl *localapi.Client) error {
+		out := bufio.NewWriter(os.Stdout)
+		defer out.Flush()
+		return cl.Export(ctx, func(line []byte) error {
+			if !c.JSON {
+				e, err := ledger.Decode(line)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(out, "%6d %s %-13s %-20s %+7d %s\n", e.Seq, e.Time.Format(time.RFC3339), e.Type, e.Member, e.Points, e.Ref)
+				return err
+			}
+			if _, err := out.Write(line); err != nil {
+				return err
+			}
+			return out.WriteByte('\n')
+		})
+	})
+}
+
+// maxItemsFile bounds the basket file read by --items.
+const maxItemsFile = 1 << 20
+
+func readItems(path string) ([]rules.Item, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--items: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxItemsFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("--items: %w", err)
+	}
+	if len(b) > maxItemsFile {
+		return nil, fmt.Errorf("--items: %s is larger than %d bytes", path, maxItemsFile)
+	}
+	// Either a bare array of items or an object {"items": [...]}.
+	var items []rules.Item
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if strings.HasPrefix(strings.TrimSpace(string(b)), "{") {
+		var wrapped struct {
+			Items []rules.Item `json:"items"`
+		}
+		err = dec.Decode(&wrapped)
+		items = wrapped.Items
+	} else {
+		err = dec.Decode(&items)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--items %s: not a JSON list of items: %v", path, err)
+	}
+	return items, nil
+}

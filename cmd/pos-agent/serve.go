@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/agent/localapi"
+	"github.com/offline-loyalty/terminal/internal/cli"
+)
+
+// serveFlags are the flags of the verbs that run the agent (serve and run).
+type serveFlags struct {
+	hq      *string
+	scanner *string
+	api     *string
+}
+
+func addServeFlags(fs interface {
+	String(name, value, usage string) *string
+}) serveFlags {
+	return serveFlags{
+		hq:      fs.String("hq", "", "head office URL (wss://host/v1/sync); default: the one saved by join"),
+		scanner: fs.String("scanner", "", "scanner serial port, or sim for the simulator"),
+		api:     fs.String("api", "", "also serve the local API on this loopback TCP address"),
+	}
+}
+
+func runServe(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "serve")
+	sf := addServeFlags(fs)
+	if err := cli.Parse(fs, c, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: serve: unexpected argument %q", cli.ErrUsage, fs.Arg(0))
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	a, err := agent.Open(ctx, c.Data, agent.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	srv, err := localapi.Listen(agent.SocketPath(c.Data), *sf.api, localapi.Handler(a, log))
+	if err != nil {
+		return err
+	}
+	id := a.Identity()
+	log.Info("pos-agent serving", "terminal", id.Terminal, "data", c.Data, "api", srv.Addrs())
+	return srv.Serve(ctx)
+}
