@@ -44,6 +44,10 @@ type Agent struct {
 
 	outbox chan struct{}
 
+	// applyMu serialises snapshot applications, whose included sums are
+	// computed before their write transaction.
+	applyMu stdsync.Mutex
+
 	mu       stdsync.Mutex
 	link     LinkState
 	scanner  string
@@ -215,7 +219,8 @@ func (a *Agent) Status() Status {
 	}
 	_ = a.st.View(func(tx *store.Tx) error {
 		s.Terminal, s.Store, s.Epoch = tx.Meta("terminal"), tx.Meta("store"), tx.Meta("epoch")
-		s.Seq, s.Acked = tx.MetaUint("seq"), tx.MetaUint("acked")
+		s.Seq, _ = tx.LastEvent()
+		s.Acked = tx.MetaUint("acked")
 		s.Queue = s.Seq - s.Acked
 		if s.Queue > 0 {
 			if e, err := ledger.Decode(tx.Event(s.Acked + 1)); err == nil {

@@ -29,7 +29,7 @@ func (a *Agent) Member(ctx context.Context, card string) (MemberView, error) {
 			return err
 		}
 		v = MemberView{Member: m.ID, Name: m.Name, Card: MaskCard(card), Tier: m.Tier, Balance: m.Balance,
-			Pending: m.pendingSum(), Enrolled: m.Enrolled, Status: m.Status, Spend12m: m.Spend12m,
+			Pending: m.Pending, Enrolled: m.Enrolled, Status: m.Status, Spend12m: m.Spend12m,
 			Lifetime: m.Lifetime, Email: m.Email, Phone: m.Phone, Consent: m.Consent, Currency: a.Rules().Currency}
 		if c.Blocked {
 			v.Status = statusBlocked

@@ -27,21 +27,27 @@ type op struct {
 	day string
 }
 
-// do runs fn as one idempotent operation under key: if key was done before,
-// the first result is returned and nothing is written; otherwise fn's event,
-// records, stats and result are committed in one transaction before do
-// returns. The result is returned as its stored JSON.
-func (a *Agent) do(ctx context.Context, key string, fn func(o *op) (any, error)) ([]byte, error) {
+// do runs fn as one idempotent operation on the checkout ref: if the
+// operation opKey was done on that checkout before, its first result is
+// returned and nothing is written; otherwise fn's event, records and stats
+// and the result are committed in one transaction before do returns. fn
+// updates the checkout record it is given; do stores it with the result. The
+// result is returned as its stored JSON.
+func (a *Agent) do(ctx context.Context, ref, opKey string, fn func(o *op, co *checkoutRecord) (any, error)) ([]byte, error) {
 	now := a.now()
 	doc := a.Rules()
 	var out []byte
 	err := a.st.Write(ctx, func(tx *store.Tx) error {
-		if raw := tx.GetRaw(store.Refs, key); raw != nil {
+		var co checkoutRecord
+		if _, err := tx.Get(store.Checkouts, ref, &co); err != nil {
+			return err
+		}
+		if raw, ok := co.Results[opKey]; ok {
 			out = raw
 			return nil
 		}
 		o := &op{a: a, tx: tx, now: now, doc: doc, day: now.In(a.loc).Format(time.DateOnly)}
-		res, err := fn(o)
+		res, err := fn(o, &co)
 		if err != nil {
 			return err
 		}
@@ -49,8 +55,13 @@ func (a *Agent) do(ctx context.Context, key string, fn func(o *op) (any, error))
 		if err != nil {
 			return fmt.Errorf("encode result: %w", err)
 		}
+		co.Ref = ref
+		if co.Results == nil {
+			co.Results = map[string]json.RawMessage{}
+		}
+		co.Results[opKey] = b
 		out = b
-		return tx.PutRaw(store.Refs, key, b)
+		return tx.Put(store.Checkouts, ref, &co)
 	})
 	return out, err
 }
@@ -69,8 +80,12 @@ func decodeResult[T any](b []byte, err error) (T, error) {
 // appendEvent gives e its place in the chain (sequence, id, clocks, identity,
 // hashes) and stores it. It is an operation's first write.
 func (o *op) appendEvent(e *ledger.Event) error {
-	seq := o.tx.MetaUint("seq") + 1
-	hlc := ledger.NextHLC(o.tx.MetaUint("hlc"), o.now)
+	last, head, lastHLC, err := chainHead(o.tx)
+	if err != nil {
+		return err
+	}
+	seq := last + 1
+	hlc := ledger.NextHLC(lastHLC, o.now)
 	e.Terminal = o.tx.Meta("terminal")
 	e.Store = o.tx.Meta("store")
 	e.Epoch = o.tx.Meta("epoch")
@@ -82,17 +97,28 @@ func (o *op) appendEvent(e *ledger.Event) error {
 	if e.Amount != 0 && e.Currency == "" {
 		e.Currency = o.doc.Currency
 	}
-	e.Seal(o.tx.Meta("head"))
-	if err := o.tx.AppendEvent(seq, e.Encode()); err != nil {
-		return err
+	e.Seal(head)
+	return o.tx.AppendEvent(seq, e.Encode())
+}
+
+// chainHead returns the last event's sequence and hash and the clock to
+// continue from: the later of the last event's and any clock observed from
+// head office since. They are read from the last event rather than kept in
+// metadata, so that an operation writes one page fewer.
+func chainHead(tx *store.Tx) (seq uint64, hash string, hlc uint64, err error) {
+	seq, b := tx.LastEvent()
+	hlc = tx.MetaUint("hlc")
+	if b == nil {
+		return 0, "", hlc, nil
 	}
-	if err := o.tx.SetMetaUint("seq", seq); err != nil {
-		return err
+	var h struct {
+		Hash string `json:"hash"`
+		HLC  uint64 `json:"hlc"`
 	}
-	if err := o.tx.SetMetaUint("hlc", hlc); err != nil {
-		return err
+	if err := json.Unmarshal(b, &h); err != nil || h.Hash == "" {
+		return 0, "", 0, fmt.Errorf("%w: last event %d: unreadable", store.ErrCorrupt, seq)
 	}
-	return o.tx.SetMeta("head", e.Hash)
+	return seq, h.Hash, max(hlc, h.HLC), nil
 }
 
 // applyToMember moves the member's balance by the event's points and saves
@@ -100,10 +126,7 @@ func (o *op) appendEvent(e *ledger.Event) error {
 func (o *op) applyToMember(m *memberRecord, e *ledger.Event) error {
 	if e.Points != 0 {
 		m.Balance += e.Points
-		m.Pending = append(m.Pending, pendingChange{Seq: e.Seq, Points: e.Points})
-		if err := o.addLiability(e.Points); err != nil {
-			return err
-		}
+		m.Pending += e.Points
 	}
 	return o.tx.Put(store.Members, m.ID, m)
 }
@@ -134,13 +157,9 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (EarnResult, error) {
 		r.Ref = newRef()
 	}
 	a.resolveCard(ctx, r.Card)
-	return decodeResult[EarnResult](a.do(ctx, "earn:"+r.Ref, func(o *op) (any, error) {
+	return decodeResult[EarnResult](a.do(ctx, r.Ref, "earn", func(o *op, co *checkoutRecord) (any, error) {
 		m, err := usableMember(o.tx, r.Card)
 		if err != nil {
-			return nil, err
-		}
-		var co checkoutRecord
-		if _, err := o.tx.Get(store.Checkouts, r.Ref, &co); err != nil {
 			return nil, err
 		}
 		if co.Member != "" && co.Member != m.ID {
@@ -155,10 +174,8 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (EarnResult, error) {
 		if err := o.appendEvent(&e); err != nil {
 			return nil, err
 		}
-		firstToday, err := o.tx.MarkDayMember(o.day, m.ID)
-		if err != nil {
-			return nil, err
-		}
+		firstToday := m.LastDay != o.day
+		m.LastDay = o.day
 		returned := !m.RedeemOpen.IsZero() && o.now.Sub(m.RedeemOpen) <= rewardReturnWindow
 		if !m.RedeemOpen.IsZero() {
 			m.RedeemOpen = time.Time{}
@@ -170,11 +187,8 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (EarnResult, error) {
 		if err := o.applyToMember(m, &e); err != nil {
 			return nil, err
 		}
-		co = checkoutRecord{Ref: r.Ref, Member: m.ID, Card: r.Card, EarnEvent: e.ID, Day: o.day, Time: o.now,
-			Amount: amount, Earned: res.Points, Burned: co.Burned}
-		if err := o.tx.Put(store.Checkouts, r.Ref, &co); err != nil {
-			return nil, err
-		}
+		co.Member, co.Card, co.EarnEvent, co.Day, co.Time = m.ID, r.Card, e.ID, o.day, o.now
+		co.Amount, co.Earned = amount, res.Points
 		if err := o.countEarn(&e, firstToday, returned); err != nil {
 			return nil, err
 		}
@@ -234,7 +248,7 @@ func (a *Agent) burn(ctx context.Context, b burn) (Result, error) {
 		b.ref = newRef()
 	}
 	a.resolveCard(ctx, b.card)
-	return decodeResult[Result](a.do(ctx, string(b.typ)+":"+b.ref, func(o *op) (any, error) {
+	return decodeResult[Result](a.do(ctx, b.ref, string(b.typ), func(o *op, co *checkoutRecord) (any, error) {
 		m, err := usableMember(o.tx, b.card)
 		if err != nil {
 			return nil, err
@@ -243,10 +257,6 @@ func (a *Agent) burn(ctx context.Context, b burn) (Result, error) {
 			return nil, fmt.Errorf("%w: balance %d, needs %d", ErrInsufficientPoints, m.Balance, b.points)
 		}
 		if err := o.checkOfflineLimit(m, b.points); err != nil {
-			return nil, err
-		}
-		var co checkoutRecord
-		if _, err := o.tx.Get(store.Checkouts, b.ref, &co); err != nil {
 			return nil, err
 		}
 		if co.Member != "" && co.Member != m.ID {
@@ -274,12 +284,9 @@ func (a *Agent) burn(ctx context.Context, b burn) (Result, error) {
 			return nil, err
 		}
 		if co.Member == "" {
-			co = checkoutRecord{Ref: b.ref, Member: m.ID, Card: b.card, Day: o.day, Time: o.now}
+			co.Member, co.Card, co.Day, co.Time = m.ID, b.card, o.day, o.now
 		}
 		co.Burned += b.points
-		if err := o.tx.Put(store.Checkouts, b.ref, &co); err != nil {
-			return nil, err
-		}
 		if err := o.countBurn(&e); err != nil {
 			return nil, err
 		}
@@ -360,8 +367,8 @@ func (a *Agent) Void(ctx context.Context, r VoidRequest) (Result, error) {
 	if err := checkRef(r.Ref); err != nil {
 		return Result{}, err
 	}
-	return decodeResult[Result](a.do(ctx, "void:"+r.Ref, func(o *op) (any, error) {
-		co, m, err := o.checkout(r.Ref)
+	return decodeResult[Result](a.do(ctx, r.Ref, "void", func(o *op, co *checkoutRecord) (any, error) {
+		m, err := o.checkoutMember(co, r.Ref)
 		if err != nil {
 			return nil, err
 		}
@@ -386,9 +393,6 @@ func (a *Agent) Void(ctx context.Context, r VoidRequest) (Result, error) {
 			return nil, err
 		}
 		co.Voided = true
-		if err := o.tx.Put(store.Checkouts, r.Ref, co); err != nil {
-			return nil, err
-		}
 		if err := o.countReversal(&e, co); err != nil {
 			return nil, err
 		}
@@ -413,12 +417,12 @@ func (a *Agent) Refund(ctx context.Context, r RefundRequest) (Result, error) {
 	if err := checkRef(r.Return); err != nil {
 		return Result{}, err
 	}
-	key := "refund:" + r.Ref + ":" + strconv.FormatInt(amount, 10)
+	key := "refund:" + strconv.FormatInt(amount, 10)
 	if r.Return != "" {
-		key = "refund:" + r.Ref + ":return:" + r.Return
+		key = "refund:return:" + r.Return
 	}
-	return decodeResult[Result](a.do(ctx, key, func(o *op) (any, error) {
-		co, m, err := o.checkout(r.Ref)
+	return decodeResult[Result](a.do(ctx, r.Ref, key, func(o *op, co *checkoutRecord) (any, error) {
+		m, err := o.checkoutMember(co, r.Ref)
 		if err != nil {
 			return nil, err
 		}
@@ -448,9 +452,6 @@ func (a *Agent) Refund(ctx context.Context, r RefundRequest) (Result, error) {
 		}
 		co.Refunded += amount
 		co.Clawed = clawTotal
-		if err := o.tx.Put(store.Checkouts, r.Ref, co); err != nil {
-			return nil, err
-		}
 		if err := o.countReversal(&e, co); err != nil {
 			return nil, err
 		}
@@ -458,24 +459,21 @@ func (a *Agent) Refund(ctx context.Context, r RefundRequest) (Result, error) {
 	}))
 }
 
-func (o *op) checkout(ref string) (*checkoutRecord, *memberRecord, error) {
-	var co checkoutRecord
-	ok, err := o.tx.Get(store.Checkouts, ref, &co)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !ok {
-		return nil, nil, fmt.Errorf("%w %q", ErrUnknownCheckout, ref)
+// checkoutMember returns the member of a checkout that void or refund
+// reverses; a ref with no purchase or burn on this terminal is unknown.
+func (o *op) checkoutMember(co *checkoutRecord, ref string) (*memberRecord, error) {
+	if co.Member == "" || (co.Amount == 0 && co.Burned == 0) {
+		return nil, fmt.Errorf("%w %q", ErrUnknownCheckout, ref)
 	}
 	var m memberRecord
-	ok, err = o.tx.Get(store.Members, co.Member, &m)
+	ok, err := o.tx.Get(store.Members, co.Member, &m)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: checkout %s points to missing member %s", store.ErrCorrupt, ref, co.Member)
+		return nil, fmt.Errorf("%w: checkout %s points to missing member %s", store.ErrCorrupt, ref, co.Member)
 	}
-	return &co, &m, nil
+	return &m, nil
 }
 
 // checkClawback refuses a reversal that would take the balance below zero when
@@ -523,13 +521,11 @@ func (a *Agent) Enroll(ctx context.Context, r EnrollRequest) (Result, error) {
 	if r.Phone != "" && strings.Trim(r.Phone, "+0123456789 -()") != "" {
 		return Result{}, fmt.Errorf("%w: phone %q has characters a phone number does not", ErrInvalid, r.Phone)
 	}
-	key := "enroll:" + r.Ref
 	if r.Ref == "" {
 		r.Ref = newRef()
-		key = "enroll:" + r.Ref
 	}
 	a.resolveCard(ctx, r.Card)
-	return decodeResult[Result](a.do(ctx, key, func(o *op) (any, error) {
+	return decodeResult[Result](a.do(ctx, r.Ref, "enroll", func(o *op, co *checkoutRecord) (any, error) {
 		if ok, err := o.tx.Get(store.Cards, r.Card, &cardRecord{}); err != nil {
 			return nil, err
 		} else if ok {
@@ -538,8 +534,9 @@ func (a *Agent) Enroll(ctx context.Context, r EnrollRequest) (Result, error) {
 		id := make([]byte, 8)
 		_, _ = rand.Read(id)
 		tier := startTier(o.doc)
+		seq, _ := o.tx.LastEvent()
 		m := &memberRecord{ID: "M-" + hex.EncodeToString(id), Name: r.Name, Email: r.Email, Phone: r.Phone, Consent: r.Consent,
-			Tier: tier, Status: statusActive, Cards: []string{r.Card}, Enrolled: o.now}
+			Tier: tier, Status: statusActive, Cards: []string{r.Card}, Enrolled: o.now, AsOfSeq: seq}
 		e := ledger.Event{Type: ledger.Enroll, Member: m.ID, Card: r.Card, Ref: r.Ref, Tier: tier,
 			Name: r.Name, Email: r.Email, Phone: r.Phone, Consent: r.Consent}
 		if err := o.appendEvent(&e); err != nil {
@@ -553,6 +550,9 @@ func (a *Agent) Enroll(ctx context.Context, r EnrollRequest) (Result, error) {
 		}
 		if err := o.countEnroll(tier); err != nil {
 			return nil, err
+		}
+		if co.Member == "" {
+			co.Member, co.Card, co.Day, co.Time = m.ID, r.Card, o.day, o.now
 		}
 		return Result{Ref: r.Ref, Type: string(ledger.Enroll), Member: m.ID, Balance: m.Balance, Seq: e.Seq}, nil
 	}))

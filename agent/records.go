@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,26 +29,28 @@ var (
 
 // memberRecord is a member as stored on this terminal: head office's last
 // snapshot (Base, taken at BaseAt, covering this terminal's events up to
-// AsOfSeq) plus this terminal's own changes since (Pending).
+// AsOfSeq) plus this terminal's own changes since (Pending). Balance is
+// always Base + Pending.
 type memberRecord struct {
-	ID        string          `json:"id"`
-	Name      string          `json:"name,omitempty"`
-	Email     string          `json:"email,omitempty"`
-	Phone     string          `json:"phone,omitempty"`
-	Consent   bool            `json:"consent,omitempty"`
-	Tier      string          `json:"tier"`
-	Status    string          `json:"status"`
-	Cards     []string        `json:"cards"`
-	Base      int64           `json:"base"`
-	BaseAt    time.Time       `json:"base_at"`
-	AsOfSeq   uint64          `json:"as_of_seq"`
-	Pending   []pendingChange `json:"pending,omitempty"`
-	Balance   int64           `json:"balance"`
-	Spend12m  int64           `json:"spend_12m"`
-	Lifetime  int64           `json:"lifetime"`
-	LastVisit time.Time       `json:"last_visit"`
-	Enrolled  time.Time       `json:"enrolled"`
-	Checkouts int64           `json:"checkouts"`
+	ID        string    `json:"id"`
+	Name      string    `json:"name,omitempty"`
+	Email     string    `json:"email,omitempty"`
+	Phone     string    `json:"phone,omitempty"`
+	Consent   bool      `json:"consent,omitempty"`
+	Tier      string    `json:"tier"`
+	Status    string    `json:"status"`
+	Cards     []string  `json:"cards"`
+	Base      int64     `json:"base"`
+	BaseAt    time.Time `json:"base_at"`
+	AsOfSeq   uint64    `json:"as_of_seq"`
+	Pending   int64     `json:"pending"` // sum of this terminal's changes past AsOfSeq, kept per event in the pending bucket
+	Balance   int64     `json:"balance"`
+	Spend12m  int64     `json:"spend_12m"`
+	Lifetime  int64     `json:"lifetime"`
+	LastVisit time.Time `json:"last_visit"`
+	Enrolled  time.Time `json:"enrolled"`
+	Checkouts int64     `json:"checkouts"`
+	LastDay   string    `json:"last_day,omitempty"` // last day with a checkout here, for unique members a day
 	// BurnDay and BurnedDay count points burned on this terminal on one day,
 	// for the offline redemption limit.
 	BurnDay   string `json:"burn_day,omitempty"`
@@ -57,28 +60,15 @@ type memberRecord struct {
 	RedeemOpen time.Time `json:"redeem_open"`
 }
 
-// pendingChange is one of this terminal's changes to a member's balance that
-// head office's snapshot does not include yet.
-type pendingChange struct {
-	Seq    uint64 `json:"s"`
-	Points int64  `json:"p"`
-}
-
-func (m *memberRecord) pendingSum() int64 {
-	var s int64
-	for _, p := range m.Pending {
-		s += p.Points
-	}
-	return s
-}
-
 // cardRecord maps a card number to its member.
 type cardRecord struct {
 	Member  string `json:"member"`
 	Blocked bool   `json:"blocked,omitempty"`
 }
 
-// checkoutRecord is what void and refund need to know about a checkout.
+// checkoutRecord is a checkout as this terminal knows it: what void and
+// refund need to reverse it, and the first result of every operation done
+// under its ref, which retries return (idempotency).
 type checkoutRecord struct {
 	Ref       string    `json:"ref"`
 	Member    string    `json:"member"`
@@ -92,6 +82,10 @@ type checkoutRecord struct {
 	Refunded  int64     `json:"refunded"` // amount returned so far
 	Clawed    int64     `json:"clawed"`   // points clawed back by refunds so far
 	Voided    bool      `json:"voided,omitempty"`
+	// Results holds the first result of each operation on the checkout:
+	// "earn", "redeem", "burn_discount", "donate", "void", "enroll",
+	// "refund:<amount>" or "refund:return:<id>".
+	Results map[string]json.RawMessage `json:"results,omitempty"`
 }
 
 // MaskCard hides all but the last four characters of a card number, for logs

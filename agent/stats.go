@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sort"
 	"strconv"
@@ -23,41 +24,67 @@ const topRewardsShown = 5
 const breakageBP = 2000
 
 // dayRecord holds one day's aggregates, updated in the transaction of every
-// event so that reading them never scans the ledger.
+// event so that reading them never scans the ledger. It is written on every
+// checkout, so it has a fixed binary layout (dayRecordSize bytes) instead of
+// JSON; the per-reward counts, written only on redemptions, are a separate
+// record under the day's key plus rewardsSuffix.
 type dayRecord struct {
-	Checkouts       int64            `json:"checkouts"`
-	MemberCheckouts int64            `json:"member_checkouts"`
-	UniqueMembers   int64            `json:"unique_members"`
-	MemberSpend     int64            `json:"member_spend"`
-	Issued          int64            `json:"issued"`
-	Redeemed        int64            `json:"redeemed"`
-	Donated         int64            `json:"donated"`
-	Expired         int64            `json:"expired"`
-	Reversed        int64            `json:"reversed"`
-	Enrollments     int64            `json:"enrollments"`
-	Voids           int64            `json:"voids"`
-	Refunds         int64            `json:"refunds"`
-	WelcomeBack     int64            `json:"welcome_back"`
-	Hours           [24]HourStats    `json:"hours"`
-	Rewards         map[string]int64 `json:"rewards,omitempty"`
+	Checkouts       int64
+	MemberCheckouts int64
+	UniqueMembers   int64
+	MemberSpend     int64
+	Issued          int64
+	Redeemed        int64
+	Donated         int64
+	Expired         int64
+	Reversed        int64
+	Enrollments     int64
+	Voids           int64
+	Refunds         int64
+	WelcomeBack     int64
+	Liability       int64 // net change of members' outstanding points
+	Hours           [24]HourStats
+}
+
+const (
+	dayRecordSize = (14 + 24*4) * 8
+	rewardsSuffix = "/rewards"
+)
+
+func (d *dayRecord) encode() []byte {
+	b, err := binary.Append(make([]byte, 0, dayRecordSize), binary.BigEndian, d)
+	if err != nil {
+		panic("agent: day record layout: " + err.Error()) // fixed-size struct of int64s
+	}
+	return b
+}
+
+func decodeDay(b []byte) (dayRecord, error) {
+	var d dayRecord
+	if b == nil {
+		return d, nil
+	}
+	if len(b) != dayRecordSize {
+		return d, fmt.Errorf("%w: day record of %d bytes, want %d", store.ErrCorrupt, len(b), dayRecordSize)
+	}
+	_, err := binary.Decode(b, binary.BigEndian, &d)
+	return d, err
 }
 
 // updateDay applies fn to the aggregates of the day of the operation.
 func (o *op) updateDay(fn func(d *dayRecord, h *HourStats)) error {
-	var d dayRecord
-	if _, err := o.tx.Get(store.Days, o.day, &d); err != nil {
+	d, err := decodeDay(o.tx.GetBytes(store.Days, o.day))
+	if err != nil {
 		return err
 	}
 	fn(&d, &d.Hours[o.now.In(o.a.loc).Hour()])
-	return o.tx.Put(store.Days, o.day, &d)
+	return o.tx.PutBytes(store.Days, o.day, d.encode())
 }
 
 func (o *op) addMetaInt(key string, delta int64) error {
 	v, _ := strconv.ParseInt(o.tx.Meta(key), 10, 64)
 	return o.tx.SetMeta(key, strconv.FormatInt(v+delta, 10))
 }
-
-func (o *op) addLiability(points int64) error { return o.addMetaInt("liability_points", points) }
 
 func (o *op) countEarn(e *ledger.Event, firstToday, returned bool) error {
 	if returned {
@@ -82,6 +109,7 @@ func (o *op) countEarn(e *ledger.Event, firstToday, returned bool) error {
 		}
 		d.MemberSpend += e.Amount
 		d.Issued += e.Points
+		d.Liability += e.Points
 		h.Checkouts++
 		h.MemberCheckouts++
 		h.PointsIssued += e.Points
@@ -91,25 +119,32 @@ func (o *op) countEarn(e *ledger.Event, firstToday, returned bool) error {
 func (o *op) countRedeemer() error { return o.addMetaInt("rr_redeemers", 1) }
 
 func (o *op) countBurn(e *ledger.Event) error {
-	return o.updateDay(func(d *dayRecord, h *HourStats) {
+	if err := o.updateDay(func(d *dayRecord, h *HourStats) {
+		d.Liability += e.Points
 		switch e.Type {
 		case ledger.Donate:
 			d.Donated += -e.Points
 		default:
 			d.Redeemed += -e.Points
 			h.PointsRedeemed += -e.Points
-			if e.Reward != "" {
-				if d.Rewards == nil {
-					d.Rewards = map[string]int64{}
-				}
-				d.Rewards[e.Reward]++
-			}
 		}
-	})
+	}); err != nil {
+		return err
+	}
+	if e.Reward == "" {
+		return nil
+	}
+	rewards := map[string]int64{}
+	if _, err := o.tx.Get(store.Days, o.day+rewardsSuffix, &rewards); err != nil {
+		return err
+	}
+	rewards[e.Reward]++
+	return o.tx.Put(store.Days, o.day+rewardsSuffix, rewards)
 }
 
 func (o *op) countReversal(e *ledger.Event, co *checkoutRecord) error {
 	return o.updateDay(func(d *dayRecord, _ *HourStats) {
+		d.Liability += e.Points
 		if e.Type == ledger.Void {
 			d.Voids++
 			if co.Day == o.day && co.Amount > 0 {
@@ -147,15 +182,31 @@ func (a *Agent) Stats(day string) (Stats, error) {
 	s := Stats{Day: day, Terminal: st.Terminal, Store: st.Store, Currency: doc.Currency, TierDistribution: map[string]int{},
 		Sync: SyncHealth{Queue: st.Queue, OldestUnsent: st.OldestUnsent, LastSync: st.LastSync}}
 	var d dayRecord
+	rewards := map[string]int64{}
 	err := a.st.View(func(tx *store.Tx) error {
-		if _, err := tx.Get(store.Days, day, &d); err != nil {
+		var err error
+		if d, err = decodeDay(tx.GetBytes(store.Days, day)); err != nil {
+			return err
+		}
+		if _, err := tx.Get(store.Days, day+rewardsSuffix, &rewards); err != nil {
 			return err
 		}
 		for _, t := range tierIDs(doc) {
 			n, _ := strconv.Atoi(tx.Meta("tier/" + t))
 			s.TierDistribution[t] = n
 		}
-		s.LiabilityPoints, _ = strconv.ParseInt(tx.Meta("liability_points"), 10, 64)
+		// Outstanding points are the sum of every day's net change: a few
+		// hundred small records a year, never the ledger.
+		if err := tx.ForEach(store.Days, func(key string, raw []byte) error {
+			if strings.HasSuffix(key, rewardsSuffix) {
+				return nil
+			}
+			dr, err := decodeDay(raw)
+			s.LiabilityPoints += dr.Liability
+			return err
+		}); err != nil {
+			return err
+		}
 		redeemers, _ := strconv.ParseInt(tx.Meta("rr_redeemers"), 10, 64)
 		returned, _ := strconv.ParseInt(tx.Meta("rr_returned"), 10, 64)
 		s.RewardReturnBP = ratioBP(returned, redeemers)
@@ -177,7 +228,7 @@ func (a *Agent) Stats(day string) (Stats, error) {
 	s.RedemptionRateBP = ratioBP(d.Redeemed, d.Issued)
 	s.Enrollments, s.Voids, s.Refunds, s.WelcomeBack = d.Enrollments, d.Voids, d.Refunds, d.WelcomeBack
 	s.Hours = d.Hours
-	for r, n := range d.Rewards {
+	for r, n := range rewards {
 		s.TopRewards = append(s.TopRewards, RewardCount{Reward: r, Count: n})
 	}
 	sort.Slice(s.TopRewards, func(i, j int) bool {

@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent/ledger"
@@ -43,7 +45,7 @@ func (a *Agent) MarkAcked(seq uint64) error {
 		if seq <= tx.MetaUint("acked") {
 			return nil
 		}
-		if last := tx.MetaUint("seq"); seq > last {
+		if last, _ := tx.LastEvent(); seq > last {
 			return fmt.Errorf("ack %d is past the last event %d", seq, last)
 		}
 		if err := tx.SetMetaUint("acked", seq); err != nil {
@@ -111,10 +113,17 @@ func (a *Agent) ApplyMembers(ms []MemberSnapshot, cursor uint64) error {
 			return errors.New("member snapshot without a member id")
 		}
 	}
+	a.applyMu.Lock()
+	defer a.applyMu.Unlock()
+	included, err := a.includedPoints(ms)
+	if err != nil {
+		return err
+	}
 	return a.st.Write(context.Background(), func(tx *store.Tx) error {
-		o := &op{a: a, tx: tx}
+		o := &op{a: a, tx: tx, now: a.now()}
+		o.day = o.now.In(a.loc).Format(time.DateOnly)
 		for i := range ms {
-			if err := o.applySnapshot(&ms[i]); err != nil {
+			if err := o.applySnapshot(&ms[i], included[ms[i].Member]); err != nil {
 				return err
 			}
 		}
@@ -125,16 +134,68 @@ func (a *Agent) ApplyMembers(ms []MemberSnapshot, cursor uint64) error {
 	})
 }
 
+// includedPoints sums, per member, this terminal's events that a snapshot
+// includes and the member's record does not yet (sequence in the record's
+// AsOfSeq, the snapshot's AsOfSeq]. It reads in a read transaction, outside
+// the writer, so that checkouts never wait on it; events in that range never
+// change, and events written meanwhile come after it.
+func (a *Agent) includedPoints(ms []MemberSnapshot) (map[string]int64, error) {
+	type span struct{ lo, hi uint64 }
+	spans := map[string]span{}
+	sums := map[string]int64{}
+	err := a.st.View(func(tx *store.Tx) error {
+		last, _ := tx.LastEvent()
+		lo, hi := uint64(math.MaxUint64), uint64(0)
+		for _, s := range ms {
+			var m memberRecord
+			ok, err := tx.Get(store.Members, s.Member, &m)
+			if err != nil {
+				return err
+			}
+			top := min(s.AsOfSeq, last)
+			if !ok || top <= m.AsOfSeq {
+				continue
+			}
+			spans[s.Member] = span{m.AsOfSeq, top}
+			lo, hi = min(lo, m.AsOfSeq), max(hi, top)
+		}
+		if len(spans) == 0 {
+			return nil
+		}
+		var decodeErr error
+		tx.Events(lo, func(seq uint64, b []byte) bool {
+			if seq > hi {
+				return false
+			}
+			var e struct {
+				Member string `json:"member"`
+				Points int64  `json:"points"`
+			}
+			if err := json.Unmarshal(b, &e); err != nil {
+				decodeErr = fmt.Errorf("%w: event %d: %v", store.ErrCorrupt, seq, err)
+				return false
+			}
+			if sp, ok := spans[e.Member]; ok && seq > sp.lo && seq <= sp.hi {
+				sums[e.Member] += e.Points
+			}
+			return true
+		})
+		return decodeErr
+	})
+	return sums, err
+}
+
 // applySnapshot replaces the member's base with head office's balance and
-// keeps only this terminal's changes that the snapshot does not include.
-func (o *op) applySnapshot(s *MemberSnapshot) error {
+// keeps, as pending, only this terminal's changes the snapshot does not
+// include (included is the sum of those it includes that were pending).
+func (o *op) applySnapshot(s *MemberSnapshot, included int64) error {
 	var m memberRecord
 	known, err := o.tx.Get(store.Members, s.Member, &m)
 	if err != nil {
 		return err
 	}
-	if known && !m.BaseAt.IsZero() && s.Taken.Before(m.BaseAt) {
-		return nil // an older snapshot than the one we have
+	if known && (s.AsOfSeq < m.AsOfSeq || (!m.BaseAt.IsZero() && s.Taken.Before(m.BaseAt))) {
+		return nil // older than what the terminal has
 	}
 	oldBalance, oldTier := m.Balance, m.Tier
 	if !known {
@@ -144,15 +205,12 @@ func (o *op) applySnapshot(s *MemberSnapshot) error {
 	if m.Status == "" {
 		m.Status = statusActive
 	}
-	m.Base, m.BaseAt, m.AsOfSeq = s.Balance, s.Taken, s.AsOfSeq
-	kept := m.Pending[:0]
-	for _, p := range m.Pending {
-		if p.Seq > s.AsOfSeq {
-			kept = append(kept, p)
-		}
+	if last, _ := o.tx.LastEvent(); s.AsOfSeq > m.AsOfSeq {
+		m.AsOfSeq = min(s.AsOfSeq, last)
 	}
-	m.Pending = kept
-	m.Balance = m.Base + m.pendingSum()
+	m.Pending -= included
+	m.Base, m.BaseAt = s.Balance, s.Taken
+	m.Balance = m.Base + m.Pending
 	m.Spend12m, m.Lifetime, m.Enrolled = s.Spend12m, s.Lifetime, s.Enrolled
 	if s.LastVisit.After(m.LastVisit) {
 		m.LastVisit = s.LastVisit
@@ -172,8 +230,10 @@ func (o *op) applySnapshot(s *MemberSnapshot) error {
 	if err := o.tx.Put(store.Members, m.ID, &m); err != nil {
 		return err
 	}
-	if err := o.addLiability(m.Balance - oldBalance); err != nil {
-		return err
+	if d := m.Balance - oldBalance; d != 0 {
+		if err := o.updateDay(func(day *dayRecord, _ *HourStats) { day.Liability += d }); err != nil {
+			return err
+		}
 	}
 	if !known || oldTier != m.Tier {
 		if known {

@@ -19,6 +19,9 @@ import (
 // maxLine bounds one exported event line read by the client.
 const maxLine = 1 << 20
 
+// maxIdleConns is how many idle connections a client keeps to the agent.
+const maxIdleConns = 16
+
 // Client calls the local API.
 type Client struct {
 	hc *http.Client
@@ -27,10 +30,14 @@ type Client struct {
 // Dial returns a client for the agent serving the unix socket at socketPath.
 // It does not connect until the first call.
 func Dial(socketPath string) *Client {
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", socketPath)
-	}}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socketPath)
+		},
+		// A POS and the UI may call concurrently; keep their connections.
+		MaxIdleConnsPerHost: maxIdleConns,
+	}
 	return &Client{hc: &http.Client{Transport: tr}}
 }
 

@@ -45,17 +45,16 @@ var (
 	ErrClosed  = errors.New("store is closed")
 )
 
-// Bucket names.
+// Bucket names. They are few on purpose: each bucket an operation touches is
+// at least one more page written and synced per commit.
 var (
 	bMeta      = []byte("meta")
 	bEvents    = []byte("events")
-	bRefs      = []byte("refs")
 	bCheckouts = []byte("checkouts")
 	bMembers   = []byte("members")
 	bCards     = []byte("cards")
 	bDays      = []byte("days")
-	bDayMember = []byte("day_members")
-	allBuckets = [][]byte{bMeta, bEvents, bRefs, bCheckouts, bMembers, bCards, bDays, bDayMember}
+	allBuckets = [][]byte{bMeta, bEvents, bCheckouts, bMembers, bCards, bDays}
 )
 
 // Store is an open ledger file.

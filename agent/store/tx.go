@@ -15,15 +15,14 @@ type Kind int
 
 // The kinds of JSON records.
 const (
-	Refs      Kind = iota // idempotency key → the first result, as returned
-	Checkouts             // checkout ref → what void and refund need to reverse it
+	Checkouts Kind = iota // checkout ref → its state and the first result of each operation on it
 	Members               // member id → member record
 	Cards                 // card number → card record
 	Days                  // YYYY-MM-DD → the day's aggregates
 )
 
 func (k Kind) bucket() []byte {
-	return [...][]byte{bRefs, bCheckouts, bMembers, bCards, bDays}[k]
+	return [...][]byte{bCheckouts, bMembers, bCards, bDays}[k]
 }
 
 // Tx is a transaction on the ledger. Values read from it are copies and stay
@@ -89,13 +88,14 @@ func (tx *Tx) Events(after uint64, fn func(seq uint64, encoded []byte) bool) {
 	}
 }
 
-// LastEventSeq returns the highest stored sequence (0 when there is none).
-func (tx *Tx) LastEventSeq() uint64 {
-	k, _ := tx.btx.Bucket(bEvents).Cursor().Last()
+// LastEvent returns the highest stored sequence and its encoded event (0 and
+// nil when there is none).
+func (tx *Tx) LastEvent() (uint64, []byte) {
+	k, v := tx.btx.Bucket(bEvents).Cursor().Last()
 	if k == nil {
-		return 0
+		return 0, nil
 	}
-	return binary.BigEndian.Uint64(k)
+	return binary.BigEndian.Uint64(k), bytes.Clone(v)
 }
 
 // Get reads the record key of the given kind into v. It reports whether the
@@ -111,9 +111,15 @@ func (tx *Tx) Get(kind Kind, key string, v any) (bool, error) {
 	return true, nil
 }
 
-// GetRaw returns the stored bytes of a record, or nil.
-func (tx *Tx) GetRaw(kind Kind, key string) []byte {
+// GetBytes returns the stored bytes of a record (a copy), or nil.
+func (tx *Tx) GetBytes(kind Kind, key string) []byte {
 	return bytes.Clone(tx.btx.Bucket(kind.bucket()).Get([]byte(key)))
+}
+
+// PutBytes writes bytes as the record key of the given kind.
+func (tx *Tx) PutBytes(kind Kind, key string, b []byte) error {
+	tx.dirty = true
+	return tx.btx.Bucket(kind.bucket()).Put([]byte(key), b)
 }
 
 // Put writes v as the record key of the given kind.
@@ -122,11 +128,6 @@ func (tx *Tx) Put(kind Kind, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s record %q: %w", kind.bucket(), key, err)
 	}
-	return tx.PutRaw(kind, key, b)
-}
-
-// PutRaw writes bytes as the record key of the given kind.
-func (tx *Tx) PutRaw(kind Kind, key string, b []byte) error {
 	tx.dirty = true
 	return tx.btx.Bucket(kind.bucket()).Put([]byte(key), b)
 }
@@ -135,16 +136,4 @@ func (tx *Tx) PutRaw(kind Kind, key string, b []byte) error {
 // an error. The bytes are valid only during the call.
 func (tx *Tx) ForEach(kind Kind, fn func(key string, raw []byte) error) error {
 	return tx.btx.Bucket(kind.bucket()).ForEach(func(k, v []byte) error { return fn(string(k), v) })
-}
-
-// MarkDayMember records that member was seen on day and reports whether this
-// is the first time that day (for the unique-members figure).
-func (tx *Tx) MarkDayMember(day, member string) (bool, error) {
-	b := tx.btx.Bucket(bDayMember)
-	k := []byte(day + "/" + member)
-	if b.Get(k) != nil {
-		return false, nil
-	}
-	tx.dirty = true
-	return true, b.Put(k, nil)
 }

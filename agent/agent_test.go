@@ -1,0 +1,485 @@
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/agent/ledger"
+	"github.com/offline-loyalty/terminal/agent/store"
+)
+
+const card = "4000000000000002"
+
+// clock is a settable wall clock for tests.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newClock() *clock {
+	return &clock{t: time.Date(2026, 11, 24, 10, 30, 0, 0, time.UTC)}
+}
+
+func open(t testing.TB, dir string, c *clock) *agent.Agent {
+	t.Helper()
+	opts := agent.Options{Location: time.UTC}
+	if c != nil {
+		opts.Now = c.now
+	}
+	a, err := agent.Open(context.Background(), dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+func enroll(t testing.TB, a *agent.Agent, card string) agent.Result {
+	t.Helper()
+	r, err := a.Enroll(context.Background(), agent.EnrollRequest{Card: card, Name: "Ada", Email: "ada@example.com", Consent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// events decodes and verifies the whole ledger.
+func events(t testing.TB, a *agent.Agent) []ledger.Event {
+	t.Helper()
+	var out []ledger.Event
+	prevSeq, prevHash := uint64(0), ""
+	err := a.Export(func(b []byte) error {
+		e, err := ledger.Decode(b)
+		if err != nil {
+			return err
+		}
+		if err := ledger.Verify(e, prevSeq, prevHash); err != nil {
+			return err
+		}
+		prevSeq, prevHash = e.Seq, e.Hash
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestFlowExactNumbers(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	a := open(t, t.TempDir(), c)
+	enroll(t, a, card)
+
+	earn, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "212.99", Ref: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if earn.Points != 212 || earn.Balance != 212 || earn.Seq != 2 {
+		t.Fatalf("earn = %+v", earn)
+	}
+	red, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Reward: "coffee", Ref: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if red.Points != -150 || red.Balance != 62 {
+		t.Fatalf("redeem = %+v", red)
+	}
+	disc, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Points: 0})
+	if !errors.Is(err, agent.ErrInvalid) {
+		t.Fatalf("redeem of nothing: %+v, %v", disc, err)
+	}
+	// A refund of a third of the purchase claws back a third of its points,
+	// rounding so that returning the rest claws back exactly the remainder.
+	ref1, err := a.Refund(ctx, agent.RefundRequest{Ref: "r1", Amount: "71.00"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref1.Points != -70 { // floor(212 * 7100 / 21299) = 70
+		t.Fatalf("first refund = %+v", ref1)
+	}
+	ref2, err := a.Refund(ctx, agent.RefundRequest{Ref: "r1", Amount: "141.99"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref2.Points != -142 || ref2.Balance != 62-70-142 {
+		t.Fatalf("second refund = %+v", ref2)
+	}
+	if _, err := a.Refund(ctx, agent.RefundRequest{Ref: "r1", Amount: "0.01"}); !errors.Is(err, agent.ErrRefund) {
+		t.Fatalf("refund past the purchase: %v", err)
+	}
+
+	earn2, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "1000", Ref: "r2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	don, err := a.Donate(ctx, agent.DonateRequest{Card: card, Points: 100, Charity: "trees", Ref: "r2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	disc, err = a.Redeem(ctx, agent.RedeemRequest{Card: card, Points: 300, Ref: "r2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if disc.Value != 300 || disc.Type != "burn_discount" {
+		t.Fatalf("discount = %+v", disc)
+	}
+	// Voiding r2 claws back its 1000 points and gives back the 400 burned.
+	void, err := a.Void(ctx, agent.VoidRequest{Ref: "r2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if void.Points != -600 || void.Balance != earn2.Balance-100-300-600 {
+		t.Fatalf("void = %+v (earn2 %+v, donate %+v)", void, earn2, don)
+	}
+
+	m, err := a.Member(ctx, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, e := range events(t, a) {
+		sum += e.Points
+	}
+	if m.Balance != sum || m.Balance != -150 {
+		t.Fatalf("balance %d, sum of events %d", m.Balance, sum)
+	}
+	if m.Card != "************0002" || m.Spend12m != 0 {
+		t.Fatalf("member = %+v", m)
+	}
+
+	s, err := a.Stats("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := agent.Stats{Checkouts: 1, MemberCheckouts: 1, UniqueMembers: 1, PointsIssued: 1212, PointsRedeemed: 450,
+		PointsDonated: 100, PointsReversed: 812, Enrollments: 1, Voids: 1, Refunds: 2, RedemptionRateBP: 3712}
+	got := agent.Stats{Checkouts: s.Checkouts, MemberCheckouts: s.MemberCheckouts, UniqueMembers: s.UniqueMembers,
+		PointsIssued: s.PointsIssued, PointsRedeemed: s.PointsRedeemed, PointsDonated: s.PointsDonated,
+		PointsReversed: s.PointsReversed, Enrollments: s.Enrollments, Voids: s.Voids, Refunds: s.Refunds,
+		RedemptionRateBP: s.RedemptionRateBP}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("stats\n got %+v\nwant %+v", got, want)
+	}
+	if s.Hours[10].PointsIssued != 1212 || s.TopRewards[0] != (agent.RewardCount{Reward: "coffee", Count: 1}) {
+		t.Fatalf("hours/top rewards: %+v %+v", s.Hours[10], s.TopRewards)
+	}
+}
+
+func TestIdempotentAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a := open(t, dir, nil)
+	enroll(t, a, card)
+	first, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "10", Ref: "same"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "99", Ref: "same"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(first) != fmt.Sprint(again) {
+		t.Fatalf("retry returned %+v, first %+v", again, first)
+	}
+	a.Close()
+	b := open(t, dir, nil)
+	after, err := b.Earn(ctx, agent.EarnRequest{Card: card, Amount: "10", Ref: "same"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(first) != fmt.Sprint(after) {
+		t.Fatalf("retry after restart returned %+v, first %+v", after, first)
+	}
+	if n := len(events(t, b)); n != 2 {
+		t.Fatalf("%d events, want enroll + one earn", n)
+	}
+}
+
+func TestConcurrentSameRef(t *testing.T) {
+	ctx := context.Background()
+	a := open(t, t.TempDir(), nil)
+	enroll(t, a, card)
+	var wg sync.WaitGroup
+	results := make([]agent.EarnResult, 16)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "5", Ref: "dup"})
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = r
+		}()
+	}
+	wg.Wait()
+	for _, r := range results {
+		if fmt.Sprint(r) != fmt.Sprint(results[0]) {
+			t.Fatalf("results differ: %+v vs %+v", r, results[0])
+		}
+	}
+	if n := len(events(t, a)); n != 2 {
+		t.Fatalf("%d events, want 2", n)
+	}
+}
+
+func TestBadInputWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	a := open(t, t.TempDir(), nil)
+	enroll(t, a, card)
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "1", Ref: "paid"}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(events(t, a))
+	cases := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"negative", func() error { _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "-5"}); return err }, agent.ErrInvalid},
+		{"letters", func() error { _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "abc"}); return err }, agent.ErrInvalid},
+		{"exponent", func() error { _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "1e3"}); return err }, agent.ErrInvalid},
+		{"precision", func() error { _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "12.345"}); return err }, agent.ErrInvalid},
+		{"overflow", func() error {
+			_, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "99999999999999999999"})
+			return err
+		}, agent.ErrInvalid},
+		{"empty", func() error { _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: ""}); return err }, agent.ErrInvalid},
+		{"unknown card", func() error { _, err := a.Earn(ctx, agent.EarnRequest{Card: "123", Amount: "5"}); return err }, agent.ErrUnknownCard},
+		{"control char card", func() error { _, err := a.Earn(ctx, agent.EarnRequest{Card: "12\n3", Amount: "5"}); return err }, agent.ErrInvalid},
+		{"over balance", func() error { _, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Reward: "coffee"}); return err }, agent.ErrInsufficientPoints},
+		{"unknown reward", func() error { _, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Reward: "yacht"}); return err }, agent.ErrUnknownReward},
+		{"discount step", func() error { _, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Points: 150}); return err }, agent.ErrInvalid},
+		{"unknown charity", func() error {
+			_, err := a.Donate(ctx, agent.DonateRequest{Card: card, Points: 1, Charity: "x"})
+			return err
+		}, agent.ErrUnknownCharity},
+		{"donate over balance", func() error {
+			_, err := a.Donate(ctx, agent.DonateRequest{Card: card, Points: 2, Charity: "trees"})
+			return err
+		}, agent.ErrInsufficientPoints},
+		{"void unknown", func() error { _, err := a.Void(ctx, agent.VoidRequest{Ref: "nope"}); return err }, agent.ErrUnknownCheckout},
+		{"refund too much", func() error { _, err := a.Refund(ctx, agent.RefundRequest{Ref: "paid", Amount: "2"}); return err }, agent.ErrRefund},
+		{"enroll twice", func() error { _, err := a.Enroll(ctx, agent.EnrollRequest{Card: card}); return err }, agent.ErrCardExists},
+		{"bad email", func() error {
+			_, err := a.Enroll(ctx, agent.EnrollRequest{Card: "555", Email: "not an email"})
+			return err
+		}, agent.ErrInvalid},
+	}
+	for _, tc := range cases {
+		err := tc.call()
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: error %v, want %v", tc.name, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error is not one line: %q", tc.name, err)
+		}
+	}
+	if after := len(events(t, a)); after != before {
+		t.Fatalf("bad input wrote %d events", after-before)
+	}
+}
+
+func TestOfflineLimitAndSnapshots(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	a := open(t, t.TempDir(), c)
+	r := enroll(t, a, card)
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "5000", Ref: "big"}); err != nil {
+		t.Fatal(err)
+	}
+	// Never synced: the default limit of 2000 points a day applies.
+	if _, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Reward: "voucher20"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Reward: "tote"})
+	if !errors.Is(err, agent.ErrOfflineLimit) || !strings.Contains(err.Error(), "200 of 2000 points left today") {
+		t.Fatalf("over the offline limit: %v", err)
+	}
+	// Head office's fresh snapshot includes the earn (seq 2) but not the
+	// redeem (seq 3): the balance is the snapshot plus the terminal's redeem.
+	err = a.ApplyMembers([]agent.MemberSnapshot{{Member: r.Member, Cards: []string{card}, Tier: "gold", Balance: 5300,
+		AsOfSeq: 2, Taken: c.now(), Status: "active"}}, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := a.Member(ctx, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Balance != 5300-1800 || m.Pending != -1800 || m.Tier != "gold" {
+		t.Fatalf("after snapshot: %+v", m)
+	}
+	if a.Cursors().Members != 7 {
+		t.Fatalf("cursor = %d", a.Cursors().Members)
+	}
+	// With a current snapshot the limit does not apply.
+	if _, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Reward: "tote"}); err != nil {
+		t.Fatal(err)
+	}
+	// A day later the snapshot is stale again, and the limit is a new day's.
+	c.add(25 * time.Hour)
+	if _, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Reward: "voucher20"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Reward: "tote"}); !errors.Is(err, agent.ErrOfflineLimit) {
+		t.Fatalf("stale again: %v", err)
+	}
+	// Blocking the card stops it.
+	if err := a.ApplyBlocked([]agent.CardBlock{{Card: card, Blocked: true}}, 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "1"}); !errors.Is(err, agent.ErrBlockedCard) {
+		t.Fatalf("blocked card: %v", err)
+	}
+}
+
+func TestOnlineLookup(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	a := open(t, t.TempDir(), c)
+	const other = "7000000000001"
+	a.SetLookup(func(ctx context.Context, card string) (*agent.MemberSnapshot, error) {
+		if card != other {
+			return nil, nil
+		}
+		return &agent.MemberSnapshot{Member: "M-remote", Cards: []string{other}, Tier: "silver", Balance: 700, Taken: c.now()}, nil
+	})
+	res, err := a.Earn(ctx, agent.EarnRequest{Card: other, Amount: "10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Member != "M-remote" || res.Balance != 710 {
+		t.Fatalf("earn for a member from another store: %+v", res)
+	}
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: "1111", Amount: "10"}); !errors.Is(err, agent.ErrUnknownCard) {
+		t.Fatalf("card unknown everywhere: %v", err)
+	}
+}
+
+func TestSecondAgentFailsFast(t *testing.T) {
+	dir := t.TempDir()
+	open(t, dir, nil)
+	start := time.Now()
+	_, err := agent.Open(context.Background(), dir, agent.Options{})
+	if !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("second open: %v", err)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Fatal("second open hung on the lock")
+	}
+}
+
+func TestCorruptFileIsAnError(t *testing.T) {
+	for name, content := range map[string][]byte{
+		"garbage":   []byte(strings.Repeat("not a database ", 1000)),
+		"truncated": make([]byte, 100),
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, store.FileName)
+			if err := os.WriteFile(path, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := agent.Open(context.Background(), dir, agent.Options{})
+			if err == nil {
+				t.Fatal("opened a corrupt file")
+			}
+			got, _ := os.ReadFile(path)
+			if string(got) != string(content) {
+				t.Fatal("the corrupt file was changed")
+			}
+		})
+	}
+}
+
+func TestFilesArePrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	open(t, dir, nil)
+	for _, p := range []string{dir, filepath.Join(dir, store.FileName)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v", p, fi.Mode().Perm())
+		}
+	}
+}
+
+func TestManagerPIN(t *testing.T) {
+	a := open(t, t.TempDir(), nil)
+	if a.HasManagerPIN() {
+		t.Fatal("PIN set on a new terminal")
+	}
+	if err := a.SetManagerPIN("12a4"); !errors.Is(err, agent.ErrInvalid) {
+		t.Fatalf("non-digit PIN: %v", err)
+	}
+	if err := a.SetManagerPIN("4711"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CheckManagerPIN("4711"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CheckManagerPIN("4712"); !errors.Is(err, agent.ErrBadPIN) {
+		t.Fatalf("wrong PIN: %v", err)
+	}
+}
+
+func TestOutboxAndAcks(t *testing.T) {
+	ctx := context.Background()
+	a := open(t, t.TempDir(), nil)
+	enroll(t, a, card)
+	for i := range 5 {
+		if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "1", Ref: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-a.OutboxSignal():
+	default:
+		t.Fatal("no outbox signal after commits")
+	}
+	evs, err := a.OutboxAfter(2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 {
+		t.Fatalf("%d events", len(evs))
+	}
+	if e, _ := ledger.Decode(evs[0]); e.Seq != 3 {
+		t.Fatalf("first event after 2 is seq %d", e.Seq)
+	}
+	if err := a.MarkAcked(4); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.MarkAcked(2); err != nil || a.Acked() != 4 {
+		t.Fatalf("ack moved back: %d, %v", a.Acked(), err)
+	}
+	if err := a.MarkAcked(99); err == nil {
+		t.Fatal("ack past the ledger accepted")
+	}
+	if s := a.Status(); s.Queue != 2 || s.Seq != 6 || s.OldestUnsent == nil || s.LastSync == nil {
+		t.Fatalf("status = %+v", s)
+	}
+}
+
+func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }

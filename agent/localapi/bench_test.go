@@ -1,0 +1,120 @@
+package localapi_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/agent/localapi"
+)
+
+// BenchmarkEarnVsRawCommit measures earn through the local API (unix socket,
+// HTTP, JSON, the agent, one durable bbolt commit) with 1 and with 8
+// concurrent clients, and the physical limit on the same disk in the same
+// run: one raw bbolt Update with one Put. Each phase runs b.N operations.
+func BenchmarkEarnVsRawCommit(b *testing.B) {
+	n := max(b.N, 200)
+	raw := rawCommits(b, n)
+	one, oneWall := apiEarns(b, n, 1)
+	eight, eightWall := apiEarns(b, n, 8)
+
+	rawP50, oneP50, oneP99 := pct(raw, 50), pct(one, 50), pct(one, 99)
+	oneTput := float64(n) / oneWall.Seconds()
+	eightTput := float64(n) / eightWall.Seconds()
+	b.ReportMetric(us(rawP50), "raw-p50-µs")
+	b.ReportMetric(us(oneP50), "api1-p50-µs")
+	b.ReportMetric(us(oneP99), "api1-p99-µs")
+	b.ReportMetric(us(pct(eight, 50)), "api8-p50-µs")
+	b.ReportMetric(us(pct(eight, 99)), "api8-p99-µs")
+	b.ReportMetric(oneTput, "api1-earn/s")
+	b.ReportMetric(eightTput, "api8-earn/s")
+	b.ReportMetric(float64(oneP50)/float64(rawP50), "p50-ratio-to-raw")
+	b.ReportMetric(eightTput/oneTput, "8-vs-1-throughput")
+	b.Logf("n=%d  raw commit p50 %v | api 1 client p50 %v p99 %v %.0f/s | api 8 clients p50 %v p99 %v %.0f/s | p50 ratio %.2f (target ≤ 1.5) | 8-client speed-up %.2fx (target ≥ 4)",
+		n, rawP50, oneP50, oneP99, oneTput, pct(eight, 50), pct(eight, 99), eightTput,
+		float64(oneP50)/float64(rawP50), eightTput/oneTput)
+}
+
+func rawCommits(b *testing.B, n int) []time.Duration {
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	val := make([]byte, 400) // about one encoded earn event
+	lat := make([]time.Duration, n)
+	for i := range n {
+		start := time.Now()
+		err := db.Update(func(tx *bolt.Tx) error {
+			bk, err := tx.CreateBucketIfNotExists([]byte("events"))
+			if err != nil {
+				return err
+			}
+			return bk.Put([]byte(fmt.Sprintf("%016d", i)), val)
+		})
+		lat[i] = time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return lat
+}
+
+func apiEarns(b *testing.B, n, clients int) ([]time.Duration, time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := b.TempDir()
+	a, err := agent.Open(ctx, dir, agent.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	srv, err := localapi.Listen(agent.SocketPath(dir), "", localapi.Handler(a, nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ctx) }()
+	c := localapi.Dial(agent.SocketPath(dir))
+	cards := make([]string, clients)
+	for i := range cards {
+		cards[i] = fmt.Sprintf("40000000%08d", i)
+		if _, err := c.Enroll(ctx, agent.EnrollRequest{Card: cards[i]}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += clients {
+				t0 := time.Now()
+				_, err := c.Earn(ctx, agent.EarnRequest{Card: cards[w], Amount: "12.50", Ref: fmt.Sprintf("b-%d", i)})
+				lat[i] = time.Since(t0)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return lat, time.Since(start)
+}
+
+func pct(lat []time.Duration, p int) time.Duration {
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	return s[(len(s)-1)*p/100]
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bin is the pos-agent binary built once for the tests in this package.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pos-agent-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "pos-agent")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build pos-agent:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type run struct {
+	stdout, stderr string
+	code           int
+}
+
+func posAgent(t *testing.T, args ...string) run {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return run{out.String(), errb.String(), code}
+}
+
+func mustJSON(t *testing.T, r run, v any) {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), v); err != nil {
+		t.Fatalf("stdout is not one JSON object: %q: %v", r.stdout, err)
+	}
+}
+
+func exportCount(t *testing.T, data string) int {
+	t.Helper()
+	r := posAgent(t, "export", "--data", data, "--json")
+	if r.code != 0 {
+		t.Fatalf("export: %s", r.stderr)
+	}
+	return strings.Count(r.stdout, "\n")
+}
+
+func TestBadInputExitsWithOneLine(t *testing.T) {
+	data := t.TempDir()
+	const card = "4000000000000002"
+	var res map[string]any
+	mustJSON(t, posAgent(t, "enroll", "--data", data, "--card", card, "--json"), &res)
+	mustJSON(t, posAgent(t, "earn", "--data", data, "--card", card, "--amount", "1.00", "--ref", "a", "--json"), &res)
+	before := exportCount(t, data)
+	cases := [][]string{
+		{"earn", "--card", card, "--amount", "-5"},
+		{"earn", "--card", card, "--amount", "abc"},
+		{"earn", "--card", card, "--amount", "1e3"},
+		{"earn", "--card", card, "--amount", "12.345"},
+		{"earn", "--card", card, "--amount", "99999999999999999999"},
+		{"earn", "--card", card, "--amount", ""},
+		{"earn", "--card", "5555", "--amount", "5"},
+		{"redeem", "--card", card, "--reward", "coffee"},
+		{"redeem", "--card", card, "--reward", "coffee", "--points", "100"},
+		{"donate", "--card", card, "--points", "5", "--charity", "nobody"},
+		{"void", "--ref", "never"},
+		{"refund", "--ref", "a", "--amount", "2.00"},
+		{"earn", "--card", card},
+		{"earn", "--card", card, "--amount", "5", "stray"},
+		{"earn", "--bogus"},
+		{"stats", "--day", "yesterday"},
+	}
+	for _, args := range cases {
+		for _, asJSON := range []bool{false, true} {
+			full := append(append([]string{}, args...), "--data", data)
+			if asJSON {
+				full = append(full, "--json")
+			}
+			r := posAgent(t, full...)
+			if r.code == 0 {
+				t.Errorf("%v: exit 0", full)
+			}
+			if lines := strings.Count(strings.TrimRight(r.stderr, "\n"), "\n"); lines != 0 || r.stderr == "" {
+				t.Errorf("%v: stderr is not one line: %q", full, r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("%v: printed %q on stdout", full, r.stdout)
+			}
+		}
+	}
+	if after := exportCount(t, data); after != before {
+		t.Fatalf("bad input wrote %d events", after-before)
+	}
+}
+
+// startServe runs `pos-agent serve` on data and waits for its socket.
+func startServe(t *testing.T, data string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--data", data)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(data, "agent.sock")
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return cmd
+		}
+	}
+	_ = cmd.Process.Kill()
+	t.Fatalf("serve did not listen: %s", errb.String())
+	return nil
+}
+
+func TestIdempotentAcrossSIGKILL(t *testing.T) {
+	data := t.TempDir()
+	const card = "4000000000000002"
+	srv := startServe(t, data)
+	var res map[string]any
+	mustJSON(t, posAgent(t, "enroll", "--data", data, "--card", card, "--json"), &res)
+	var first, again map[string]any
+	mustJSON(t, posAgent(t, "earn", "--data", data, "--card", card, "--amount", "12.50", "--ref", "till-1", "--json"), &first)
+	if err := srv.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = srv.Wait()
+	// The killed agent left its socket behind; a new one replaces it.
+	srv = startServe(t, data)
+	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+	mustJSON(t, posAgent(t, "earn", "--data", data, "--card", card, "--amount", "12.50", "--ref", "till-1", "--json"), &again)
+	if fmt.Sprint(first) != fmt.Sprint(again) {
+		t.Fatalf("retry after SIGKILL returned %v, first %v", again, first)
+	}
+	if first["points"] != float64(12) || first["balance"] != float64(12) {
+		t.Fatalf("earn result %v", first)
+	}
+	if n := exportCount(t, data); n != 2 {
+		t.Fatalf("%d events, want enroll and one earn", n)
+	}
+	var m map[string]any
+	mustJSON(t, posAgent(t, "member", "--data", data, "--card", card, "--json"), &m)
+	if m["balance"] != float64(12) || m["card"] != "************0002" {
+		t.Fatalf("member %v", m)
+	}
+	var st map[string]any
+	mustJSON(t, posAgent(t, "status", "--data", data, "--json"), &st)
+	for _, k := range []string{"terminal", "online", "queue", "oldest_unsent", "last_sync", "scanner", "rules_version"} {
+		if _, ok := st[k]; !ok {
+			t.Errorf("status has no %q: %v", k, st)
+		}
+	}
+
+	// A second agent on the same directory fails fast with a clear message.
+	start := time.Now()
+	r := posAgent(t, "serve", "--data", data)
+	if r.code == 0 || !strings.Contains(r.stderr, "in use") {
+		t.Fatalf("second serve: exit %d, %q", r.code, r.stderr)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Fatal("second serve hung")
+	}
+	if fi, err := os.Stat(filepath.Join(data, "agent.sock")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket: %v %v", fi.Mode(), err)
+	}
+}
