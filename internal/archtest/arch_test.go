@@ -1,0 +1,127 @@
+// Package archtest holds the rules of the house about dependencies as tests:
+// which packages may import bbolt, Fyne, tarm/serial and gorilla/websocket,
+// which way imports point, and that no package is named like a standard one.
+// It has no code of its own.
+package archtest
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/offline-loyalty/terminal"
+
+type pkg struct {
+	ImportPath string
+	Name       string
+	Imports    []string
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-json", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) < 5 {
+		t.Fatalf("go list found only %d packages", len(pkgs))
+	}
+	return pkgs
+}
+
+func rel(path string) string { return strings.TrimPrefix(strings.TrimPrefix(path, module), "/") }
+
+func under(path string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if path == p || strings.HasPrefix(path, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestThirdPartyImports: each heavy dependency is confined to the packages
+// whose job it is (non-test imports).
+func TestThirdPartyImports(t *testing.T) {
+	rules := []struct {
+		dep     string
+		allowed []string
+	}{
+		{"go.etcd.io/bbolt", []string{"agent/store", "sync/hqstore", "sync/syncserver/hqstore"}},
+		{"fyne.io/fyne/v2", []string{"ui"}},
+		{"github.com/tarm/serial", []string{"drivers/serialport"}},
+		{"github.com/gorilla/websocket", []string{"sync"}},
+	}
+	for _, p := range listPackages(t) {
+		for _, imp := range p.Imports {
+			for _, r := range rules {
+				if under(imp, r.dep) && !under(rel(p.ImportPath), r.allowed...) {
+					t.Errorf("%s imports %s; only %v may", rel(p.ImportPath), imp, r.allowed)
+				}
+			}
+		}
+	}
+}
+
+// TestLayering: dependencies point one way (cmd → ui → agent ← sync;
+// drivers know nothing of the ledger).
+func TestLayering(t *testing.T) {
+	forbidden := []struct {
+		from []string
+		to   string
+	}{
+		{[]string{"agent", "drivers", "sync", "internal"}, "cmd"},
+		{[]string{"agent", "drivers", "sync", "internal"}, "ui"},
+		{[]string{"agent", "drivers", "internal"}, "sync"},
+		{[]string{"drivers", "internal"}, "agent"},
+		{[]string{"agent"}, "drivers"},
+	}
+	for _, p := range listPackages(t) {
+		from := rel(p.ImportPath)
+		for _, imp := range p.Imports {
+			if !strings.HasPrefix(imp, module+"/") {
+				continue
+			}
+			to := rel(imp)
+			for _, f := range forbidden {
+				if under(from, f.from...) && under(to, f.to) {
+					t.Errorf("%s imports %s: %v must not depend on %s", from, to, f.from, f.to)
+				}
+			}
+		}
+	}
+}
+
+// TestNoStdlibNames: no package is named like a standard library package the
+// project imports, which would force aliased imports everywhere (the lesson
+// of syncthing's old lib/sync and its stdsync imports).
+func TestNoStdlibNames(t *testing.T) {
+	pkgs := listPackages(t)
+	stdUsed := map[string]string{}
+	for _, p := range pkgs {
+		for _, imp := range p.Imports {
+			if !strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
+				stdUsed[imp[strings.LastIndex(imp, "/")+1:]] = imp
+			}
+		}
+	}
+	if stdUsed["sync"] == "" {
+		t.Fatal("found no import of the standard sync package: the import list is wrong")
+	}
+	for _, p := range pkgs {
+		if std, clash := stdUsed[p.Name]; clash && p.Name != "main" {
+			t.Errorf("package %s is named %q, like the standard %s the project imports", rel(p.ImportPath), p.Name, std)
+		}
+	}
+}
