@@ -97,8 +97,7 @@ func (o *op) appendEvent(e *ledger.Event) error {
 	if e.Amount != 0 && e.Currency == "" {
 		e.Currency = o.doc.Currency
 	}
-	e.Seal(head)
-	return o.tx.AppendEvent(seq, e.Encode())
+	return o.tx.AppendEvent(seq, e.Seal(head))
 }
 
 // chainHead returns the last event's sequence and hash and the clock to
@@ -111,14 +110,11 @@ func chainHead(tx *store.Tx) (seq uint64, hash string, hlc uint64, err error) {
 	if b == nil {
 		return 0, "", hlc, nil
 	}
-	var h struct {
-		Hash string `json:"hash"`
-		HLC  uint64 `json:"hlc"`
-	}
-	if err := json.Unmarshal(b, &h); err != nil || h.Hash == "" {
+	hash, lastHLC, ok := ledger.Head(b)
+	if !ok {
 		return 0, "", 0, fmt.Errorf("%w: last event %d: unreadable", store.ErrCorrupt, seq)
 	}
-	return seq, h.Hash, max(hlc, h.HLC), nil
+	return seq, hash, max(hlc, lastHLC), nil
 }
 
 // applyToMember moves the member's balance by the event's points and saves

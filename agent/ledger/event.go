@@ -115,13 +115,50 @@ func (e Event) ComputeHash() string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Seal links e after prev (the hash of the previous event, "" for the first)
-// and sets its hash. Time is normalised to UTC without a monotonic reading so
-// that the encoding round-trips exactly.
-func (e *Event) Seal(prevHash string) {
+// Seal links e after prev (the hash of the previous event, "" for the first),
+// sets its hash and returns its encoding (what Encode would return). Time is
+// normalised to UTC without a monotonic reading so that the encoding
+// round-trips exactly.
+func (e *Event) Seal(prevHash string) []byte {
 	e.Time = e.Time.UTC().Round(0)
 	e.PrevHash = prevHash
-	e.Hash = e.ComputeHash()
+	e.Hash = ""
+	canon := e.Canonical()
+	sum := sha256.Sum256(canon)
+	e.Hash = hex.EncodeToString(sum[:])
+	// Hash is the last field, so the encoding is the canonical form with the
+	// empty hash filled in: one JSON encoding per event instead of two.
+	enc := make([]byte, 0, len(canon)+len(e.Hash))
+	enc = append(enc, canon[:len(canon)-len(emptyHashTail)]...)
+	enc = append(enc, '"')
+	enc = append(enc, e.Hash...)
+	return append(enc, `"}`...)
+}
+
+// emptyHashTail ends every canonical encoding.
+const emptyHashTail = `""}`
+
+// Head reads the sequence, hash and clock of an encoded event without
+// decoding it all, for the writer that appends the next event. It trusts the
+// encoding (the caller wrote it); use Decode for anything received.
+func Head(encoded []byte) (hash string, hlc uint64, ok bool) {
+	const hashField = `,"hash":"`
+	n := len(encoded)
+	if n < len(hashField)+64+2 || string(encoded[n-2:]) != `"}` {
+		return "", 0, false
+	}
+	h := encoded[n-2-64 : n-2]
+	if string(encoded[n-2-64-len(hashField):n-2-64]) != hashField {
+		return "", 0, false
+	}
+	i := bytes.Index(encoded, []byte(`"hlc":`))
+	if i < 0 {
+		return "", 0, false
+	}
+	for j := i + len(`"hlc":`); j < n && encoded[j] >= '0' && encoded[j] <= '9'; j++ {
+		hlc = hlc*10 + uint64(encoded[j]-'0')
+	}
+	return string(h), hlc, true
 }
 
 // Encode returns the stored and transmitted form of a sealed event.

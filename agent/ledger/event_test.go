@@ -31,6 +31,21 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func TestSealEncodes(t *testing.T) {
+	e := sample(1, "")
+	enc := e.Seal("")
+	if string(enc) != string(e.Encode()) {
+		t.Fatalf("Seal's encoding differs from Encode:\n%s\n%s", enc, e.Encode())
+	}
+	hash, hlc, ok := Head(enc)
+	if !ok || hash != e.Hash || hlc != e.HLC {
+		t.Fatalf("Head = %q %d %v, want %q %d", hash, hlc, ok, e.Hash, e.HLC)
+	}
+	if _, _, ok := Head([]byte(`{"seq":1}`)); ok {
+		t.Fatal("Head accepted an event without a hash")
+	}
+}
+
 func TestChain(t *testing.T) {
 	a := sample(1, "")
 	b := sample(2, a.Hash)

@@ -32,6 +32,11 @@ const (
 	// maxBatch caps how many writes share one commit; past it a queue of
 	// writers is drained over several commits so none waits unboundedly.
 	maxBatch = 256
+	// linger is how long the writer waits for more writes when the previous
+	// commit was shared by several writers: concurrent clients are then
+	// mid-round-trip, and a short wait lets one commit serve them all. A lone
+	// writer (previous batch of one) never waits.
+	linger = 300 * time.Microsecond
 	// fileMode: ledger files hold member data and are private to the owner.
 	fileMode = 0o600
 	// schemaVersion is written at creation and checked at open.
@@ -220,12 +225,28 @@ var errAbort = errors.New("abort batch")
 func (s *Store) writer() {
 	defer close(s.stopped)
 	batch := make([]*request, 0, maxBatch)
+	timer := time.NewTimer(linger)
+	timer.Stop()
+	last := 1
 	for {
 		select {
 		case r := <-s.reqs:
 			batch = append(batch[:0], r)
 		case <-s.done:
 			return
+		}
+		if last > 1 {
+			timer.Reset(linger)
+		wait:
+			for len(batch) < last {
+				select {
+				case r := <-s.reqs:
+					batch = append(batch, r)
+				case <-timer.C:
+					break wait
+				}
+			}
+			timer.Stop()
 		}
 	drain:
 		for len(batch) < maxBatch {
@@ -236,6 +257,7 @@ func (s *Store) writer() {
 				break drain
 			}
 		}
+		last = len(batch)
 		s.commit(batch)
 	}
 }
