@@ -1,0 +1,76 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// TestGroupCommitIsolation: a write that fails after writing aborts the shared
+// transaction, and every other write of the batch is then committed on its
+// own; a write that fails before writing fails alone.
+func TestGroupCommitIsolation(t *testing.T) {
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	errLate := errors.New("late failure")
+	errEarly := errors.New("early failure")
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Write(ctx, func(tx *Tx) error {
+				switch i % 10 {
+				case 3:
+					return errEarly
+				case 7:
+					if err := tx.SetMeta(fmt.Sprint("k", i), "v"); err != nil {
+						return err
+					}
+					return errLate
+				}
+				return tx.SetMeta(fmt.Sprint("k", i), "v")
+			})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		want := error(nil)
+		switch i % 10 {
+		case 3:
+			want = errEarly
+		case 7:
+			want = errLate
+		}
+		if !errors.Is(err, want) {
+			t.Errorf("write %d: %v, want %v", i, err, want)
+		}
+	}
+	_ = s.View(func(tx *Tx) error {
+		for i := range errs {
+			got := tx.Meta(fmt.Sprint("k", i))
+			if ok := i%10 != 3 && i%10 != 7; ok != (got == "v") {
+				t.Errorf("key %d = %q after write error %v", i, got, errs[i])
+			}
+		}
+		return nil
+	})
+}
+
+func TestWriteAfterClose(t *testing.T) {
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := s.Write(context.Background(), func(*Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("write after close: %v", err)
+	}
+}
