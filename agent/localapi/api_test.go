@@ -47,7 +47,10 @@ func TestErrorsKeepTheirKind(t *testing.T) {
 			_, err := c.Redeem(ctx, agent.RedeemRequest{Card: "4000000000000002", Reward: "coffee"})
 			return err
 		}, agent.ErrInsufficientPoints, "insufficient_points"},
-		{func() error { _, err := c.Earn(ctx, agent.EarnRequest{Card: "4000000000000002", Amount: "1e3"}); return err }, agent.ErrInvalid, "invalid"},
+		{func() error {
+			_, err := c.Earn(ctx, agent.EarnRequest{Card: "4000000000000002", Amount: "1e3"})
+			return err
+		}, agent.ErrInvalid, "invalid"},
 	}
 	for _, tc := range cases {
 		err := tc.call()
