@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/agent/demo"
 	"github.com/offline-loyalty/terminal/agent/ledger"
 	"github.com/offline-loyalty/terminal/agent/localapi"
 	"github.com/offline-loyalty/terminal/agent/money"
@@ -44,6 +45,7 @@ func agentVerbs(v map[string]cli.Verb) {
 	v["member"] = cli.Verb{Usage: "member --card CARD", Short: "show a member", Run: runMember}
 	v["status"] = cli.Verb{Usage: "status", Short: "terminal, link, queue, scanner and rules state", Run: runStatus}
 	v["stats"] = cli.Verb{Usage: "stats [--day YYYY-MM-DD]", Short: "the day's figures", Run: runStats}
+	v["demo"] = cli.Verb{Usage: "demo", Short: "seed an empty data directory with a fortnight of demo store activity", Run: runDemo}
 	v["export"] = cli.Verb{Usage: "export", Short: "every ledger event as JSON lines", Run: runExport}
 }
 
@@ -341,4 +343,28 @@ func readItems(path string) ([]rules.Item, error) {
 		return nil, fmt.Errorf("--items %s: not a JSON list of items: %v", path, err)
 	}
 	return items, nil
+}
+
+func runDemo(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "demo")
+	if err := cli.Parse(fs, c, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: demo: unexpected argument %q", cli.ErrUsage, fs.Arg(0))
+	}
+	if serving(agent.SocketPath(c.Data)) {
+		return fmt.Errorf("an agent is serving %s: seed the demo before starting it", c.Data)
+	}
+	n, err := demo.Seed(ctx, c.Data, time.Now(), time.Local)
+	if err != nil {
+		return err
+	}
+	return c.Print(map[string]any{"data": c.Data, "events": n}, func(w io.Writer) {
+		if n == 0 {
+			fmt.Fprintf(w, "%s holds the demo already\n", c.Data)
+			return
+		}
+		fmt.Fprintf(w, "seeded %s with %d demo events\n", c.Data, n)
+	})
 }
