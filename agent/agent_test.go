@@ -483,3 +483,21 @@ func TestOutboxAndAcks(t *testing.T) {
 }
 
 func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }
+
+func TestSettings(t *testing.T) {
+	dir := t.TempDir()
+	a := open(t, dir, nil)
+	want := agent.Settings{HQURL: "wss://hq.example.com/v1/sync", ScannerPort: "/dev/ttyACM0", Language: "tr"}
+	if err := a.SaveSettings(want); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []agent.Settings{{HQURL: "http://hq"}, {Language: "xx"}, {ScannerPort: "a\nb"}, {ScannerBaud: -1}} {
+		if err := a.SaveSettings(bad); !errors.Is(err, agent.ErrInvalid) {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+	a.Close()
+	if got := open(t, dir, nil).Settings(); got != want {
+		t.Fatalf("after restart: %+v, want %+v", got, want)
+	}
+}
