@@ -22,6 +22,7 @@ import (
 func BenchmarkEarnVsRawCommit(b *testing.B) {
 	n := max(b.N, 200)
 	raw := rawCommits(b, n)
+	direct := directEarns(b, n)
 	one, oneWall := apiEarns(b, n, 1)
 	eight, eightWall := apiEarns(b, n, 8)
 
@@ -29,6 +30,7 @@ func BenchmarkEarnVsRawCommit(b *testing.B) {
 	oneTput := float64(n) / oneWall.Seconds()
 	eightTput := float64(n) / eightWall.Seconds()
 	b.ReportMetric(us(rawP50), "raw-p50-µs")
+	b.ReportMetric(us(pct(direct, 50)), "agent-p50-µs")
 	b.ReportMetric(us(oneP50), "api1-p50-µs")
 	b.ReportMetric(us(oneP99), "api1-p99-µs")
 	b.ReportMetric(us(pct(eight, 50)), "api8-p50-µs")
@@ -37,8 +39,8 @@ func BenchmarkEarnVsRawCommit(b *testing.B) {
 	b.ReportMetric(eightTput, "api8-earn/s")
 	b.ReportMetric(float64(oneP50)/float64(rawP50), "p50-ratio-to-raw")
 	b.ReportMetric(eightTput/oneTput, "8-vs-1-throughput")
-	b.Logf("n=%d  raw commit p50 %v | api 1 client p50 %v p99 %v %.0f/s | api 8 clients p50 %v p99 %v %.0f/s | p50 ratio %.2f (target ≤ 1.5) | 8-client speed-up %.2fx (target ≥ 4)",
-		n, rawP50, oneP50, oneP99, oneTput, pct(eight, 50), pct(eight, 99), eightTput,
+	b.Logf("n=%d  raw commit p50 %v | agent without API p50 %v (%.2fx raw) | api 1 client p50 %v p99 %v %.0f/s | api 8 clients p50 %v p99 %v %.0f/s | p50 ratio %.2f (target ≤ 1.5) | 8-client speed-up %.2fx (target ≥ 4)",
+		n, rawP50, pct(direct, 50), float64(pct(direct, 50))/float64(rawP50), oneP50, oneP99, oneTput, pct(eight, 50), pct(eight, 99), eightTput,
 		float64(oneP50)/float64(rawP50), eightTput/oneTput)
 }
 
@@ -63,6 +65,29 @@ func rawCommits(b *testing.B, n int) []time.Duration {
 		if err != nil {
 			b.Fatal(err)
 		}
+	}
+	return lat
+}
+
+// directEarns calls the agent in-process: the same transaction without the
+// socket and HTTP, to show where the API's extra latency goes.
+func directEarns(b *testing.B, n int) []time.Duration {
+	ctx := context.Background()
+	a, err := agent.Open(ctx, b.TempDir(), agent.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Enroll(ctx, agent.EnrollRequest{Card: "4000000000000002"}); err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, n)
+	for i := range n {
+		t0 := time.Now()
+		if _, err := a.Earn(ctx, agent.EarnRequest{Card: "4000000000000002", Amount: "12.50", Ref: fmt.Sprint("d-", i)}); err != nil {
+			b.Fatal(err)
+		}
+		lat[i] = time.Since(t0)
 	}
 	return lat
 }

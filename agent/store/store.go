@@ -93,7 +93,10 @@ func Open(dir string, onCommit func()) (*Store, error) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		existed = false
 	}
-	db, err := bolt.Open(path, fileMode, &bolt.Options{Timeout: lockTimeout})
+	// The hashmap freelist (as etcd uses) allocates and frees pages in
+	// constant time; with the array freelist every commit paid for the
+	// file's fragmentation (measured: ~50 µs of a ~500 µs commit).
+	db, err := bolt.Open(path, fileMode, &bolt.Options{Timeout: lockTimeout, FreelistType: bolt.FreelistMapType})
 	switch {
 	case errors.Is(err, bolterr.ErrTimeout):
 		return nil, fmt.Errorf("%w (%s)", ErrLocked, dir)
