@@ -267,6 +267,10 @@ func TestBadInputWritesNothing(t *testing.T) {
 		{"control char card", func() error { _, err := a.Earn(ctx, agent.EarnRequest{Card: "12\n3", Amount: "5"}); return err }, agent.ErrInvalid},
 		{"over balance", func() error { _, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Reward: "coffee"}); return err }, agent.ErrInsufficientPoints},
 		{"unknown reward", func() error { _, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Reward: "yacht"}); return err }, agent.ErrUnknownReward},
+		{"absurd points", func() error {
+			_, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Points: 9_000_000_000_000_000_000})
+			return err
+		}, agent.ErrInvalid},
 		{"discount step", func() error { _, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Points: 150}); return err }, agent.ErrInvalid},
 		{"unknown charity", func() error {
 			_, err := a.Donate(ctx, agent.DonateRequest{Card: card, Points: 1, Charity: "x"})

@@ -200,6 +200,10 @@ func toLedgerLines(ls []rules.Line) []ledger.Line {
 	return out
 }
 
+// maxPoints bounds any number of points a request may name, far above any
+// balance, so that converting points to money can never overflow.
+const maxPoints = 1_000_000_000_000
+
 // maxItems bounds a basket pushed by a POS.
 const maxItems = 500
 
@@ -324,6 +328,8 @@ func (a *Agent) Redeem(ctx context.Context, r RedeemRequest) (Result, error) {
 			return Result{}, fmt.Errorf("%w %q", ErrUnknownReward, r.Reward)
 		}
 		return a.burn(ctx, burn{typ: ledger.Redeem, card: r.Card, ref: r.Ref, points: rw.Points, reward: rw.ID})
+	case r.Points > maxPoints:
+		return Result{}, fmt.Errorf("%w: %d points is more than any balance can hold", ErrInvalid, r.Points)
 	case r.Points > 0:
 		d := doc.Discount
 		if d.Points <= 0 || d.Value <= 0 {
@@ -348,8 +354,8 @@ func (a *Agent) Donate(ctx context.Context, r DonateRequest) (Result, error) {
 	if !ok {
 		return Result{}, fmt.Errorf("%w %q", ErrUnknownCharity, r.Charity)
 	}
-	if r.Points <= 0 {
-		return Result{}, fmt.Errorf("%w: points to donate must be positive", ErrInvalid)
+	if r.Points <= 0 || r.Points > maxPoints {
+		return Result{}, fmt.Errorf("%w: points to donate must be between 1 and %d", ErrInvalid, maxPoints)
 	}
 	return a.burn(ctx, burn{typ: ledger.Donate, card: r.Card, ref: r.Ref, points: r.Points, charity: c.ID})
 }
