@@ -30,18 +30,18 @@ type checkout struct {
 	scan    *keyEntry
 
 	// The member panel.
-	member                     *agent.MemberView // nil when no member is scanned
-	card                       string            // the scanned card in full; never shown
-	unknown                    string            // a scanned card with no member, offered to enroll
-	memberBox, emptyBox        *fyne.Container
-	name, balance              *canvas.Text
-	tier                       *pill
-	cardLabel, pending, spend  *widget.Label
-	visit, expiring            *widget.Label
-	welcome, birthday          *widget.Label
-	progress                   *widget.ProgressBar
-	progressLabel              *widget.Label
-	progressBox                *fyne.Container
+	member                    *agent.MemberView // nil when no member is scanned
+	card                      string            // the scanned card in full; never shown
+	unknown                   string            // a scanned card with no member, offered to enroll
+	memberBox, emptyBox       *fyne.Container
+	name, balance             *canvas.Text
+	tier                      *pill
+	cardLabel, pending, spend *widget.Label
+	visit, expiring           *widget.Label
+	welcome, birthday         *widget.Label
+	progress                  *widget.ProgressBar
+	progressLabel             *widget.Label
+	progressBox               *fyne.Container
 
 	// The work area: the sale, the reward grid or a form.
 	work     *fyne.Container
@@ -103,7 +103,9 @@ func newCheckout(t *terminal) *checkout {
 	c.basketBy = widget.NewLabel(lang.L("No basket from the POS"))
 	c.items = widget.NewList(func() int { return len(c.basket.Items) },
 		func() fyne.CanvasObject { return widget.NewLabel("") },
-		func(i widget.ListItemID, o fyne.CanvasObject) { o.(*widget.Label).SetText(c.itemText(c.basket.Items[i])) })
+		func(i widget.ListItemID, o fyne.CanvasObject) {
+			o.(*widget.Label).SetText(c.itemText(c.basket.Items[i]))
+		})
 	c.lines = widget.NewLabel("")
 	c.lines.Wrapping = fyne.TextWrapWord
 	c.sale = container.NewBorder(

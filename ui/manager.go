@@ -152,6 +152,9 @@ func (m *manager) lock() {
 func (m *manager) submitPIN() {
 	pin, again, choosing := m.pin.Text, m.pin2.Text, m.choosing
 	if choosing && pin != again {
+		m.pin.SetText("")
+		m.pin2.SetText("")
+		m.t.w.Canvas().Focus(m.pin)
 		m.t.fail(errors.New(lang.L("The two PINs differ; type the same PIN twice")))
 		return
 	}
