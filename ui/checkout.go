@@ -123,20 +123,20 @@ func newCheckout(t *terminal) *checkout {
 		icon fyne.Resource
 		fn   func()
 	}{
-		{fyne.KeyF2, "Earn", theme.ConfirmIcon(), c.earn},
-		{fyne.KeyF3, "Redeem", theme.GridIcon(), c.openRewards},
-		{fyne.KeyF4, "Discount", theme.ContentRemoveIcon(), c.openDiscount},
-		{fyne.KeyF5, "Donate", theme.VisibilityIcon(), c.openDonate},
-		{fyne.KeyF6, "Void last", theme.CancelIcon(), c.openVoid},
-		{fyne.KeyF7, "Refund", theme.ContentUndoIcon(), c.openRefund},
-		{fyne.KeyF8, "Enroll", theme.ContentAddIcon(), c.openEnroll},
-		{fyne.KeyEscape, "Clear", theme.ContentClearIcon(), c.escape},
+		{fyne.KeyF2, lang.L("Earn"), theme.ConfirmIcon(), c.earn},
+		{fyne.KeyF3, lang.L("Redeem"), theme.GridIcon(), c.openRewards},
+		{fyne.KeyF4, lang.L("Discount"), theme.ContentRemoveIcon(), c.openDiscount},
+		{fyne.KeyF5, lang.L("Donate"), theme.VisibilityIcon(), c.openDonate},
+		{fyne.KeyF6, lang.L("Void last"), theme.CancelIcon(), c.openVoid},
+		{fyne.KeyF7, lang.L("Refund"), theme.ContentUndoIcon(), c.openRefund},
+		{fyne.KeyF8, lang.L("Enroll"), theme.ContentAddIcon(), c.openEnroll},
+		{fyne.KeyEscape, lang.L("Clear"), theme.ContentClearIcon(), c.escape},
 	} {
 		label := string(a.key)
 		if a.key == fyne.KeyEscape {
 			label = "Esc"
 		}
-		b := widget.NewButtonWithIcon(label+"  "+lang.L(a.text), a.icon, a.fn)
+		b := widget.NewButtonWithIcon(label+"  "+a.text, a.icon, a.fn)
 		c.actions[a.key] = b
 		bar.Add(b)
 	}
