@@ -18,19 +18,46 @@ const callTimeout = 10 * time.Second
 // so that every widget change happens on one goroutine there too.
 type bridge struct {
 	ctx  context.Context
-	wg   stdsync.WaitGroup // work in flight
 	post func(func())
+
+	mu       stdsync.Mutex
+	settled  *stdsync.Cond // signalled when inFlight drops to zero
+	inFlight int
+}
+
+func newBridge(post func(func())) *bridge {
+	b := &bridge{ctx: context.Background(), post: post}
+	b.settled = stdsync.NewCond(&b.mu)
+	return b
 }
 
 // run calls work off the UI goroutine and then done with its result on the
 // UI goroutine.
 func run[T any](b *bridge, work func(ctx context.Context) (T, error), done func(T, error)) {
-	b.wg.Add(1)
+	b.mu.Lock()
+	b.inFlight++
+	b.mu.Unlock()
 	go func() {
-		defer b.wg.Done()
 		ctx, cancel := context.WithTimeout(b.ctx, callTimeout)
 		v, err := work(ctx)
 		cancel()
 		b.post(func() { done(v, err) })
+		b.mu.Lock()
+		b.inFlight--
+		if b.inFlight == 0 {
+			b.settled.Broadcast()
+		}
+		b.mu.Unlock()
 	}()
+}
+
+// wait returns once no work is in flight; results may still be waiting to
+// be posted. The screenshot driver and the headless tests use it to let the
+// screen settle without sleeping.
+func (b *bridge) wait() {
+	b.mu.Lock()
+	for b.inFlight > 0 {
+		b.settled.Wait()
+	}
+	b.mu.Unlock()
 }

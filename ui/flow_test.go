@@ -72,7 +72,7 @@ func newFixture(t *testing.T) *fixture {
 // calls in flight, their results, and the agent's notices they caused.
 func (f *fixture) settle() {
 	for {
-		f.term.br.wg.Wait()
+		f.term.br.wait()
 		f.mu.Lock()
 		q := f.queue
 		f.queue = nil

@@ -2,13 +2,16 @@ package ui
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"image/color"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -225,19 +228,22 @@ func (m *manager) show(days []agent.Stats) {
 		issued[i], redeemed[i] = d.PointsIssued, d.PointsRedeemed
 	}
 	m.days.set(dayLabels, series{lang.L("Issued"), colorIssued, issued}, series{lang.L("Redeemed"), colorRedeemed, redeemed})
+	tierIDs := slices.Collect(maps.Keys(s.TierDistribution))
+	ladder := []string{"bronze", "silver", "gold", "platinum"} // display order of the usual tiers
+	slices.SortFunc(tierIDs, func(a, b string) int {
+		rank := func(id string) int {
+			if i := slices.Index(ladder, id); i >= 0 {
+				return i
+			}
+			return len(ladder)
+		}
+		return cmp.Or(cmp.Compare(rank(a), rank(b)), cmp.Compare(a, b))
+	})
 	var tierLabels []string
 	var tierCounts []int64
-	for _, id := range []string{"bronze", "silver", "gold", "platinum"} {
-		if n, ok := s.TierDistribution[id]; ok {
-			tierLabels = append(tierLabels, fmt.Sprintf("%s %d", tierName(id), n))
-			tierCounts = append(tierCounts, int64(n))
-		}
-	}
-	for id, n := range s.TierDistribution {
-		if tierColor(id) == tierColor("") {
-			tierLabels = append(tierLabels, fmt.Sprintf("%s %d", tierName(id), n))
-			tierCounts = append(tierCounts, int64(n))
-		}
+	for _, id := range tierIDs {
+		tierLabels = append(tierLabels, fmt.Sprintf("%s %d", tierName(id), s.TierDistribution[id]))
+		tierCounts = append(tierCounts, int64(s.TierDistribution[id]))
 	}
 	m.tiers.set(tierLabels, series{lang.L("Members"), colorBars, tierCounts})
 	top := ""

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"image/color"
 	"slices"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/lang"
 	"fyne.io/fyne/v2/theme"
@@ -64,11 +66,13 @@ func newRewardsPanel(c *checkout) *rewardsPanel {
 	p.grid.CreateItem = func() fyne.CanvasObject {
 		name := widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 		name.Truncation = fyne.TextTruncateEllipsis
-		return container.NewVBox(name, widget.NewLabel(""), widget.NewLabel(""))
+		size := canvas.NewRectangle(color.Transparent)
+		size.SetMinSize(rewardCell)
+		return container.NewStack(size, container.NewVBox(name, widget.NewLabel(""), widget.NewLabel("")))
 	}
 	p.grid.UpdateItem = func(i widget.GridWrapItemID, o fyne.CanvasObject) {
 		r := p.list[i]
-		box := o.(*fyne.Container)
+		box := o.(*fyne.Container).Objects[1].(*fyne.Container)
 		box.Objects[0].(*widget.Label).SetText(r.Name)
 		box.Objects[1].(*widget.Label).SetText(lang.L("{{.Points}} pts", map[string]any{"Points": r.Points}))
 		state := box.Objects[2].(*widget.Label)

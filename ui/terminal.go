@@ -47,7 +47,7 @@ func newTerminal(d Deps, w fyne.Window) *terminal {
 	if t.facts == nil {
 		t.facts = LadderFacts(nil)
 	}
-	t.br = &bridge{ctx: context.Background(), post: fyne.Do}
+	t.br = newBridge(fyne.Do)
 	return t
 }
 
