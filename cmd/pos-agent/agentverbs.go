@@ -46,6 +46,7 @@ func agentVerbs(v map[string]cli.Verb) {
 	v["status"] = cli.Verb{Usage: "status", Short: "terminal, link, queue, scanner and rules state", Run: runStatus}
 	v["stats"] = cli.Verb{Usage: "stats [--day YYYY-MM-DD]", Short: "the day's figures", Run: runStats}
 	v["demo"] = cli.Verb{Usage: "demo", Short: "seed an empty data directory with a fortnight of demo store activity", Run: runDemo}
+	v["compact"] = cli.Verb{Usage: "compact", Short: "rewrite the stopped agent's ledger file without free space", Run: runCompact}
 	v["export"] = cli.Verb{Usage: "export", Short: "every ledger event as JSON lines", Run: runExport}
 }
 
@@ -366,5 +367,22 @@ func runDemo(ctx context.Context, args []string) error {
 			return
 		}
 		fmt.Fprintf(w, "seeded %s with %d demo events\n", c.Data, n)
+	})
+}
+
+func runCompact(_ context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "compact")
+	if err := cli.Parse(fs, c, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: compact: unexpected argument %q", cli.ErrUsage, fs.Arg(0))
+	}
+	before, after, err := store.Compact(c.Data)
+	if err != nil {
+		return err
+	}
+	return c.Print(map[string]int64{"before": before, "after": after}, func(w io.Writer) {
+		fmt.Fprintf(w, "%s: %d bytes → %d bytes\n", filepath.Join(c.Data, store.FileName), before, after)
 	})
 }
