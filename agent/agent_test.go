@@ -536,3 +536,34 @@ func TestAdjustAndReplaceCard(t *testing.T) {
 		t.Fatalf("last event %+v", last)
 	}
 }
+
+func TestRewardReturnRate(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	a := open(t, t.TempDir(), c)
+	enroll(t, a, card)
+	enroll(t, a, "4000000000000010")
+	for _, cd := range []string{card, "4000000000000010"} {
+		if _, err := a.Earn(ctx, agent.EarnRequest{Card: cd, Amount: "500", Ref: "big-" + cd}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Redeem(ctx, agent.RedeemRequest{Card: cd, Reward: "coffee", Ref: "big-" + cd}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A purchase later the same day is not a return.
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "5"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := a.Stats(""); s.RewardReturnBP != 0 {
+		t.Fatalf("same-day purchase counted as a return: %d bp", s.RewardReturnBP)
+	}
+	// One of the two redeemers comes back ten days later: 50%.
+	c.add(10 * 24 * time.Hour)
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "5"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := a.Stats(""); s.RewardReturnBP != 5000 {
+		t.Fatalf("reward-return rate %d bp, want 5000", s.RewardReturnBP)
+	}
+}
