@@ -33,6 +33,7 @@ lint: deps
 	@bad=$$(gofmt -l $(GOFILES)); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	$(GO) vet ./...
 	bin/staticcheck ./...
+	shellcheck scripts/*.sh .ci/run
 
 # Benchmarks compare against the physical limit measured in the same run.
 bench: deps

@@ -505,3 +505,65 @@ func TestSettings(t *testing.T) {
 		t.Fatalf("after restart: %+v, want %+v", got, want)
 	}
 }
+
+func TestAdjustAndReplaceCard(t *testing.T) {
+	ctx := context.Background()
+	a := open(t, t.TempDir(), nil)
+	enroll(t, a, card)
+	if _, err := a.Adjust(ctx, agent.AdjustRequest{Card: card, Points: 250}); !errors.Is(err, agent.ErrInvalid) {
+		t.Fatalf("adjust without a reason: %v", err)
+	}
+	adj, err := a.Adjust(ctx, agent.AdjustRequest{Card: card, Points: 250, Reason: "goodwill: damaged goods", Ref: "adj-1"})
+	if err != nil || adj.Balance != 250 {
+		t.Fatalf("adjust = %+v, %v", adj, err)
+	}
+	rep, err := a.ReplaceCard(ctx, agent.ReplaceCardRequest{Card: card, NewCard: "4000000000000010"})
+	if err != nil || rep.Balance != 250 {
+		t.Fatalf("replace = %+v, %v", rep, err)
+	}
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "5"}); !errors.Is(err, agent.ErrBlockedCard) {
+		t.Fatalf("old card after replacement: %v", err)
+	}
+	m, err := a.Member(ctx, "4000000000000010")
+	if err != nil || m.Balance != 250 || m.Member != adj.Member {
+		t.Fatalf("new card: %+v, %v", m, err)
+	}
+	if _, err := a.ReplaceCard(ctx, agent.ReplaceCardRequest{Card: "4000000000000010", NewCard: card}); !errors.Is(err, agent.ErrCardExists) {
+		t.Fatalf("replacing onto an existing card: %v", err)
+	}
+	evs := events(t, a)
+	if last := evs[len(evs)-1]; last.Type != ledger.CardReplace || last.NewCard != "4000000000000010" {
+		t.Fatalf("last event %+v", last)
+	}
+}
+
+func TestRewardReturnRate(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	a := open(t, t.TempDir(), c)
+	enroll(t, a, card)
+	enroll(t, a, "4000000000000010")
+	for _, cd := range []string{card, "4000000000000010"} {
+		if _, err := a.Earn(ctx, agent.EarnRequest{Card: cd, Amount: "500", Ref: "big-" + cd}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Redeem(ctx, agent.RedeemRequest{Card: cd, Reward: "coffee", Ref: "big-" + cd}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A purchase later the same day is not a return.
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "5"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := a.Stats(""); s.RewardReturnBP != 0 {
+		t.Fatalf("same-day purchase counted as a return: %d bp", s.RewardReturnBP)
+	}
+	// One of the two redeemers comes back ten days later: 50%.
+	c.add(10 * 24 * time.Hour)
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "5"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := a.Stats(""); s.RewardReturnBP != 5000 {
+		t.Fatalf("reward-return rate %d bp, want 5000", s.RewardReturnBP)
+	}
+}

@@ -241,3 +241,19 @@ const (
 	NoticeStatus                       // link, scanner or rules state changed
 	NoticeBasket                       // the POS pushed a basket
 )
+
+// AdjustRequest is a manager's correction of a member's balance.
+type AdjustRequest struct {
+	Card   string `json:"card"`
+	Points int64  `json:"points"` // signed change
+	Reason string `json:"reason"`
+	Ref    string `json:"ref,omitempty"`
+}
+
+// ReplaceCardRequest blocks a member's card and gives them a new one; the
+// balance stays with the member.
+type ReplaceCardRequest struct {
+	Card    string `json:"card"`
+	NewCard string `json:"new_card"`
+	Ref     string `json:"ref,omitempty"`
+}

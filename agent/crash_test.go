@@ -3,6 +3,7 @@ package agent_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -81,12 +82,29 @@ func TestCrashChild(t *testing.T) {
 			for n := 0; ; n++ {
 				ref := fmt.Sprintf("%s-%d-%d", round, w, n)
 				amount := fmt.Sprintf("%d.%02d", 1+n%50, n%100)
-				r, err := a.Earn(ctx, agent.EarnRequest{Card: crashCard((w + n) % crashCards), Amount: amount, Ref: ref})
+				card := crashCard((w + n) % crashCards)
+				r, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: amount, Ref: ref})
 				if err != nil {
 					out <- "error " + err.Error()
 					return
 				}
 				out <- fmt.Sprintf("ok %s %d %d", ref, r.Seq, r.Points)
+				// Burns and reversals too, so kills land in every kind of
+				// transaction; refusals (not enough points) are fine.
+				switch n % 7 {
+				case 2:
+					_, err = a.Redeem(ctx, agent.RedeemRequest{Card: card, Reward: "coffee", Ref: ref})
+				case 4:
+					_, err = a.Refund(ctx, agent.RefundRequest{Ref: ref, Amount: "0.50"})
+				case 5:
+					_, err = a.Void(ctx, agent.VoidRequest{Ref: ref})
+				case 6:
+					_, err = a.Donate(ctx, agent.DonateRequest{Card: card, Points: 3, Charity: "trees", Ref: ref})
+				}
+				if err != nil && !errors.Is(err, agent.ErrInsufficientPoints) && !errors.Is(err, agent.ErrOfflineLimit) {
+					out <- "error " + err.Error()
+					return
+				}
 			}
 		}()
 	}

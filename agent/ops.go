@@ -172,8 +172,12 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (EarnResult, error) {
 		}
 		firstToday := m.LastDay != o.day
 		m.LastDay = o.day
-		returned := !m.RedeemOpen.IsZero() && o.now.Sub(m.RedeemOpen) <= rewardReturnWindow
-		if !m.RedeemOpen.IsZero() {
+		// A member who redeemed comes back on a later day, within the
+		// window or not; a purchase on the day of the redemption (the same
+		// checkout, often) is not a return.
+		returned := false
+		if !m.RedeemOpen.IsZero() && m.RedeemOpen.In(o.a.loc).Format(time.DateOnly) != o.day {
+			returned = o.now.Sub(m.RedeemOpen) <= rewardReturnWindow
 			m.RedeemOpen = time.Time{}
 		}
 		m.Spend12m += amount

@@ -139,6 +139,16 @@ func (c *Client) Enroll(ctx context.Context, r agent.EnrollRequest) (res agent.R
 	return res, c.call(ctx, http.MethodPost, "/v1/enroll", r, &res)
 }
 
+// Adjust calls POST /v1/adjust.
+func (c *Client) Adjust(ctx context.Context, r agent.AdjustRequest) (res agent.Result, err error) {
+	return res, c.call(ctx, http.MethodPost, "/v1/adjust", r, &res)
+}
+
+// ReplaceCard calls POST /v1/replace-card.
+func (c *Client) ReplaceCard(ctx context.Context, r agent.ReplaceCardRequest) (res agent.Result, err error) {
+	return res, c.call(ctx, http.MethodPost, "/v1/replace-card", r, &res)
+}
+
 // SetBasket calls POST /v1/basket.
 func (c *Client) SetBasket(ctx context.Context, b agent.Basket) (res agent.Basket, err error) {
 	return res, c.call(ctx, http.MethodPost, "/v1/basket", b, &res)

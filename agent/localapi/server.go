@@ -30,6 +30,8 @@ type Agent interface {
 	Void(context.Context, agent.VoidRequest) (agent.Result, error)
 	Refund(context.Context, agent.RefundRequest) (agent.Result, error)
 	Enroll(context.Context, agent.EnrollRequest) (agent.Result, error)
+	Adjust(context.Context, agent.AdjustRequest) (agent.Result, error)
+	ReplaceCard(context.Context, agent.ReplaceCardRequest) (agent.Result, error)
 	Member(context.Context, string) (agent.MemberView, error)
 	Status() agent.Status
 	Stats(day string) (agent.Stats, error)
@@ -118,6 +120,20 @@ func Handler(a Agent, log *slog.Logger) http.Handler {
 			return nil, err
 		}
 		return a.Enroll(r.Context(), req)
+	})
+	post("/v1/adjust", func(r *http.Request) (any, error) {
+		var req agent.AdjustRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return a.Adjust(r.Context(), req)
+	})
+	post("/v1/replace-card", func(r *http.Request) (any, error) {
+		var req agent.ReplaceCardRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return a.ReplaceCard(r.Context(), req)
 	})
 	post("/v1/basket", func(r *http.Request) (any, error) {
 		var b agent.Basket

@@ -98,7 +98,7 @@ func Open(dir string, onCommit func()) (*Store, error) {
 	// file's fragmentation (measured: ~50 µs of a ~500 µs commit).
 	db, err := bolt.Open(path, fileMode, &bolt.Options{Timeout: lockTimeout, FreelistType: bolt.FreelistMapType})
 	switch {
-	case errors.Is(err, bolterr.ErrTimeout):
+	case errors.Is(err, errTimeout):
 		return nil, fmt.Errorf("%w (%s)", ErrLocked, dir)
 	case errors.Is(err, bolterr.ErrInvalid), errors.Is(err, bolterr.ErrVersionMismatch), errors.Is(err, bolterr.ErrChecksum):
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
@@ -221,6 +221,9 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	<-r.ready
 	return r.err
 }
+
+// errTimeout is bbolt's lock timeout.
+var errTimeout = bolterr.ErrTimeout
 
 // errAbort rolls back a shared transaction whose member failed after writing.
 var errAbort = errors.New("abort batch")

@@ -74,3 +74,44 @@ func TestWriteAfterClose(t *testing.T) {
 		t.Fatalf("write after close: %v", err)
 	}
 }
+
+func TestCompact(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 4096)
+	for i := range 300 {
+		if err := s.Write(context.Background(), func(tx *Tx) error { return tx.PutBytes(Days, fmt.Sprint(i), big) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 300 {
+		if err := s.Write(context.Background(), func(tx *Tx) error { return tx.PutBytes(Days, fmt.Sprint(i), nil) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := Compact(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("compacting an open ledger: %v", err)
+	}
+	s.Close()
+	before, after, err := Compact(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after >= before {
+		t.Fatalf("compaction did not shrink the file: %d → %d", before, after)
+	}
+	s, err = Open(dir, nil)
+	if err != nil {
+		t.Fatalf("reopen after compaction: %v", err)
+	}
+	defer s.Close()
+	_ = s.View(func(tx *Tx) error {
+		if tx.Meta("epoch") == "" {
+			t.Error("compaction lost the metadata")
+		}
+		return nil
+	})
+}

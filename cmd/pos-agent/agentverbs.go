@@ -42,10 +42,13 @@ func agentVerbs(v map[string]cli.Verb) {
 	v["void"] = cli.Verb{Usage: "void --ref REF", Short: "cancel a checkout of today's shift", Run: runVoid}
 	v["refund"] = cli.Verb{Usage: "refund --ref REF --amount 5.00 [--return ID]", Short: "return goods: claw back points pro rata", Run: runRefund}
 	v["enroll"] = cli.Verb{Usage: "enroll --card CARD [--name N] [--email E] [--phone P] [--consent]", Short: "enroll a new member", Run: runEnroll}
+	v["adjust"] = cli.Verb{Usage: "adjust --card CARD --points N --reason TEXT [--ref REF]", Short: "a manager's correction of a balance", Run: runAdjust}
+	v["replace-card"] = cli.Verb{Usage: "replace-card --card OLD --new NEW [--ref REF]", Short: "block a card and give its member a new one", Run: runReplaceCard}
 	v["member"] = cli.Verb{Usage: "member --card CARD", Short: "show a member", Run: runMember}
 	v["status"] = cli.Verb{Usage: "status", Short: "terminal, link, queue, scanner and rules state", Run: runStatus}
 	v["stats"] = cli.Verb{Usage: "stats [--day YYYY-MM-DD]", Short: "the day's figures", Run: runStats}
 	v["demo"] = cli.Verb{Usage: "demo", Short: "seed an empty data directory with a fortnight of demo store activity", Run: runDemo}
+	v["compact"] = cli.Verb{Usage: "compact", Short: "rewrite the stopped agent's ledger file without free space", Run: runCompact}
 	v["export"] = cli.Verb{Usage: "export", Short: "every ledger event as JSON lines", Run: runExport}
 }
 
@@ -234,6 +237,39 @@ func runEnroll(ctx context.Context, args []string) error {
 	})
 }
 
+func runAdjust(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "adjust")
+	card := fs.String("card", "", "member card number")
+	points := fs.Int64("points", 0, "signed change to the balance")
+	reason := fs.String("reason", "", "why")
+	ref := fs.String("ref", "", "reference (idempotency key)")
+	return withClient(ctx, fs, c, args, false, func() error {
+		return cli.Require("adjust", map[string]string{"card": *card, "reason": *reason})
+	}, func(cl *localapi.Client) error {
+		res, err := cl.Adjust(ctx, agent.AdjustRequest{Card: *card, Points: *points, Reason: *reason, Ref: *ref})
+		if err != nil {
+			return err
+		}
+		return printResult(c, res)
+	})
+}
+
+func runReplaceCard(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "replace-card")
+	card := fs.String("card", "", "the card to block")
+	newCard := fs.String("new", "", "the member's new card")
+	ref := fs.String("ref", "", "reference (idempotency key)")
+	return withClient(ctx, fs, c, args, false, func() error {
+		return cli.Require("replace-card", map[string]string{"card": *card, "new": *newCard})
+	}, func(cl *localapi.Client) error {
+		res, err := cl.ReplaceCard(ctx, agent.ReplaceCardRequest{Card: *card, NewCard: *newCard, Ref: *ref})
+		if err != nil {
+			return err
+		}
+		return printResult(c, res)
+	})
+}
+
 func runMember(ctx context.Context, args []string) error {
 	fs, c := cli.NewFlags(prog, "member")
 	card := fs.String("card", "", "card number")
@@ -366,5 +402,22 @@ func runDemo(ctx context.Context, args []string) error {
 			return
 		}
 		fmt.Fprintf(w, "seeded %s with %d demo events\n", c.Data, n)
+	})
+}
+
+func runCompact(_ context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "compact")
+	if err := cli.Parse(fs, c, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: compact: unexpected argument %q", cli.ErrUsage, fs.Arg(0))
+	}
+	before, after, err := store.Compact(c.Data)
+	if err != nil {
+		return err
+	}
+	return c.Print(map[string]int64{"before": before, "after": after}, func(w io.Writer) {
+		fmt.Fprintf(w, "%s: %d bytes → %d bytes\n", filepath.Join(c.Data, store.FileName), before, after)
 	})
 }
