@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian machine: the C
-# toolchain and X11/GL headers for Fyne's cgo build, Xvfb for screenshots,
+# toolchain and X11/GL headers for Fyne's cgo build, Xvfb and xwd for screenshots,
 # socat for pty tests, and staticcheck (pinned) into ./bin. Idempotent and
 # quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_pkgs=(gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev xvfb xauth socat libgl1-mesa-dri shellcheck)
+apt_pkgs=(gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev xvfb xauth x11-apps socat libgl1-mesa-dri shellcheck)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

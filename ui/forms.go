@@ -1,0 +1,202 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/lang"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/offline-loyalty/terminal/agent"
+)
+
+// form is a small panel of the work area: a title, fields, and a submit
+// button that Enter in any field also presses. Esc cancels it.
+type form struct {
+	root   fyne.CanvasObject
+	submit *widget.Button
+}
+
+func (c *checkout) newForm(title, submit string, items []*widget.FormItem, onSubmit func()) *form {
+	f := &form{}
+	f.submit = widget.NewButtonWithIcon(submit+" (Enter)", theme.ConfirmIcon(), onSubmit)
+	f.submit.Importance = widget.HighImportance
+	cancel := widget.NewButtonWithIcon(lang.L("Cancel")+" (Esc)", theme.CancelIcon(), c.escape)
+	for _, it := range items {
+		if e, ok := it.Widget.(*keyEntry); ok {
+			e.OnSubmitted = func(string) { onSubmit() }
+		}
+	}
+	wf := widget.NewForm(items...)
+	f.root = container.NewVBox(bigText(title, sizeLarge), wf, container.NewGridWithColumns(2, cancel, f.submit))
+	return f
+}
+
+func (c *checkout) show(f *form, focus fyne.Focusable) {
+	c.form = f
+	c.open(f.root, focus)
+}
+
+// points reads a whole number of points typed by the cashier.
+func points(s string) (int64, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, errors.New(lang.L("Points must be a positive whole number"))
+	}
+	return n, nil
+}
+
+func (c *checkout) openDiscount() {
+	if !c.requireMember() {
+		return
+	}
+	e := c.t.newEntry(lang.L("Points"))
+	ref := newRef()
+	d := c.t.ag.Rules().Discount
+	hint := lang.L("{{.Points}} pts = {{.Value}} off, at least {{.Min}} pts",
+		map[string]any{"Points": d.Points, "Value": c.money(d.Value), "Min": d.MinPoints})
+	c.show(c.newForm(lang.L("Points as discount"), lang.L("Apply discount"), []*widget.FormItem{
+		{Text: lang.L("Points"), Widget: e, HintText: hint},
+	}, func() {
+		n, err := points(e.Text)
+		if err != nil {
+			c.t.fail(err)
+			return
+		}
+		req := agent.RedeemRequest{Card: c.card, Points: n, Ref: ref}
+		run(c.t.br, func(ctx context.Context) (agent.Result, error) { return c.t.ag.Redeem(ctx, req) },
+			func(r agent.Result, err error) {
+				if err != nil {
+					c.t.fail(err)
+					return
+				}
+				c.done(lang.L("Discount of {{.Value}} for {{.Points}} pts. New balance {{.Balance}} pts",
+					map[string]any{"Value": c.money(r.Value), "Points": -r.Points, "Balance": r.Balance}), r)
+			})
+	}), e)
+}
+
+func (c *checkout) openDonate() {
+	if !c.requireMember() {
+		return
+	}
+	charities := c.t.ag.Rules().Charities
+	if len(charities) == 0 {
+		c.t.fail(errors.New(lang.L("No charity partners in the current rules")))
+		return
+	}
+	names := make([]string, len(charities))
+	for i, ch := range charities {
+		names[i] = ch.Name
+	}
+	sel := widget.NewSelect(names, nil)
+	sel.SetSelectedIndex(0)
+	e := c.t.newEntry(lang.L("Points"))
+	ref := newRef()
+	c.show(c.newForm(lang.L("Donate points"), lang.L("Donate"), []*widget.FormItem{
+		{Text: lang.L("Charity"), Widget: sel},
+		{Text: lang.L("Points"), Widget: e},
+	}, func() {
+		n, err := points(e.Text)
+		if err != nil {
+			c.t.fail(err)
+			return
+		}
+		ch := charities[max(sel.SelectedIndex(), 0)]
+		req := agent.DonateRequest{Card: c.card, Points: n, Charity: ch.ID, Ref: ref}
+		run(c.t.br, func(ctx context.Context) (agent.Result, error) { return c.t.ag.Donate(ctx, req) },
+			func(r agent.Result, err error) {
+				if err != nil {
+					c.t.fail(err)
+					return
+				}
+				c.done(lang.L("Donated {{.Points}} pts to {{.Charity}}. New balance {{.Balance}} pts",
+					map[string]any{"Points": -r.Points, "Charity": ch.Name, "Balance": r.Balance}), r)
+			})
+	}), e)
+}
+
+func (c *checkout) openVoid() {
+	if c.lastRef == "" {
+		c.t.fail(errors.New(lang.L("Nothing to void: no checkout was made on this screen yet")))
+		return
+	}
+	ref := c.lastRef
+	f := c.newForm(lang.L("Void the last checkout"), lang.L("Void"), []*widget.FormItem{
+		{Text: lang.L("Receipt"), Widget: widget.NewLabel(ref)},
+	}, func() {
+		run(c.t.br, func(ctx context.Context) (agent.Result, error) { return c.t.ag.Void(ctx, agent.VoidRequest{Ref: ref}) },
+			func(r agent.Result, err error) {
+				if err != nil {
+					c.t.fail(err)
+					return
+				}
+				c.done(lang.L("Checkout {{.Ref}} voided: {{.Points}} pts. New balance {{.Balance}} pts",
+					map[string]any{"Ref": ref, "Points": signed(r.Points), "Balance": r.Balance}), r)
+				c.lastRef = ""
+			})
+	})
+	c.show(f, nil)
+}
+
+func (c *checkout) openRefund() {
+	refE := c.t.newEntry(lang.L("Receipt number"))
+	refE.SetText(c.lastRef)
+	amt := c.t.newEntry(lang.L("Amount returned, e.g. 5.00"))
+	ret := newRef() // one return: pressing Enter twice returns the goods once
+	c.show(c.newForm(lang.L("Refund by receipt"), lang.L("Refund"), []*widget.FormItem{
+		{Text: lang.L("Receipt"), Widget: refE},
+		{Text: lang.L("Amount"), Widget: amt},
+	}, func() {
+		req := agent.RefundRequest{Ref: strings.TrimSpace(refE.Text), Amount: strings.TrimSpace(amt.Text), Return: ret}
+		if req.Ref == "" {
+			c.t.fail(errors.New(lang.L("Type the receipt number of the checkout")))
+			return
+		}
+		run(c.t.br, func(ctx context.Context) (agent.Result, error) { return c.t.ag.Refund(ctx, req) },
+			func(r agent.Result, err error) {
+				if err != nil {
+					c.t.fail(err)
+					return
+				}
+				c.done(lang.L("Refund on {{.Ref}}: {{.Points}} pts. New balance {{.Balance}} pts",
+					map[string]any{"Ref": req.Ref, "Points": signed(r.Points), "Balance": r.Balance}), r)
+			})
+	}), amt)
+}
+
+func (c *checkout) openEnroll() {
+	card := c.t.newEntry(lang.L("Card number"))
+	card.SetText(c.unknown)
+	name, email, phone := c.t.newEntry(""), c.t.newEntry(""), c.t.newEntry("")
+	consent := widget.NewCheck(lang.L("Agrees to receive offers (marketing consent)"), nil)
+	ref := newRef()
+	focus := card
+	if c.unknown != "" {
+		focus = name
+	}
+	c.show(c.newForm(lang.L("Enroll a new member"), lang.L("Enroll"), []*widget.FormItem{
+		{Text: lang.L("Card"), Widget: card},
+		{Text: lang.L("Name"), Widget: name},
+		{Text: lang.L("Email"), Widget: email},
+		{Text: lang.L("Phone"), Widget: phone},
+		{Text: "", Widget: consent},
+	}, func() {
+		req := agent.EnrollRequest{Card: strings.TrimSpace(card.Text), Name: strings.TrimSpace(name.Text),
+			Email: strings.TrimSpace(email.Text), Phone: strings.TrimSpace(phone.Text), Consent: consent.Checked, Ref: ref}
+		run(c.t.br, func(ctx context.Context) (agent.Result, error) { return c.t.ag.Enroll(ctx, req) },
+			func(r agent.Result, err error) {
+				if err != nil {
+					c.t.fail(err)
+					return
+				}
+				c.back()
+				c.lookupSaying(req.Card, lang.L("New member enrolled: {{.Name}}", map[string]any{"Name": req.Name}))
+			})
+	}), focus)
+}

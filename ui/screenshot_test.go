@@ -1,0 +1,251 @@
+package ui
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math/bits"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+
+	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/agent/demo"
+)
+
+// The screenshot test runs the real app (GL driver, software Mesa) under
+// Xvfb in a child process: the test binary itself, which TestMain turns into
+// the app when shotEnv names an output folder. GLFW must own the process's
+// main thread, which only TestMain has.
+const (
+	shotEnv     = "UI_SCREENSHOT_DIR"
+	updateEnv   = "UPDATE_SCREENSHOTS" // set to 1 to rewrite docs/screenshots
+	shotTimeout = 3 * time.Minute      // the child seeds a fortnight of demo data first
+	// frameWait lets the window draw the last change before it is captured:
+	// Capture reads the last frame, it does not draw one.
+	frameWait = 2 * time.Second
+	// xvfbStart bounds the wait for Xvfb's socket to appear.
+	xvfbStart = 10 * time.Second
+)
+
+var shots = []string{"checkout.png", "manager.png"}
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(shotEnv); dir != "" {
+		if err := screenshots(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "screenshots:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestScreenshots saves PNGs of the checkout and the manager screens of the
+// real app at 1024x768 and checks their size.
+func TestScreenshots(t *testing.T) {
+	xvfb, err := exec.LookPath("Xvfb")
+	if err != nil {
+		t.Fatal("Xvfb is missing: run scripts/deps.sh")
+	}
+	out := t.TempDir()
+	if os.Getenv(updateEnv) == "1" {
+		out, _ = filepath.Abs(filepath.Join("..", "docs", "screenshots"))
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	display := startXvfb(t, xvfb)
+	ctx, cancel := context.WithTimeout(context.Background(), shotTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), shotEnv+"="+out, "DISPLAY="+display, "LIBGL_ALWAYS_SOFTWARE=1", "LANGUAGE=en", "LC_ALL=")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the app under Xvfb: %v\n%s", err, b)
+	}
+	for _, name := range shots {
+		f, err := os.Open(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if b := img.Bounds(); b.Dx() != int(WindowSize.Width) || b.Dy() != int(WindowSize.Height) {
+			t.Errorf("%s is %dx%d, want %vx%v", name, b.Dx(), b.Dy(), WindowSize.Width, WindowSize.Height)
+		}
+		if blank(img) {
+			t.Errorf("%s is one flat color: nothing was drawn", name)
+		}
+	}
+}
+
+// startXvfb starts a private X server and returns its display.
+func startXvfb(t *testing.T, xvfb string) string {
+	n := 50 + os.Getpid()%400
+	for ; ; n++ {
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); os.IsNotExist(err) {
+			break
+		}
+	}
+	cmd := exec.Command(xvfb, ":"+strconv.Itoa(n), "-screen", "0", "1024x768x24", "-nolisten", "tcp")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	sock := fmt.Sprintf("/tmp/.X11-unix/X%d", n)
+	deadline := time.Now().Add(xvfbStart)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			return ":" + strconv.Itoa(n)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Xvfb did not create %s", sock)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func blank(img image.Image) bool {
+	b := img.Bounds()
+	first := img.At(b.Min.X, b.Min.Y)
+	for y := b.Min.Y; y < b.Max.Y; y += 7 {
+		for x := b.Min.X; x < b.Max.X; x += 7 {
+			if img.At(x, y) != first {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// screenshots runs the app over a demo store and saves the two screens.
+func screenshots(dir string) error {
+	data, err := os.MkdirTemp("", "ui-shots")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(data)
+	ctx, cancel := context.WithTimeout(context.Background(), shotTimeout)
+	defer cancel()
+	now := time.Now()
+	if _, err := demo.Seed(ctx, data, now, time.Local); err != nil {
+		return err
+	}
+	ag, err := agent.Open(ctx, data, agent.Options{})
+	if err != nil {
+		return err
+	}
+	defer ag.Close()
+	if err := ag.SetManagerPIN("2468"); err != nil {
+		return err
+	}
+	ag.SetScanner("connected")
+	if err := ag.SetIdentity("till-1", "store-7"); err != nil {
+		return err
+	}
+	var shotErr error
+	d := Deps{Agent: ag, ExportDir: data, Facts: LadderFacts([]string{"bronze", "silver", "gold", "platinum"})}
+	d.ready = func(t *terminal) {
+		defer cancel()
+		shotErr = drive(t, dir)
+	}
+	if err := Run(ctx, d); err != nil {
+		return err
+	}
+	return shotErr
+}
+
+// drive takes the running app through a checkout and the manager screen.
+func drive(t *terminal, dir string) error {
+	step := func(f func()) {
+		fyne.DoAndWait(f)
+		t.br.wait()
+		fyne.DoAndWait(func() {}) // results posted by the calls have run
+	}
+	step(func() {})
+	step(func() { t.co.scanned(Scan{Kind: "card", Card: demo.Members[1].Card}) })
+	step(func() { t.co.amount.SetText("23.40"); t.co.earn() })
+	step(func() { t.co.openRewards() })
+	if err := capture(filepath.Join(dir, "checkout.png")); err != nil {
+		return err
+	}
+	step(func() { t.co.back(); t.showManager() })
+	step(func() { t.mgr.pin.SetText("2468"); t.mgr.submitPIN() })
+	return capture(filepath.Join(dir, "manager.png"))
+}
+
+// capture saves the X screen with xwd: reading GL's front buffer back
+// (Canvas.Capture) gives an empty image under Xvfb's software GL.
+func capture(path string) error {
+	time.Sleep(frameWait)
+	raw, err := exec.Command("xwd", "-root", "-silent").Output()
+	if err != nil {
+		return fmt.Errorf("xwd: %w", err)
+	}
+	img, err := decodeXWD(raw)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// decodeXWD reads the 32-bit TrueColor X window dumps that xwd writes of a
+// 24-bit Xvfb screen.
+func decodeXWD(b []byte) (image.Image, error) {
+	if len(b) < 100 {
+		return nil, errors.New("xwd: short header")
+	}
+	h := make([]uint32, 25)
+	for i := range h {
+		h[i] = binary.BigEndian.Uint32(b[i*4:])
+	}
+	headerSize, width, height, byteOrder := h[0], int(h[4]), int(h[5]), h[7]
+	bpp, stride, ncolors := h[11], int(h[12]), h[19]
+	rmask, gmask, bmask := h[14], h[15], h[16]
+	if bpp != 32 {
+		return nil, fmt.Errorf("xwd: %d bits per pixel, want 32", bpp)
+	}
+	off := int(headerSize) + int(ncolors)*12
+	if len(b) < off+stride*height {
+		return nil, errors.New("xwd: short pixel data")
+	}
+	shift := func(m uint32) uint { return uint(bits.TrailingZeros32(m)) }
+	img := image.NewRGBA(image.Rect(0, 0, width, height))
+	for y := range height {
+		row := b[off+y*stride:]
+		for x := range width {
+			var p uint32
+			if byteOrder == 0 {
+				p = binary.LittleEndian.Uint32(row[x*4:])
+			} else {
+				p = binary.BigEndian.Uint32(row[x*4:])
+			}
+			img.Set(x, y, color.RGBA{R: uint8((p & rmask) >> shift(rmask)), G: uint8((p & gmask) >> shift(gmask)),
+				B: uint8((p & bmask) >> shift(bmask)), A: 0xff})
+		}
+	}
+	return img, nil
+}

@@ -1,0 +1,272 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/lang"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/offline-loyalty/terminal/agent"
+)
+
+// terminal is the app's window content and its state. Its fields are read
+// and written only on the UI goroutine.
+type terminal struct {
+	d     Deps
+	ag    Agent
+	w     fyne.Window
+	br    *bridge
+	log   *slog.Logger
+	now   func() time.Time
+	facts FactsFunc
+
+	screens *fyne.Container // one screen visible at a time
+	msg     *widget.Label   // the last outcome, one line
+	status  *statusBar
+	co      *checkout
+	mgr     *manager
+	set     *settingsScreen
+}
+
+func newTerminal(d Deps, w fyne.Window) *terminal {
+	t := &terminal{d: d, ag: d.Agent, w: w, log: d.Logger, now: d.Now, facts: d.Facts}
+	if t.log == nil {
+		t.log = slog.Default()
+	}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	if t.facts == nil {
+		t.facts = LadderFacts(nil)
+	}
+	t.br = newBridge(fyne.Do)
+	return t
+}
+
+// content builds the window's content: the screens above the message line
+// and the status bar.
+func (t *terminal) content() fyne.CanvasObject {
+	t.msg = widget.NewLabel(lang.L("Ready: scan a card or type its number"))
+	t.msg.TextStyle.Bold = true
+	t.msg.Truncation = fyne.TextTruncateEllipsis
+	t.status = newStatusBar()
+	t.co = newCheckout(t)
+	t.mgr = newManager(t)
+	t.set = newSettingsScreen(t)
+	t.screens = container.NewStack(t.co.root, t.mgr.root, t.set.root)
+	t.show(t.co.root)
+	nav := container.NewHBox(
+		widget.NewButtonWithIcon(lang.L("Checkout")+" (F1)", theme.HomeIcon(), t.showCheckout),
+		widget.NewButtonWithIcon(lang.L("Manager")+" (F9)", theme.AccountIcon(), t.showManager),
+		widget.NewButtonWithIcon(lang.L("Settings")+" (F10)", theme.SettingsIcon(), t.showSettings),
+	)
+	bottom := container.NewVBox(widget.NewSeparator(), t.msg, t.status.root)
+	root := container.NewBorder(container.NewBorder(nil, nil, nil, nav, t.co.scanBar), bottom, nil, nil, t.screens)
+	if dc, ok := t.w.Canvas().(interface{ SetOnTypedKey(func(*fyne.KeyEvent)) }); ok {
+		dc.SetOnTypedKey(func(k *fyne.KeyEvent) { t.hotkey(k) })
+	}
+	return root
+}
+
+// start refreshes the status once and follows the agent's notices and the
+// scanner until ctx ends or the returned stop is called.
+func (t *terminal) start(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	t.br.ctx = ctx
+	notices, unsub := t.ag.Watch()
+	go func() {
+		for {
+			select {
+			case n := <-notices:
+				t.br.post(func() { t.notice(n) })
+			case s, ok := <-t.d.Scans:
+				if !ok {
+					t.d.Scans = nil
+					continue
+				}
+				t.br.post(func() { t.co.scanned(s) })
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	t.refreshStatus()
+	t.co.refreshBasket()
+	return func() { unsub(); cancel() }
+}
+
+// notice reacts to a change the agent reports.
+func (t *terminal) notice(n agent.Notice) {
+	switch n.Kind {
+	case agent.NoticeBasket:
+		t.co.refreshBasket()
+	case agent.NoticeEvent:
+		t.co.refreshMember()
+		t.refreshStatus()
+		if t.mgr.unlocked && t.visible(t.mgr.root) {
+			t.mgr.refresh()
+		}
+	default:
+		t.refreshStatus()
+	}
+}
+
+func (t *terminal) refreshStatus() {
+	run(t.br, func(context.Context) (agent.Status, error) { return t.ag.Status(), nil },
+		func(s agent.Status, _ error) {
+			t.status.set(s)
+			t.mgr.setStatus(s)
+		})
+}
+
+func (t *terminal) show(screen fyne.CanvasObject) {
+	for _, o := range t.screens.Objects {
+		if o == screen {
+			o.Show()
+		} else {
+			o.Hide()
+		}
+	}
+}
+
+func (t *terminal) visible(screen fyne.CanvasObject) bool { return screen.Visible() }
+
+func (t *terminal) showCheckout() {
+	t.mgr.lock()
+	t.show(t.co.root)
+	t.co.back()
+}
+
+func (t *terminal) showManager() {
+	t.show(t.mgr.root)
+	t.mgr.open()
+}
+
+func (t *terminal) showSettings() {
+	if t.d.Settings == nil {
+		t.fail(errors.New(lang.L("Settings cannot be changed on this terminal")))
+		return
+	}
+	t.show(t.set.root)
+	t.set.open()
+}
+
+// hotkey handles the function keys and Escape wherever the focus is; it
+// reports whether it used the key.
+func (t *terminal) hotkey(k *fyne.KeyEvent) bool {
+	switch k.Name {
+	case fyne.KeyF1:
+		t.showCheckout()
+	case fyne.KeyF9:
+		t.showManager()
+	case fyne.KeyF10:
+		t.showSettings()
+	case fyne.KeyEscape:
+		if !t.visible(t.co.root) {
+			t.showCheckout()
+		} else {
+			t.co.escape()
+		}
+	default:
+		if !t.visible(t.co.root) {
+			return false
+		}
+		return t.co.action(k.Name)
+	}
+	return true
+}
+
+// say shows a one-line outcome.
+func (t *terminal) say(text string) {
+	t.msg.Importance = widget.SuccessImportance
+	t.msg.SetText(text)
+}
+
+// fail shows a refusal or fault as one line; it never shows a card number.
+func (t *terminal) fail(err error) {
+	t.msg.Importance = widget.DangerImportance
+	t.msg.SetText(describe(err))
+}
+
+// refusals are the agent's errors a cashier meets, each with what the screen
+// says about it; the agent's detail follows in brackets.
+var refusals = []struct {
+	err  error
+	text string
+}{
+	{agent.ErrUnknownCard, "Unknown card"},
+	{agent.ErrBlockedCard, "This card is blocked"},
+	{agent.ErrInsufficientPoints, "Not enough points"},
+	{agent.ErrOfflineLimit, "Over today's offline redemption limit"},
+	{agent.ErrUnknownReward, "Unknown reward"},
+	{agent.ErrUnknownCharity, "Unknown charity"},
+	{agent.ErrUnknownCheckout, "No checkout with this receipt number"},
+	{agent.ErrCardExists, "This card is already enrolled"},
+	{agent.ErrTierRequired, "This reward needs a higher tier"},
+	{agent.ErrVoid, "Cannot void"},
+	{agent.ErrRefund, "Cannot refund"},
+	{agent.ErrBadPIN, "Wrong PIN"},
+	{agent.ErrInvalid, "Please check the input"},
+	{context.DeadlineExceeded, "The terminal did not answer in time; please try again"},
+}
+
+// describe turns an error into the one line the screen shows.
+func describe(err error) string {
+	msg := firstLine(err.Error())
+	for _, r := range refusals {
+		if !errors.Is(err, r.err) {
+			continue
+		}
+		detail := strings.TrimPrefix(strings.TrimPrefix(msg, r.err.Error()), ":")
+		detail = strings.TrimSpace(detail)
+		if detail == "" || detail == r.err.Error() {
+			return lang.L(r.text)
+		}
+		return fmt.Sprintf("%s (%s)", lang.L(r.text), detail)
+	}
+	return msg
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+// keyEntry is an entry that lets the function keys and Escape reach the
+// terminal's hotkeys even while it has the focus.
+type keyEntry struct {
+	widget.Entry
+	hotkey func(*fyne.KeyEvent) bool
+}
+
+func (t *terminal) newEntry(placeholder string) *keyEntry {
+	e := &keyEntry{hotkey: t.hotkey}
+	e.ExtendBaseWidget(e)
+	e.SetPlaceHolder(placeholder)
+	return e
+}
+
+// TypedKey gives the function keys and Escape to the terminal first.
+func (e *keyEntry) TypedKey(k *fyne.KeyEvent) {
+	if isHotkey(k.Name) && e.hotkey(k) {
+		return
+	}
+	e.Entry.TypedKey(k)
+}
+
+func isHotkey(n fyne.KeyName) bool {
+	switch n {
+	case fyne.KeyEscape, fyne.KeyF1, fyne.KeyF2, fyne.KeyF3, fyne.KeyF4, fyne.KeyF5, fyne.KeyF6,
+		fyne.KeyF7, fyne.KeyF8, fyne.KeyF9, fyne.KeyF10, fyne.KeyF11, fyne.KeyF12:
+		return true
+	}
+	return false
+}
