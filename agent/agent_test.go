@@ -14,6 +14,7 @@ import (
 
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/agent/ledger"
+	"github.com/offline-loyalty/terminal/agent/rules"
 	"github.com/offline-loyalty/terminal/agent/store"
 )
 
@@ -565,5 +566,27 @@ func TestRewardReturnRate(t *testing.T) {
 	}
 	if s, _ := a.Stats(""); s.RewardReturnBP != 5000 {
 		t.Fatalf("reward-return rate %d bp, want 5000", s.RewardReturnBP)
+	}
+}
+
+func TestQuoteWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	a := open(t, t.TempDir(), nil)
+	enroll(t, a, card)
+	items := []rules.Item{{SKU: "tea", Category: "grocery", Quantity: 1, Amount: 1000}, {SKU: "gc", Category: "gift_card", Quantity: 1, Amount: 2000}}
+	q, err := a.Quote(ctx, agent.EarnRequest{Card: card, Amount: "30.00", Items: items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Points != 10 || q.Eligible != 1000 {
+		t.Fatalf("quote = %+v", q)
+	}
+	before := len(events(t, a))
+	e, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "30.00", Items: items})
+	if err != nil || e.Points != q.Points {
+		t.Fatalf("earn %+v after quote %+v: %v", e, q, err)
+	}
+	if after := len(events(t, a)); after != before+1 {
+		t.Fatalf("quote wrote %d events", after-before-1)
 	}
 }

@@ -257,3 +257,15 @@ type ReplaceCardRequest struct {
 	NewCard string `json:"new_card"`
 	Ref     string `json:"ref,omitempty"`
 }
+
+// Quote is what a checkout would earn, computed like an earn but written
+// nowhere.
+type Quote struct {
+	Member       string        `json:"member"`
+	Tier         string        `json:"tier"`
+	Points       int64         `json:"points"`
+	Lines        []ledger.Line `json:"lines"`
+	Eligible     int64         `json:"eligible"` // minor units that earn points
+	Balance      int64         `json:"balance"`  // the balance before the checkout
+	RulesVersion int           `json:"rules_version"`
+}

@@ -196,6 +196,37 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (EarnResult, error) {
 	}))
 }
 
+// Quote evaluates what a checkout would earn for the member, exactly as Earn
+// would now, without writing anything.
+func (a *Agent) Quote(ctx context.Context, r EarnRequest) (Quote, error) {
+	doc := a.Rules()
+	amount, err := money.Parse(r.Amount, doc.Currency)
+	if err != nil {
+		return Quote{}, fmt.Errorf("%w: amount %q: %v", ErrInvalid, r.Amount, err)
+	}
+	if err := checkCard(r.Card); err != nil {
+		return Quote{}, err
+	}
+	if err := checkItems(r.Items); err != nil {
+		return Quote{}, err
+	}
+	a.resolveCard(ctx, r.Card)
+	now := a.now()
+	var q Quote
+	err = a.st.View(func(tx *store.Tx) error {
+		m, err := usableMember(tx, r.Card)
+		if err != nil {
+			return err
+		}
+		res := doc.EvaluateEarn(rules.Checkout{Ref: r.Ref, Amount: amount, Items: r.Items, Time: now, Store: tx.Meta("store")},
+			rules.Member{ID: m.ID, Tier: m.Tier}, a.minorPerUnit())
+		q = Quote{Member: m.ID, Tier: m.Tier, Points: res.Points, Lines: toLedgerLines(res.Lines), Eligible: res.Eligible,
+			Balance: m.Balance, RulesVersion: doc.Version}
+		return nil
+	})
+	return q, err
+}
+
 func toLedgerLines(ls []rules.Line) []ledger.Line {
 	out := make([]ledger.Line, len(ls))
 	for i, l := range ls {

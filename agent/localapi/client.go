@@ -114,6 +114,11 @@ func (c *Client) Earn(ctx context.Context, r agent.EarnRequest) (res agent.EarnR
 	return res, c.call(ctx, http.MethodPost, "/v1/earn", r, &res)
 }
 
+// Quote calls POST /v1/quote.
+func (c *Client) Quote(ctx context.Context, r agent.EarnRequest) (res agent.Quote, err error) {
+	return res, c.call(ctx, http.MethodPost, "/v1/quote", r, &res)
+}
+
 // Redeem calls POST /v1/redeem.
 func (c *Client) Redeem(ctx context.Context, r agent.RedeemRequest) (res agent.Result, err error) {
 	return res, c.call(ctx, http.MethodPost, "/v1/redeem", r, &res)

@@ -25,7 +25,7 @@ func FuzzRequests(f *testing.F) {
 		`{"card":"4000000000000002","amount":"1e3"}`, `{"amount":"-5"}`, `{}`, `[]`, `null`, ``,
 		`{"card":"4000000000000002","amount":"12.50","items":[{"sku":"a","category":"tobacco","qty":1,"amount":500}]}`,
 	} {
-		for ep := range 9 {
+		for ep := range 10 {
 			f.Add(uint8(ep), []byte(s))
 		}
 	}
@@ -39,7 +39,7 @@ func FuzzRequests(f *testing.F) {
 		f.Fatal(err)
 	}
 	h := localapi.Handler(a, nil)
-	endpoints := []string{"earn", "redeem", "donate", "void", "refund", "enroll", "basket", "adjust", "replace-card"}
+	endpoints := []string{"quote", "earn", "redeem", "donate", "void", "refund", "enroll", "basket", "adjust", "replace-card"}
 	f.Fuzz(func(t *testing.T, ep uint8, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/"+endpoints[int(ep)%len(endpoints)], bytes.NewReader(body))
 		rec := httptest.NewRecorder()

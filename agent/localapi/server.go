@@ -33,6 +33,7 @@ type Agent interface {
 	Adjust(context.Context, agent.AdjustRequest) (agent.Result, error)
 	ReplaceCard(context.Context, agent.ReplaceCardRequest) (agent.Result, error)
 	Member(context.Context, string) (agent.MemberView, error)
+	Quote(context.Context, agent.EarnRequest) (agent.Quote, error)
 	Status() agent.Status
 	Stats(day string) (agent.Stats, error)
 	Export(func([]byte) error) error
@@ -85,6 +86,13 @@ func Handler(a Agent, log *slog.Logger) http.Handler {
 			return nil, err
 		}
 		return a.Earn(r.Context(), req)
+	})
+	post("/v1/quote", func(r *http.Request) (any, error) {
+		var req agent.EarnRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return a.Quote(r.Context(), req)
 	})
 	post("/v1/redeem", func(r *http.Request) (any, error) {
 		var req agent.RedeemRequest

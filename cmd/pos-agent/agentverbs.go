@@ -37,6 +37,7 @@ const dialTimeout = 500 * time.Millisecond
 func agentVerbs(v map[string]cli.Verb) {
 	v["serve"] = cli.Verb{Usage: "serve [--hq URL] [--scanner PORT|sim] [--api ADDR]", Short: "run the agent without UI; blocks", Run: runServe}
 	v["earn"] = cli.Verb{Usage: "earn --card CARD --amount 12.50 [--ref REF] [--items FILE.json]", Short: "record a purchase and earn points", Run: runEarn}
+	v["quote"] = cli.Verb{Usage: "quote --card CARD --amount A [--items FILE]", Short: "what a checkout would earn, with its lines; writes nothing", Run: runQuote}
 	v["redeem"] = cli.Verb{Usage: "redeem --card CARD (--reward ID | --points N) [--ref REF]", Short: "burn points for a reward or as discount", Run: runRedeem}
 	v["donate"] = cli.Verb{Usage: "donate --card CARD --points N --charity ID [--ref REF]", Short: "donate points to a charity partner", Run: runDonate}
 	v["void"] = cli.Verb{Usage: "void --ref REF", Short: "cancel a checkout of today's shift", Run: runVoid}
@@ -136,6 +137,37 @@ func runEarn(ctx context.Context, args []string) error {
 		return c.Print(res, func(w io.Writer) {
 			fmt.Fprintf(w, "%+d points for %s, balance %d (ref %s, seq %d)\n", res.Points, res.Member, res.Balance, res.Ref, res.Seq)
 			for _, l := range res.Lines {
+				fmt.Fprintf(w, "  %+d %s\n", l.Points, l.Label)
+			}
+		})
+	})
+}
+
+func runQuote(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "quote")
+	card := fs.String("card", "", "member card number")
+	amount := fs.String("amount", "", "purchase amount, e.g. 12.50")
+	itemsFile := fs.String("items", "", "basket items as a JSON file")
+	var items []rules.Item
+	return withClient(ctx, fs, c, args, true, func() error {
+		if err := cli.Require("quote", map[string]string{"card": *card, "amount": *amount}); err != nil {
+			return err
+		}
+		if *itemsFile != "" {
+			var err error
+			if items, err = readItems(*itemsFile); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, func(cl *localapi.Client) error {
+		q, err := cl.Quote(ctx, agent.EarnRequest{Card: *card, Amount: *amount, Items: items})
+		if err != nil {
+			return err
+		}
+		return c.Print(q, func(w io.Writer) {
+			fmt.Fprintf(w, "%+d points for %s (tier %s, balance now %d, rules v%d)\n", q.Points, q.Member, q.Tier, q.Balance, q.RulesVersion)
+			for _, l := range q.Lines {
 				fmt.Fprintf(w, "  %+d %s\n", l.Points, l.Label)
 			}
 		})
