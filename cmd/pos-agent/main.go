@@ -20,5 +20,7 @@ func verbs() map[string]cli.Verb {
 		"version": cli.VersionVerb(prog),
 	}
 	agentVerbs(v)
+	v["ports"] = portsVerb
+	v["scan"] = scanVerb
 	return v
 }
