@@ -158,3 +158,18 @@ func (a *Agent) Export(fn func(encoded []byte) error) error {
 		after += uint64(len(evs))
 	}
 }
+
+// ScanCard records that the till's scanner read a member card: it becomes the
+// card of the current basket, which the POS reads from the local API and the
+// UI shows. It writes nothing to the ledger.
+func (a *Agent) ScanCard(card string) error {
+	if err := checkCard(card); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.basket.Card = card
+	a.basket.Updated = a.now()
+	a.mu.Unlock()
+	a.notify(Notice{Kind: NoticeBasket})
+	return nil
+}

@@ -68,6 +68,9 @@ func (t *terminal) content() fyne.CanvasObject {
 		widget.NewButtonWithIcon(lang.L("Manager")+" (F9)", theme.AccountIcon(), t.showManager),
 		widget.NewButtonWithIcon(lang.L("Settings")+" (F10)", theme.SettingsIcon(), t.showSettings),
 	)
+	if t.d.SimulateScan != nil {
+		nav.Add(widget.NewButtonWithIcon(lang.L("Simulate scan")+" (F11)", theme.MediaPlayIcon(), t.simulateScan))
+	}
 	bottom := container.NewVBox(widget.NewSeparator(), t.msg, t.status.root)
 	root := container.NewBorder(container.NewBorder(nil, nil, nil, nav, t.co.scanBar), bottom, nil, nil, t.screens)
 	if dc, ok := t.w.Canvas().(interface{ SetOnTypedKey(func(*fyne.KeyEvent)) }); ok {
@@ -150,6 +153,16 @@ func (t *terminal) showManager() {
 	t.mgr.open()
 }
 
+// simulateScan asks the simulated scanner for its next demo card; the scan
+// then arrives like any other, through the serial reader.
+func (t *terminal) simulateScan() {
+	run(t.br, func(context.Context) (struct{}, error) { return struct{}{}, t.d.SimulateScan() }, func(_ struct{}, err error) {
+		if err != nil {
+			t.fail(err)
+		}
+	})
+}
+
 func (t *terminal) showSettings() {
 	if t.d.Settings == nil {
 		t.fail(errors.New(lang.L("Settings cannot be changed on this terminal")))
@@ -169,6 +182,11 @@ func (t *terminal) hotkey(k *fyne.KeyEvent) bool {
 		t.showManager()
 	case fyne.KeyF10:
 		t.showSettings()
+	case fyne.KeyF11:
+		if t.d.SimulateScan == nil {
+			return false
+		}
+		t.simulateScan()
 	case fyne.KeyEscape:
 		if !t.visible(t.co.root) {
 			t.showCheckout()

@@ -100,6 +100,9 @@ type Deps struct {
 	// Facts computes what the member panel shows beyond the agent's member
 	// view (tier progress, expiring points, flags). Nil is LadderFacts(nil).
 	Facts FactsFunc
+	// SimulateScan, set when the scanner is the simulator, makes it scan the
+	// next demo card through the real serial path; F11 and a button call it.
+	SimulateScan func() error
 	// ExportDir is where the manager's CSV exports are written.
 	ExportDir string
 	Logger    *slog.Logger

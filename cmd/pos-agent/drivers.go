@@ -74,13 +74,16 @@ func runScan(ctx context.Context, args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	r, done, err := openScanner(ctx, *port, *baud, scancode.Decoder{}, func(s string) {
+	r, sim, done, err := openScanner(ctx, *port, *baud, scancode.Decoder{}, func(s string) {
 		fmt.Fprintln(os.Stderr, "scanner", s)
 	}, log)
 	if err != nil {
 		return fmt.Errorf("%w: scan: %w", cli.ErrUsage, err)
 	}
 	defer done()
+	if sim != nil {
+		go sim.Demo(ctx, scansim.DemoInterval)
+	}
 	for res := range r.Scans() {
 		l := scanLine{Kind: res.Kind, Symbology: res.Symbology, Card: res.Card, Raw: res.Raw}
 		if res.Err != nil {
@@ -102,20 +105,20 @@ func runScan(ctx context.Context, args []string) error {
 }
 
 // openScanner starts the scanner spec names: a serial port path, or "sim"
-// for the pty simulator fed with the demo cards. onState receives
-// scanner.StateConnected / StateDisconnected. The returned func stops the
-// reader (closing Scans) and the simulator; the reader also stops with ctx.
+// for the pty simulator, which it also returns so the caller can make it
+// scan (nil otherwise). onState receives scanner.StateConnected /
+// StateDisconnected. The returned func stops the reader (closing Scans) and
+// the simulator; the reader also stops with ctx.
 func openScanner(ctx context.Context, spec string, baud int, dec scancode.Decoder,
-	onState func(string), log *slog.Logger) (*scanner.Reader, func(), error) {
+	onState func(string), log *slog.Logger) (*scanner.Reader, *scansim.Sim, func(), error) {
 	path, stopSim := spec, func() {}
+	var sim *scansim.Sim
 	if spec == simScanner {
-		sim, err := scansim.New("")
-		if err != nil {
-			return nil, nil, err
+		var err error
+		if sim, err = scansim.New(""); err != nil {
+			return nil, nil, nil, err
 		}
-		simCtx, cancel := context.WithCancel(ctx)
-		go sim.Demo(simCtx, scansim.DemoInterval)
-		path, stopSim = sim.Path(), func() { cancel(); sim.Close() }
+		path, stopSim = sim.Path(), func() { sim.Close() }
 	}
 	r, err := scanner.Start(ctx, scanner.Config{
 		Port:    serialport.Config{Path: path, Baud: baud},
@@ -125,7 +128,7 @@ func openScanner(ctx context.Context, spec string, baud int, dec scancode.Decode
 	})
 	if err != nil {
 		stopSim()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return r, func() { r.Close(); stopSim() }, nil
+	return r, sim, func() { r.Close(); stopSim() }, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/agent/localapi"
+	"github.com/offline-loyalty/terminal/drivers/scancode"
 	"github.com/offline-loyalty/terminal/internal/cli"
 )
 
@@ -46,6 +47,14 @@ func runServe(ctx context.Context, args []string) error {
 	srv, err := localapi.Listen(agent.SocketPath(c.Data), *sf.api, localapi.Handler(a, log))
 	if err != nil {
 		return err
+	}
+	sc, err := startScanner(ctx, a, *sf.scanner, scancode.Decoder{}, log)
+	if err != nil {
+		return err
+	}
+	if sc != nil {
+		defer sc.stop()
+		go feedBasket(a, sc.scans, log)
 	}
 	id := a.Identity()
 	log.Info("pos-agent serving", "terminal", id.Terminal, "data", c.Data, "api", srv.Addrs())

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/agent/demo"
+	"github.com/offline-loyalty/terminal/drivers/scancode"
+	"github.com/offline-loyalty/terminal/drivers/scanner"
+	"github.com/offline-loyalty/terminal/drivers/scansim"
+	"github.com/offline-loyalty/terminal/drivers/serialport"
+)
+
+// tillScanner is the scanner the agent runs beside it, when one is
+// configured: its decoded reads, the simulator if it is one, and how to stop.
+type tillScanner struct {
+	scans <-chan scanner.Result
+	sim   *scansim.Sim
+	next  int // the simulator's next demo card
+	stop  func()
+}
+
+// startScanner opens the scanner named by flag, or else by the saved
+// settings; with neither it returns nil and the agent runs without one
+// (typed and keyboard-wedge input still work). The scanner's state goes to
+// the agent, for status and the UI.
+func startScanner(ctx context.Context, a *agent.Agent, flag string, dec scancode.Decoder, log *slog.Logger) (*tillScanner, error) {
+	set := a.Settings()
+	spec, baud := flag, set.ScannerBaud
+	if spec == "" {
+		spec = set.ScannerPort
+	}
+	if spec == "" {
+		return nil, nil
+	}
+	if baud == 0 {
+		baud = serialport.DefaultBaud
+	}
+	r, sim, stop, err := openScanner(ctx, spec, baud, dec, a.SetScanner, log)
+	if err != nil {
+		return nil, err
+	}
+	return &tillScanner{scans: r.Scans(), sim: sim, stop: stop}, nil
+}
+
+// simulate makes the simulator scan the next demo member's card.
+func (s *tillScanner) simulate() error {
+	card := demo.Members[s.next%len(demo.Members)].Card
+	s.next++
+	return s.sim.Scan(card)
+}
+
+// feedBasket gives each card the scanner reads to the agent as the current
+// basket's member, for the POS; a read that did not decode is logged.
+func feedBasket(a *agent.Agent, scans <-chan scanner.Result, log *slog.Logger) {
+	for res := range scans {
+		if res.Err != nil {
+			log.Warn("scan did not decode", "err", res.Err)
+			continue
+		}
+		if err := a.ScanCard(res.Card); err != nil {
+			log.Warn("scan", "card", agent.MaskCard(res.Card), "err", err)
+		}
+	}
+}

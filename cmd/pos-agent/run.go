@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/agent/localapi"
+	"github.com/offline-loyalty/terminal/drivers/portlist"
+	"github.com/offline-loyalty/terminal/drivers/scancode"
+	"github.com/offline-loyalty/terminal/internal/cli"
+	"github.com/offline-loyalty/terminal/ui"
+)
+
+// runRun is the Fyne terminal app with the agent in-process: the same agent,
+// local API and scanner as serve, and the window on top.
+func runRun(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "run")
+	sf := addServeFlags(fs)
+	if err := cli.Parse(fs, c, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: run: unexpected argument %q", cli.ErrUsage, fs.Arg(0))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	a, err := agent.Open(ctx, c.Data, agent.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	srv, err := localapi.Listen(agent.SocketPath(c.Data), *sf.api, localapi.Handler(a, log))
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	dec := scancode.Decoder{}
+	deps := ui.Deps{
+		Agent:     a,
+		Settings:  &settingsBackend{a: a},
+		Wedge:     func(raw string) ui.Scan { return uiScan(dec.Wedge(raw, time.Now())) },
+		ExportDir: c.Data,
+		Logger:    log,
+	}
+	sc, err := startScanner(ctx, a, *sf.scanner, dec, log)
+	if err != nil {
+		return err
+	}
+	if sc != nil {
+		defer sc.stop()
+		scans := make(chan ui.Scan)
+		go func() {
+			defer close(scans)
+			for res := range sc.scans {
+				s := uiScan(res.Scan, res.Err)
+				select {
+				case scans <- s:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		deps.Scans = scans
+		if sc.sim != nil {
+			deps.SimulateScan = sc.simulate
+		}
+	}
+	err = ui.Run(ctx, deps)
+	cancel()
+	if serr := <-served; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
+		err = serr
+	}
+	return err
+}
+
+// uiScan turns a decoded scan into the UI's scan.
+func uiScan(s scancode.Scan, err error) ui.Scan {
+	return ui.Scan{Kind: s.Kind, Symbology: s.Symbology, Card: s.Card, Raw: s.Raw, Err: err}
+}
+
+// settingsBackend is the settings screen's backend: the agent's saved
+// settings and the machine's serial ports.
+type settingsBackend struct {
+	a *agent.Agent
+}
+
+func (s *settingsBackend) Current() ui.Config {
+	set := s.a.Settings()
+	return ui.Config{HQURL: set.HQURL, ScannerPort: set.ScannerPort, PrinterPort: set.PrinterPort,
+		Language: set.Language, Currency: s.a.Rules().Currency}
+}
+
+func (s *settingsBackend) Ports(context.Context) ([]string, error) {
+	ports, err := portlist.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ports))
+	for i, p := range ports {
+		out[i] = p.Path
+	}
+	return out, nil
+}
+
+func (s *settingsBackend) Join(context.Context, string, string) error {
+	return errors.New("joining head office from the app is not available in this build: use pos-agent join")
+}
+
+func (s *settingsBackend) Save(_ context.Context, c ui.Config) error {
+	if cur := s.a.Rules().Currency; c.Currency != "" && c.Currency != cur {
+		return fmt.Errorf("the currency comes with head office's rules (%s) and cannot be changed on the terminal", cur)
+	}
+	set := s.a.Settings()
+	set.HQURL, set.ScannerPort, set.PrinterPort, set.Language = c.HQURL, c.ScannerPort, c.PrinterPort, c.Language
+	return s.a.SaveSettings(set)
+}
