@@ -194,3 +194,21 @@ func TestIdempotentAcrossSIGKILL(t *testing.T) {
 		t.Fatalf("socket: %v %v", fi.Mode(), err)
 	}
 }
+
+// TestNothingOnStderrUnderCLocales: every verb's output is exactly what the
+// contract says, whatever the locale (Fyne logs locale parse errors at init
+// for C.UTF-8 unless internal/localeenv runs first).
+func TestNothingOnStderrUnderCLocales(t *testing.T) {
+	for _, env := range [][]string{{"LANG=C.UTF-8"}, {"LC_ALL=C.UTF-8"}, {"LANG=C"}, {"LANG=POSIX"}, {"LANG=tr_TR.UTF-8"}, {}} {
+		cmd := exec.Command(bin, "version", "--data", t.TempDir())
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%v: %v", env, err)
+		}
+		if errb.Len() != 0 || !strings.HasPrefix(out.String(), "pos-agent ") {
+			t.Errorf("%v: stdout %q stderr %q", env, out.String(), errb.String())
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/offline-loyalty/terminal/internal/cli"
+	// Before Fyne reads the locale: see the package comment.
+	_ "github.com/offline-loyalty/terminal/internal/localeenv"
 )
 
 const prog = "pos-agent"

@@ -29,11 +29,6 @@ var Languages = []string{"en", "tr"}
 // for this process before (re)adding them. Screens built afterwards use the
 // new language; call Use before building them.
 func Use(code string) error {
-	if code == "" && systemLocaleUnset() {
-		// The C or POSIX locale names no language; Fyne would log a parse
-		// error for it on every lookup. English is what such a system shows.
-		code = "en"
-	}
 	if code != "" {
 		if !slices.Contains(Languages, code) {
 			return fmt.Errorf("language %q: choose one of %v", code, Languages)
@@ -46,20 +41,4 @@ func Use(code string) error {
 		}
 	}
 	return lang.AddTranslationsFS(translations, "translations")
-}
-
-// systemLocaleUnset reports whether the environment names no language, only
-// the C or POSIX locale (or nothing).
-func systemLocaleUnset() bool {
-	for _, v := range []string{"LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"} {
-		switch l := os.Getenv(v); l {
-		case "":
-			continue
-		case "C", "POSIX", "C.UTF-8", "C.utf8":
-			return true
-		default:
-			return false
-		}
-	}
-	return true
 }
