@@ -72,6 +72,9 @@ func runRun(ctx context.Context, args []string) error {
 			deps.SimulateScan = sc.simulate
 		}
 	}
+	if port := a.Settings().PrinterPort; port != "" {
+		go printSlips(ctx, a, port, a.Status().Seq, log)
+	}
 	err = ui.Run(ctx, deps)
 	cancel()
 	if serr := <-served; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {

@@ -56,6 +56,9 @@ func runServe(ctx context.Context, args []string) error {
 		defer sc.stop()
 		go feedBasket(a, sc.scans, log)
 	}
+	if port := a.Settings().PrinterPort; port != "" {
+		go printSlips(ctx, a, port, a.Status().Seq, log)
+	}
 	id := a.Identity()
 	log.Info("pos-agent serving", "terminal", id.Terminal, "data", c.Data, "api", srv.Addrs())
 	return srv.Serve(ctx)

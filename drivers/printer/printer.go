@@ -35,7 +35,7 @@ var (
 // Line is one basket line and the points it earned.
 type Line struct {
 	Text   string
-	Points int
+	Points int64
 }
 
 // Slip is what a loyalty slip shows after a checkout.
@@ -45,12 +45,12 @@ type Slip struct {
 	Member         string // the member's name; may be empty
 	Card           string // printed masked
 	Lines          []Line
-	Earned         int
-	Balance        int
-	Expiring       int       // points expiring soon; 0 prints nothing
+	Earned         int64
+	Balance        int64
+	Expiring       int64     // points expiring soon; 0 prints nothing
 	ExpiresOn      time.Time // when they expire
 	NextTier       string    // "" when the member is at the top tier
-	PointsToNext   int       // points still needed for NextTier
+	ToNext         string    // what is still to spend for NextTier, formatted ("12.50 EUR")
 	TierProgressPc int       // 0 to 100, shown as a bar
 }
 
@@ -58,7 +58,7 @@ type Slip struct {
 func Render(s Slip) []byte {
 	var b []byte
 	text := func(str string) { b = append(b, printable(str)...); b = append(b, '\n') }
-	row := func(left string, n int) { text(columns(left, strconv.Itoa(n))) }
+	row := func(left string, n int64) { text(columns(left, strconv.FormatInt(n, 10))) }
 	b = append(b, cmdInit...)
 	b = append(b, cmdCenter...)
 	b = append(b, cmdBoldOn...)
@@ -86,7 +86,7 @@ func Render(s Slip) []byte {
 		text(fmt.Sprintf("%d pts expire %s", s.Expiring, s.ExpiresOn.Format("2006-01-02")))
 	}
 	if s.NextTier != "" {
-		text(fmt.Sprintf("%d pts to %s", s.PointsToNext, s.NextTier))
+		text(fmt.Sprintf("Spend %s more for %s", s.ToNext, s.NextTier))
 		text(bar(s.TierProgressPc))
 	}
 	b = append(b, cmdFeedLines...)

@@ -20,7 +20,7 @@ func testSlip() Slip {
 		Member: "Ada Lovelace", Card: "2000000000015",
 		Lines:  []Line{{"Coffee beans 1kg", 25}, {"A very long product name that does not fit", 10}},
 		Earned: 35, Balance: 455, Expiring: 40, ExpiresOn: time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC),
-		NextTier: "Gold", PointsToNext: 45, TierProgressPc: 90,
+		NextTier: "Gold", ToNext: "45.00 EUR", TierProgressPc: 90,
 	}
 }
 
@@ -35,7 +35,7 @@ func TestRender(t *testing.T) {
 		"Coffee beans 1kg" + strings.Repeat(" ", 14) + "25\n",
 		"A very long product name that 10\n",
 		"Points earned" + strings.Repeat(" ", 17) + "35\n",
-		"New balance" + strings.Repeat(" ", 18) + "455\n", "40 pts expire 2026-03-31", "45 pts to Gold",
+		"New balance" + strings.Repeat(" ", 18) + "455\n", "40 pts expire 2026-03-31", "Spend 45.00 EUR more for Gold",
 		"[###########################...]",
 	} {
 		if !strings.Contains(text, want) {
@@ -51,7 +51,7 @@ func TestRender(t *testing.T) {
 		}
 	}
 	top := Render(Slip{Card: "X1", Member: "Bob\x1b@\u00e9"})
-	if strings.Contains(string(top), "pts to") || strings.Contains(string(top), "expire") {
+	if strings.Contains(string(top), "more for") || strings.Contains(string(top), "expire") {
 		t.Error("top tier, nothing expiring: no tier or expiry lines")
 	}
 	if !strings.Contains(string(top), "Member: Bob?@?") {
@@ -100,9 +100,9 @@ func TestPrintNoPrinter(t *testing.T) {
 }
 
 func FuzzRender(f *testing.F) {
-	f.Add("Store", "Name", "2000000000015", "line", 5, 90)
-	f.Add("", "\x1b@\x00", "", "\xff\xfe", -1, 1000)
-	f.Fuzz(func(t *testing.T, store, member, card, line string, pts, pc int) {
+	f.Add("Store", "Name", "2000000000015", "line", int64(5), 90)
+	f.Add("", "\x1b@\x00", "", "\xff\xfe", int64(-1), 1000)
+	f.Fuzz(func(t *testing.T, store, member, card, line string, pts int64, pc int) {
 		b := Render(Slip{Store: store, Member: member, Card: card, Lines: []Line{{line, pts}}, NextTier: "T", TierProgressPc: pc})
 		body := b[len(cmdInit) : len(b)-len(cmdCut)]
 		if bytes.Contains(printableBytes(body), []byte{0x1d}) {
