@@ -16,7 +16,9 @@ func main() {
 }
 
 func verbs() map[string]cli.Verb {
-	return map[string]cli.Verb{
+	v := map[string]cli.Verb{
 		"version": cli.VersionVerb(prog),
 	}
+	headofficeVerbs(v)
+	return v
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/offline-loyalty/terminal/drivers/portlist"
 	"github.com/offline-loyalty/terminal/drivers/scancode"
 	"github.com/offline-loyalty/terminal/internal/cli"
+	"github.com/offline-loyalty/terminal/sync/syncclient"
 	"github.com/offline-loyalty/terminal/ui"
 )
 
@@ -41,10 +42,11 @@ func runRun(ctx context.Context, args []string) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx) }()
-	dec := scancode.Decoder{}
+	startLink(ctx, a, c.Data, *sf.hq, log)
+	dec := scanDecoder(c.Data)
 	deps := ui.Deps{
 		Agent:     a,
-		Settings:  &settingsBackend{a: a},
+		Settings:  &settingsBackend{a: a, dir: c.Data, log: log, ctx: ctx},
 		Wedge:     func(raw string) ui.Scan { return uiScan(dec.Wedge(raw, time.Now())) },
 		ExportDir: c.Data,
 		Logger:    log,
@@ -91,7 +93,10 @@ func uiScan(s scancode.Scan, err error) ui.Scan {
 // settingsBackend is the settings screen's backend: the agent's saved
 // settings and the machine's serial ports.
 type settingsBackend struct {
-	a *agent.Agent
+	a   *agent.Agent
+	dir string
+	log *slog.Logger
+	ctx context.Context // the app's: the link started by a join lives as long as it
 }
 
 func (s *settingsBackend) Current() ui.Config {
@@ -112,8 +117,22 @@ func (s *settingsBackend) Ports(context.Context) ([]string, error) {
 	return out, nil
 }
 
-func (s *settingsBackend) Join(context.Context, string, string) error {
-	return errors.New("joining head office from the app is not available in this build: use pos-agent join")
+// Join registers the terminal with head office and starts the link.
+func (s *settingsBackend) Join(ctx context.Context, hq, code string) error {
+	if _, joined, err := syncclient.LoadLink(s.dir); err != nil {
+		return err
+	} else if joined {
+		return errors.New("this terminal has joined head office already")
+	}
+	link, err := syncclient.Join(ctx, s.a, s.dir, hq, code)
+	if err != nil {
+		return err
+	}
+	if err := saveHQ(s.a, link.HQ); err != nil {
+		return err
+	}
+	startLink(s.ctx, s.a, s.dir, "", s.log)
+	return nil
 }
 
 func (s *settingsBackend) Save(_ context.Context, c ui.Config) error {

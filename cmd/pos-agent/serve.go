@@ -8,7 +8,6 @@ import (
 
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/agent/localapi"
-	"github.com/offline-loyalty/terminal/drivers/scancode"
 	"github.com/offline-loyalty/terminal/internal/cli"
 )
 
@@ -48,7 +47,8 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	sc, err := startScanner(ctx, a, *sf.scanner, scancode.Decoder{}, log)
+	startLink(ctx, a, c.Data, *sf.hq, log)
+	sc, err := startScanner(ctx, a, *sf.scanner, scanDecoder(c.Data), log)
 	if err != nil {
 		return err
 	}

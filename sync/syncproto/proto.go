@@ -1,0 +1,204 @@
+// Package syncproto is the wire protocol between terminals and head office:
+// the messages, their encoding, their limits and the handshake's signed
+// statement. It takes and returns bytes; it never touches a connection, a
+// database or the terminal's ledger (it does not import the agent).
+package syncproto
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Version is the protocol version a terminal announces in its hello. Head
+// office refuses versions it does not speak.
+const Version = 1
+
+// Limits.
+const (
+	// MaxMessage bounds one message on the wire: a full upstream batch of
+	// MaxBatch events of about 500 bytes, with room to spare.
+	MaxMessage = 4 << 20
+	// MaxBatch is the most events in one upstream message.
+	MaxBatch = 1000
+	// MaxFeed is the most member snapshots or blocked cards in one message.
+	MaxFeed = 500
+	// NonceSize is the size of the server's handshake challenge.
+	NonceSize = 32
+	maxText   = 256
+)
+
+// Message types.
+const (
+	TypeHello     = "hello"     // terminal → head office: who I am
+	TypeChallenge = "challenge" // head office → terminal: sign this
+	TypeProof     = "proof"     // terminal → head office: the signature
+	TypeWelcome   = "welcome"   // head office → terminal: authenticated; resume after Seq
+	TypeCursors   = "cursors"   // terminal → head office: where its downstream feeds stand
+	TypeEvents    = "events"    // terminal → head office: a batch of ledger events
+	TypeAck       = "ack"       // head office → terminal: events up to Seq are durable
+	TypeRules     = "rules"     // head office → terminal: a rules document
+	TypeMembers   = "members"   // head office → terminal: member snapshots up to Cursor
+	TypeBlocked   = "blocked"   // head office → terminal: blocklist changes up to Cursor
+	TypeLookup    = "lookup"    // terminal → head office: who holds this card?
+	TypeFound     = "found"     // head office → terminal: the answer to a lookup
+	TypeError     = "error"     // either way: a refusal; the sender closes after it
+)
+
+var knownTypes = map[string]bool{
+	TypeHello: true, TypeChallenge: true, TypeProof: true, TypeWelcome: true, TypeCursors: true,
+	TypeEvents: true, TypeAck: true, TypeRules: true, TypeMembers: true, TypeBlocked: true,
+	TypeLookup: true, TypeFound: true, TypeError: true,
+}
+
+// Message is the one envelope of the protocol; Type says which fields mean
+// something. Unused fields are omitted on the wire.
+type Message struct {
+	Type string `json:"type"`
+
+	// hello, welcome
+	Version  int    `json:"v,omitempty"`
+	Terminal string `json:"terminal,omitempty"`
+	Epoch    string `json:"epoch,omitempty"`
+	// challenge, proof
+	Nonce   []byte `json:"nonce,omitempty"`
+	Session string `json:"session,omitempty"`
+	Sig     []byte `json:"sig,omitempty"`
+
+	// events: exact encoded ledger events; ack and welcome: a sequence
+	Events []json.RawMessage `json:"events,omitempty"`
+	Seq    uint64            `json:"seq,omitempty"`
+	HLC    uint64            `json:"hlc,omitempty"`
+
+	// cursors, rules, members, blocked
+	RulesVersion int             `json:"rules_version,omitempty"`
+	Members      []Member        `json:"members,omitempty"`
+	Blocked      []Block         `json:"blocked,omitempty"`
+	Cursor       uint64          `json:"cursor,omitempty"`
+	BlockCursor  uint64          `json:"block_cursor,omitempty"`
+	Rules        json.RawMessage `json:"rules,omitempty"`
+
+	// lookup, found
+	ID     string  `json:"id,omitempty"`
+	Card   string  `json:"card,omitempty"`
+	Member *Member `json:"member,omitempty"`
+
+	// error (and found, when the card is unknown)
+	Code  string `json:"code,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// Member is head office's snapshot of a member. Balance includes the
+// receiving terminal's events up to AsOfSeq of its current epoch.
+type Member struct {
+	Member    string    `json:"member"`
+	Name      string    `json:"name,omitempty"`
+	Cards     []string  `json:"cards"`
+	Tier      string    `json:"tier"`
+	Balance   int64     `json:"balance"`
+	Spend12m  int64     `json:"spend_12m"`
+	Lifetime  int64     `json:"lifetime_spend"`
+	LastVisit time.Time `json:"last_visit"`
+	Enrolled  time.Time `json:"enrolled"`
+	Status    string    `json:"status"`
+	AsOfSeq   uint64    `json:"as_of_seq"`
+	Taken     time.Time `json:"taken"`
+}
+
+// Block blocks or unblocks a card.
+type Block struct {
+	Card    string `json:"card"`
+	Blocked bool   `json:"blocked"`
+}
+
+// Error codes a head office sends before closing.
+const (
+	CodeAuth     = "auth"     // unknown terminal, bad signature, wrong version
+	CodeProtocol = "protocol" // a malformed or unexpected message
+	CodeChain    = "chain"    // the terminal's hash chain is broken at Seq
+	CodeInternal = "internal" // head office could not store the batch
+)
+
+// ErrMalformed wraps every decoding refusal.
+var ErrMalformed = errors.New("malformed message")
+
+// Decode parses one message and checks its type, sizes and text fields. It
+// does not check that the message is expected in the current state: that is
+// the reader's job.
+func Decode(b []byte) (Message, error) {
+	var m Message
+	if len(b) > MaxMessage {
+		return m, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(b), MaxMessage)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if dec.More() {
+		return Message{}, fmt.Errorf("%w: trailing data", ErrMalformed)
+	}
+	if !knownTypes[m.Type] {
+		return Message{}, fmt.Errorf("%w: unknown type %q", ErrMalformed, m.Type)
+	}
+	switch {
+	case len(m.Events) > MaxBatch:
+		return Message{}, fmt.Errorf("%w: %d events, limit %d", ErrMalformed, len(m.Events), MaxBatch)
+	case len(m.Members) > MaxFeed || len(m.Blocked) > MaxFeed:
+		return Message{}, fmt.Errorf("%w: feed of more than %d entries", ErrMalformed, MaxFeed)
+	case len(m.Nonce) > NonceSize || len(m.Sig) > ed25519.SignatureSize:
+		return Message{}, fmt.Errorf("%w: oversized nonce or signature", ErrMalformed)
+	}
+	for _, s := range []string{m.Terminal, m.Epoch, m.Session, m.ID, m.Card, m.Code} {
+		if len(s) > maxText {
+			return Message{}, fmt.Errorf("%w: a text field is longer than %d bytes", ErrMalformed, maxText)
+		}
+	}
+	return m, nil
+}
+
+// Encode returns the wire form of m.
+func Encode(m Message) []byte {
+	b, err := json.Marshal(m)
+	if err != nil {
+		// Message holds strings, integers, byte slices, raw JSON that was
+		// itself decoded or encoded by this program, and times.
+		panic("syncproto: encode: " + err.Error())
+	}
+	return b
+}
+
+// handshakeContext separates these signatures from any other use of a key.
+const handshakeContext = "loyalty-sync-v1"
+
+// Statement is what a terminal signs to prove its identity: the protocol,
+// its terminal id, the session head office chose and head office's fresh
+// nonce. A signature cannot be replayed on another connection because each
+// connection has a new nonce and session.
+func Statement(terminal, session string, nonce []byte) []byte {
+	var b bytes.Buffer
+	b.WriteString(handshakeContext)
+	for _, part := range [][]byte{[]byte(terminal), []byte(session), nonce} {
+		b.WriteByte(0)
+		b.Write(part)
+	}
+	return b.Bytes()
+}
+
+// JoinRequest is what `pos-agent join` posts to head office's /v1/join.
+type JoinRequest struct {
+	Code string `json:"code"`
+	Key  []byte `json:"key"` // the terminal's ed25519 public key
+}
+
+// JoinResponse is head office's answer to a join.
+type JoinResponse struct {
+	Terminal string `json:"terminal"`
+	Store    string `json:"store"`
+	// QRKey is head office's public key for member QR tokens, verified
+	// offline by the terminal's scanner decoder.
+	QRKey []byte `json:"qr_key"`
+}

@@ -1,0 +1,216 @@
+package syncserver
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+)
+
+// The admin API: HTTP+JSON on the unix socket DIR/headoffice.sock (0600),
+// which the headoffice verbs call. It is not on the network listener.
+
+// maxAdminBody bounds an admin request other than a members import.
+const maxAdminBody = 4 << 20
+
+// AdminHandler returns the admin API's handler.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /admin/terminals", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Store, Name string }
+		if err := json.NewDecoder(io.LimitReader(r.Body, maxAdminBody)).Decode(&req); err != nil {
+			writeError(w, fmt.Errorf("%w: %v", ErrInvalid, err))
+			return
+		}
+		id, code, err := s.AddTerminal(req.Store, req.Name)
+		respond(w, map[string]string{"terminal": id, "code": code}, err)
+	})
+	mux.HandleFunc("PUT /admin/rules", func(w http.ResponseWriter, r *http.Request) {
+		doc, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		v, err := s.SetRules(doc)
+		respond(w, map[string]int{"version": v}, err)
+	})
+	mux.HandleFunc("GET /admin/rules", func(w http.ResponseWriter, _ *http.Request) {
+		doc, err := s.Rules()
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(doc)
+	})
+	mux.HandleFunc("POST /admin/members", func(w http.ResponseWriter, r *http.Request) {
+		n, err := s.ImportMembers(r.Body)
+		respond(w, map[string]int{"imported": n}, err)
+	})
+	mux.HandleFunc("GET /admin/member", func(w http.ResponseWriter, r *http.Request) {
+		m, err := s.MemberByCard(r.URL.Query().Get("card"))
+		respond(w, m, err)
+	})
+	mux.HandleFunc("GET /admin/report", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		rep, err := s.Report(q.Get("from"), q.Get("to"), q.Get("store"))
+		respond(w, rep, err)
+	})
+	mux.HandleFunc("GET /admin/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		err := s.Events(r.URL.Query().Get("terminal"), func(b []byte) error {
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			_, err := w.Write([]byte{'\n'})
+			return err
+		})
+		if err != nil {
+			s.log.Warn("admin events", "err", err)
+		}
+	})
+	return mux
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status, code := http.StatusInternalServerError, "internal"
+	switch {
+	case errors.Is(err, ErrInvalid):
+		status, code = http.StatusBadRequest, "invalid"
+	case errors.Is(err, ErrJoinCode):
+		status, code = http.StatusForbidden, "join_code"
+	case errors.Is(err, ErrNotFound):
+		status, code = http.StatusNotFound, "not_found"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), Code: code})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func respond(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, v)
+}
+
+// AdminClient calls the admin API.
+type AdminClient struct{ hc *http.Client }
+
+// DialAdmin returns a client of the head office serving the unix socket.
+func DialAdmin(socket string) *AdminClient {
+	return &AdminClient{hc: &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}}}}
+}
+
+// InProcessAdmin returns a client that calls h directly, for verbs run while
+// no head office is serving the data directory.
+func InProcessAdmin(h http.Handler) *AdminClient {
+	return &AdminClient{hc: &http.Client{Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec.Result(), nil
+	})}}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Do calls method path with body and decodes a JSON answer into out (when
+// not nil). A refusal comes back as its one-line message.
+func (c *AdminClient) Do(ctx context.Context, method, path string, body io.Reader, out any) error {
+	resp, err := c.do(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw, err = io.ReadAll(resp.Body)
+		return err
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Lines calls path and passes each line of a JSON-lines answer to fn.
+func (c *AdminClient) Lines(ctx context.Context, path string, fn func([]byte) error) error {
+	resp, err := c.do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if err := fn(sc.Bytes()); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+func (c *AdminClient) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://headoffice"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("admin api: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		var eb errorBody
+		if json.NewDecoder(resp.Body).Decode(&eb) != nil || eb.Error == "" {
+			return nil, fmt.Errorf("admin api: %s", resp.Status)
+		}
+		return nil, errors.New(eb.Error)
+	}
+	return resp, nil
+}
+
+// Query builds a path with query parameters.
+func Query(path string, kv ...string) string {
+	q := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			q.Set(kv[i], kv[i+1])
+		}
+	}
+	if len(q) == 0 {
+		return path
+	}
+	return path + "?" + q.Encode()
+}
+
+// Body is a JSON request body.
+func Body(v any) io.Reader {
+	b, _ := json.Marshal(v)
+	return bytes.NewReader(b)
+}
+
+// SocketName is the admin socket inside head office's data directory.
+const SocketName = "headoffice.sock"

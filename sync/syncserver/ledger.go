@@ -1,0 +1,180 @@
+package syncserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/offline-loyalty/terminal/agent/ledger"
+	"github.com/offline-loyalty/terminal/sync/hqstore"
+	"github.com/offline-loyalty/terminal/sync/syncproto"
+)
+
+// This file is head office's ledger: ingesting a terminal's events and
+// applying them to the authoritative members.
+
+// errChain is a batch refused because an event does not follow the stored
+// head of the terminal's chain (altered, deleted or reordered history).
+var errChain = errors.New("hash chain broken")
+
+// ingest verifies and stores a batch of one terminal database's events in one
+// transaction and returns the highest sequence now durable for it. Events at
+// or below the stored head are duplicates: acked, not applied again. An event
+// past head+1 is a gap: the batch stops there and the terminal resends from
+// the ack. An event that does not link to the head is refused and flagged.
+func (s *Server) ingest(terminal, epoch string, raws []json.RawMessage) (uint64, error) {
+	now := s.now()
+	var ack uint64
+	var refused error
+	err := s.db.Batch(func(tx *hqstore.Tx) error {
+		refused = nil
+		chain, err := tx.Chain(terminal, epoch)
+		if err != nil {
+			return err
+		}
+		for _, raw := range raws {
+			e, err := ledger.Decode(raw)
+			if err != nil {
+				refused = fmt.Errorf("%w: %v", errMalformedEvent, err)
+				break
+			}
+			if e.Epoch != epoch {
+				refused = fmt.Errorf("%w: event of epoch %s on a session of epoch %s", errMalformedEvent, e.Epoch, epoch)
+				break
+			}
+			if e.Seq <= chain.LastSeq {
+				if stored := tx.Event(terminal, epoch, e.Seq); !bytes.Equal(stored, raw) {
+					if err := tx.AddFlag(hqstore.Flag{Time: now, Kind: "conflicting_duplicate", Terminal: terminal, Epoch: epoch, Seq: e.Seq,
+						Detail: "a resent event differs from the one stored"}); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if e.Seq > chain.LastSeq+1 {
+				break
+			}
+			if err := ledger.Verify(e, chain.LastSeq, chain.LastHash); err != nil {
+				if err := tx.AddFlag(hqstore.Flag{Time: now, Kind: "chain_break", Terminal: terminal, Epoch: epoch, Seq: e.Seq,
+					Detail: err.Error()}); err != nil {
+					return err
+				}
+				refused = fmt.Errorf("%w at seq %d: %v", errChain, e.Seq, err)
+				break
+			}
+			if err := tx.PutEvent(terminal, epoch, e.Seq, raw); err != nil {
+				return err
+			}
+			if err := apply(tx, e, terminal, now); err != nil {
+				return err
+			}
+			chain = hqstore.Chain{LastSeq: e.Seq, LastHash: e.Hash}
+		}
+		ack = chain.LastSeq
+		return tx.PutChain(terminal, epoch, chain)
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.changed()
+	return ack, refused
+}
+
+var errMalformedEvent = errors.New("malformed event")
+
+// apply moves the authoritative member by one event.
+func apply(tx *hqstore.Tx, e ledger.Event, terminal string, now time.Time) error {
+	m, ok, err := tx.Member(e.Member)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// Enrolled at a terminal (or an event for a member head office has
+		// not imported): the event creates the member.
+		m = hqstore.Member{ID: e.Member, Status: "active", Enrolled: e.Time, Tier: e.Tier}
+	}
+	if e.Card != "" && !contains(m.Cards, e.Card) && e.Type != ledger.CardReplace {
+		m.Cards = append(m.Cards, e.Card)
+		if err := tx.PutCard(e.Card, hqstore.Card{Member: m.ID}, false); err != nil {
+			return err
+		}
+	}
+	month := e.Time.UTC().Format("2006-01")
+	switch e.Type {
+	case ledger.Enroll:
+		m.Name, m.Email, m.Enrolled = e.Name, e.Email, e.Time
+		if e.Tier != "" {
+			m.Tier = e.Tier
+		}
+	case ledger.Earn:
+		addSpend(&m, month, e.Amount)
+		if e.Time.After(m.LastVisit) {
+			m.LastVisit = e.Time
+		}
+	case ledger.Void, ledger.Refund:
+		addSpend(&m, month, -e.Amount)
+	case ledger.TierChange:
+		m.Tier = e.Tier
+	case ledger.CardReplace:
+		old, _, err := tx.Card(e.Card)
+		if err != nil {
+			return err
+		}
+		old.Member, old.Blocked = m.ID, true
+		if err := tx.PutCard(e.Card, old, true); err != nil {
+			return err
+		}
+		if err := tx.PutCard(e.NewCard, hqstore.Card{Member: m.ID}, false); err != nil {
+			return err
+		}
+		if !contains(m.Cards, e.Card) {
+			m.Cards = append(m.Cards, e.Card)
+		}
+		m.Cards = append(m.Cards, e.NewCard)
+	}
+	m.Balance += e.Points
+	if m.Balance < 0 && e.Points < 0 {
+		if err := tx.AddFlag(hqstore.Flag{Time: now, Kind: "negative_balance", Terminal: terminal, Epoch: e.Epoch, Seq: e.Seq,
+			Member: m.ID, Balance: m.Balance, Detail: fmt.Sprintf("%s of %d points took the balance to %d", e.Type, -e.Points, m.Balance)}); err != nil {
+			return err
+		}
+	}
+	return tx.PutMember(m)
+}
+
+func addSpend(m *hqstore.Member, month string, amount int64) {
+	if m.Months == nil {
+		m.Months = map[string]int64{}
+	}
+	m.Months[month] += amount
+	m.Lifetime += amount
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// rollingMonths is the qualifying window of tiers: this month and the eleven
+// before it.
+const rollingMonths = 12
+
+// snapshot is a member as sent to a terminal whose durable sequence (in its
+// current epoch) is asOf.
+func snapshot(m hqstore.Member, asOf uint64, now time.Time) syncproto.Member {
+	first := now.UTC().AddDate(0, -(rollingMonths - 1), 0).Format("2006-01")
+	var spend int64
+	for month, v := range m.Months {
+		if month >= first {
+			spend += v
+		}
+	}
+	return syncproto.Member{Member: m.ID, Name: m.Name, Cards: m.Cards, Tier: m.Tier, Balance: m.Balance, Spend12m: spend,
+		Lifetime: m.Lifetime, LastVisit: m.LastVisit, Enrolled: m.Enrolled, Status: m.Status, AsOfSeq: asOf, Taken: now}
+}

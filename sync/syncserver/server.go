@@ -1,0 +1,468 @@
+// Package syncserver is head office: the websocket sync endpoint terminals
+// connect to, the join endpoint, the authoritative ledger built from every
+// terminal's events, the downstream feeds, and the admin operations behind
+// the headoffice verbs.
+//
+// Nothing a client sends is parsed past the handshake until the client has
+// proved it holds a registered terminal's key; every frame is size-limited.
+package syncserver
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	stdsync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/offline-loyalty/terminal/agent/ledger"
+	"github.com/offline-loyalty/terminal/sync/hqstore"
+	"github.com/offline-loyalty/terminal/sync/syncproto"
+)
+
+// Timeouts of a connection (the gorilla chat example's names).
+const (
+	// handshakeWait bounds the whole handshake: a client that has not proved
+	// its identity by then is dropped.
+	handshakeWait = 10 * time.Second
+	// writeWait bounds one write; a connection whose write times out is
+	// closed (after a write timeout the connection is unusable).
+	writeWait = 10 * time.Second
+	// pongWait is how long a silent peer is trusted: a dead link is noticed
+	// within it (the issue asks for 15 s).
+	pongWait = 15 * time.Second
+	// pingPeriod keeps pings well inside pongWait.
+	pingPeriod = (pongWait * 9) / 10
+	// sendQueue is how many messages may wait for the write pump.
+	sendQueue = 64
+	// feedPoll re-checks the downstream feeds even without a change signal,
+	// in case a change was made by another process on the same store.
+	feedPoll = 5 * time.Second
+)
+
+// Server is head office.
+type Server struct {
+	db    *hqstore.DB
+	log   *slog.Logger
+	now   func() time.Time
+	qrKey ed25519.PrivateKey
+
+	upgrader websocket.Upgrader
+
+	mu      stdsync.Mutex
+	change  chan struct{} // closed and replaced on every change
+	metrics metrics
+}
+
+type metrics struct {
+	connections atomic.Int64
+	events      atomic.Int64
+	refused     atomic.Int64
+}
+
+// Options configure a Server.
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+	// Compression turns on permessage-deflate for clients that ask for it.
+	// Off by default: it costs memory per connection (see PITFALLS).
+	Compression bool
+}
+
+// New returns a head office over db.
+func New(db *hqstore.DB, opts Options) (*Server, error) {
+	s := &Server{db: db, log: opts.Logger, now: opts.Now, change: make(chan struct{})}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout:  handshakeWait,
+		EnableCompression: opts.Compression,
+		// Terminals are not browsers; nothing is authorised by cookies, so
+		// any origin may connect and must still prove its key.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	key, err := s.loadQRKey()
+	if err != nil {
+		return nil, err
+	}
+	s.qrKey = key
+	return s, nil
+}
+
+// loadQRKey returns head office's key for signing member QR tokens, creating
+// it on first use.
+func (s *Server) loadQRKey() (ed25519.PrivateKey, error) {
+	var key ed25519.PrivateKey
+	err := s.db.Update(func(tx *hqstore.Tx) error {
+		if seed := tx.Meta("qr_key"); len(seed) == ed25519.SeedSize {
+			key = ed25519.NewKeyFromSeed(seed)
+			return nil
+		}
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return err
+		}
+		key = k
+		return tx.SetMeta("qr_key", k.Seed())
+	})
+	return key, err
+}
+
+// changed wakes every connection's downstream sender.
+func (s *Server) changed() {
+	s.mu.Lock()
+	close(s.change)
+	s.change = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *Server) changes() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.change
+}
+
+// Handler serves GET /v1/sync (websocket), POST /v1/join and GET /metrics.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/sync", s.serveSync)
+	mux.HandleFunc("POST /v1/join", s.serveJoin)
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		fmt.Fprintf(w, "headoffice_connections %d\nheadoffice_events_ingested_total %d\nheadoffice_batches_refused_total %d\n",
+			s.metrics.connections.Load(), s.metrics.events.Load(), s.metrics.refused.Load())
+	})
+	return mux
+}
+
+// conn is one authenticated terminal connection.
+type conn struct {
+	s        *Server
+	ws       *websocket.Conn
+	terminal string
+	epoch    string
+	send     chan []byte
+	cursors  chan syncproto.Message // the terminal's feed positions, once
+	log      *slog.Logger
+}
+
+func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered the client
+	}
+	defer ws.Close()
+	ws.SetReadLimit(syncproto.MaxMessage)
+	terminal, epoch, err := s.handshake(ws)
+	if err != nil {
+		s.log.Info("sync handshake refused", "remote", r.RemoteAddr, "err", err)
+		_ = ws.SetWriteDeadline(time.Now().Add(writeWait))
+		_ = ws.WriteMessage(websocket.TextMessage, syncproto.Encode(syncproto.Message{Type: syncproto.TypeError, Code: syncproto.CodeAuth, Error: err.Error()}))
+		return
+	}
+	s.metrics.connections.Add(1)
+	defer s.metrics.connections.Add(-1)
+	c := &conn{s: s, ws: ws, terminal: terminal, epoch: epoch, send: make(chan []byte, sendQueue),
+		cursors: make(chan syncproto.Message, 1), log: s.log.With("terminal", terminal)}
+	c.log.Info("terminal connected", "epoch", epoch)
+	ctx, cancel := context.WithCancel(r.Context())
+	var wg stdsync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.writePump(ctx) }()
+	go func() { defer wg.Done(); c.downstream(ctx) }()
+	err = c.readPump(ctx)
+	cancel()
+	wg.Wait()
+	c.log.Info("terminal disconnected", "err", err)
+}
+
+// handshake reads hello and proof, and nothing else, under one deadline.
+func (s *Server) handshake(ws *websocket.Conn) (terminal, epoch string, err error) {
+	deadline := time.Now().Add(handshakeWait)
+	_ = ws.SetReadDeadline(deadline)
+	_ = ws.SetWriteDeadline(deadline)
+	hello, err := readMessage(ws)
+	if err != nil {
+		return "", "", err
+	}
+	if hello.Type != syncproto.TypeHello || hello.Version != syncproto.Version || hello.Terminal == "" || hello.Epoch == "" {
+		return "", "", fmt.Errorf("expected hello of protocol version %d", syncproto.Version)
+	}
+	var t hqstore.Terminal
+	var ok bool
+	if err := s.db.View(func(tx *hqstore.Tx) error {
+		t, ok, err = tx.Terminal(hello.Terminal)
+		return err
+	}); err != nil {
+		return "", "", err
+	}
+	// Answer an unknown terminal exactly like a known one until the proof,
+	// so that the handshake does not tell which terminal ids exist.
+	nonce := make([]byte, syncproto.NonceSize)
+	sess := make([]byte, 16)
+	_, _ = rand.Read(nonce)
+	_, _ = rand.Read(sess)
+	session := hex.EncodeToString(sess)
+	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(syncproto.Message{Type: syncproto.TypeChallenge, Nonce: nonce, Session: session})); err != nil {
+		return "", "", err
+	}
+	proof, err := readMessage(ws)
+	if err != nil {
+		return "", "", err
+	}
+	if proof.Type != syncproto.TypeProof || !ok || len(t.Key) != ed25519.PublicKeySize ||
+		!ed25519.Verify(t.Key, syncproto.Statement(hello.Terminal, session, nonce), proof.Sig) {
+		return "", "", errors.New("unknown terminal or wrong key")
+	}
+	var chain hqstore.Chain
+	if err := s.db.View(func(tx *hqstore.Tx) error {
+		chain, err = tx.Chain(hello.Terminal, hello.Epoch)
+		return err
+	}); err != nil {
+		return "", "", err
+	}
+	welcome := syncproto.Message{Type: syncproto.TypeWelcome, Terminal: hello.Terminal, Epoch: hello.Epoch, Seq: chain.LastSeq,
+		HLC: ledger.NextHLC(0, s.now())}
+	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(welcome)); err != nil {
+		return "", "", err
+	}
+	return hello.Terminal, hello.Epoch, nil
+}
+
+func readMessage(ws *websocket.Conn) (syncproto.Message, error) {
+	typ, b, err := ws.ReadMessage()
+	if err != nil {
+		return syncproto.Message{}, err
+	}
+	if typ != websocket.TextMessage {
+		return syncproto.Message{}, fmt.Errorf("%w: binary frame", syncproto.ErrMalformed)
+	}
+	return syncproto.Decode(b)
+}
+
+// readPump is the connection's only reader.
+func (c *conn) readPump(ctx context.Context) error {
+	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pongWait)) })
+	for {
+		m, err := readMessage(c.ws)
+		if err != nil {
+			if errors.Is(err, syncproto.ErrMalformed) {
+				c.refuse(ctx, syncproto.CodeProtocol, err)
+			}
+			return err
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+		switch m.Type {
+		case syncproto.TypeEvents:
+			ack, err := c.s.ingest(c.terminal, c.epoch, m.Events)
+			c.s.metrics.events.Add(int64(len(m.Events)))
+			if err != nil && !errors.Is(err, errChain) && !errors.Is(err, errMalformedEvent) {
+				c.refuse(ctx, syncproto.CodeInternal, err)
+				return err
+			}
+			if !c.queue(ctx, syncproto.Message{Type: syncproto.TypeAck, Seq: ack, HLC: ledger.NextHLC(0, c.s.now())}) {
+				return ctx.Err()
+			}
+			if err != nil {
+				c.s.metrics.refused.Add(1)
+				code := syncproto.CodeProtocol
+				if errors.Is(err, errChain) {
+					code = syncproto.CodeChain
+				}
+				c.refuse(ctx, code, err)
+				return err
+			}
+		case syncproto.TypeCursors:
+			select {
+			case c.cursors <- m:
+			default: // only the first counts
+			}
+		case syncproto.TypeLookup:
+			if !c.queue(ctx, c.s.lookup(c.terminal, c.epoch, m)) {
+				return ctx.Err()
+			}
+		default:
+			err := fmt.Errorf("unexpected %s message", m.Type)
+			c.refuse(ctx, syncproto.CodeProtocol, err)
+			return err
+		}
+	}
+}
+
+// refuse sends an error to the terminal; the caller closes the connection.
+func (c *conn) refuse(ctx context.Context, code string, err error) {
+	c.log.Warn("refusing terminal", "code", code, "err", err)
+	c.queue(ctx, syncproto.Message{Type: syncproto.TypeError, Code: code, Error: err.Error()})
+}
+
+// queue hands a message to the write pump.
+func (c *conn) queue(ctx context.Context, m syncproto.Message) bool {
+	select {
+	case c.send <- syncproto.Encode(m):
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// writePump is the connection's only writer; it also pings.
+func (c *conn) writePump(ctx context.Context) {
+	ping := time.NewTicker(pingPeriod)
+	defer ping.Stop()
+	for {
+		select {
+		case b := <-c.send:
+			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+				c.ws.Close()
+				return
+			}
+		case <-ping.C:
+			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := c.ws.WriteMessage(websocket.PingMessage, nil); err != nil {
+				c.ws.Close()
+				return
+			}
+		case <-ctx.Done():
+			// Flush what was queued (an ack, a refusal) before closing.
+			for {
+				select {
+				case b := <-c.send:
+					_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+					if c.ws.WriteMessage(websocket.TextMessage, b) != nil {
+						return
+					}
+					continue
+				default:
+				}
+				break
+			}
+			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+			return
+		}
+	}
+}
+
+// downstream sends the rules, member snapshots and blocklist changes the
+// terminal has not seen, from the positions it reported, and then whatever
+// changes, until the connection ends.
+func (c *conn) downstream(ctx context.Context) {
+	var cur syncproto.Message
+	select {
+	case cur = <-c.cursors:
+	case <-ctx.Done():
+		return
+	}
+	rulesVersion, members, blocked := cur.RulesVersion, cur.Cursor, cur.BlockCursor
+	for {
+		wake := c.s.changes()
+		msgs, err := c.s.pending(c.terminal, c.epoch, &rulesVersion, &members, &blocked)
+		if err != nil {
+			c.log.Error("downstream", "err", err)
+			return
+		}
+		for _, m := range msgs {
+			if !c.queue(ctx, m) {
+				return
+			}
+		}
+		if len(msgs) > 0 {
+			continue // more may be waiting past the page just sent
+		}
+		select {
+		case <-wake:
+		case <-time.After(feedPoll):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// pending returns the next downstream messages for a terminal and advances
+// its positions.
+func (s *Server) pending(terminal, epoch string, rulesVersion *int, members, blocked *uint64) ([]syncproto.Message, error) {
+	now := s.now()
+	var out []syncproto.Message
+	err := s.db.View(func(tx *hqstore.Tx) error {
+		if doc := tx.Meta("rules"); doc != nil {
+			if v := rulesVersionOf(doc); v > *rulesVersion {
+				out = append(out, syncproto.Message{Type: syncproto.TypeRules, Rules: doc, RulesVersion: v})
+				*rulesVersion = v
+			}
+		}
+		chain, err := tx.Chain(terminal, epoch)
+		if err != nil {
+			return err
+		}
+		ids, next := tx.MemberFeed(*members, syncproto.MaxFeed)
+		if len(ids) > 0 {
+			msg := syncproto.Message{Type: syncproto.TypeMembers, Cursor: next}
+			for _, id := range ids {
+				m, ok, err := tx.Member(id)
+				if err != nil {
+					return err
+				}
+				if ok {
+					msg.Members = append(msg.Members, snapshot(m, chain.LastSeq, now))
+				}
+			}
+			out = append(out, msg)
+			*members = next
+		}
+		cards, nextB := tx.BlockFeed(*blocked, syncproto.MaxFeed)
+		if len(cards) > 0 {
+			msg := syncproto.Message{Type: syncproto.TypeBlocked, BlockCursor: nextB}
+			for _, card := range cards {
+				c, _, err := tx.Card(card)
+				if err != nil {
+					return err
+				}
+				msg.Blocked = append(msg.Blocked, syncproto.Block{Card: card, Blocked: c.Blocked})
+			}
+			out = append(out, msg)
+			*blocked = nextB
+		}
+		return nil
+	})
+	return out, err
+}
+
+// lookup answers a terminal's question about a card it does not know.
+func (s *Server) lookup(terminal, epoch string, q syncproto.Message) syncproto.Message {
+	ans := syncproto.Message{Type: syncproto.TypeFound, ID: q.ID}
+	err := s.db.View(func(tx *hqstore.Tx) error {
+		c, ok, err := tx.Card(q.Card)
+		if err != nil || !ok {
+			return err
+		}
+		m, ok, err := tx.Member(c.Member)
+		if err != nil || !ok {
+			return err
+		}
+		chain, err := tx.Chain(terminal, epoch)
+		if err != nil {
+			return err
+		}
+		snap := snapshot(m, chain.LastSeq, s.now())
+		ans.Member = &snap
+		return nil
+	})
+	if err != nil {
+		ans.Error = err.Error()
+	} else if ans.Member == nil {
+		ans.Code, ans.Error = "unknown_card", "head office does not know this card"
+	}
+	return ans
+}
