@@ -1,0 +1,187 @@
+package syncserver
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/offline-loyalty/terminal/sync/hqstore"
+	"github.com/offline-loyalty/terminal/sync/syncproto"
+)
+
+// startHQ runs a head office on a loopback port.
+func startHQ(t *testing.T) (*Server, string) {
+	t.Helper()
+	db, err := hqstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s, err := New(db, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return s, "ws://" + ln.Addr().String() + "/v1/sync"
+}
+
+// joined registers and joins a terminal, returning its id and key.
+func joined(t *testing.T, s *Server, name string) (string, ed25519.PrivateKey) {
+	t.Helper()
+	id, code, err := s.AddTerminal("store1", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	if _, err := s.Join(syncproto.JoinRequest{Code: code, Key: pub}); err != nil {
+		t.Fatal(err)
+	}
+	return id, priv
+}
+
+func dial(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	_ = ws.SetReadDeadline(time.Now().Add(15 * time.Second))
+	return ws
+}
+
+func send(t *testing.T, ws *websocket.Conn, m syncproto.Message) {
+	t.Helper()
+	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(m)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func recv(ws *websocket.Conn) (syncproto.Message, error) {
+	_, b, err := ws.ReadMessage()
+	if err != nil {
+		return syncproto.Message{}, err
+	}
+	return syncproto.Decode(b)
+}
+
+// handshake runs hello and proof with sign, and returns head office's answer
+// to the proof and the challenge it signed.
+func handshake(t *testing.T, url, terminal string, sign func(challenge syncproto.Message) []byte) (syncproto.Message, syncproto.Message, error) {
+	t.Helper()
+	ws := dial(t, url)
+	send(t, ws, syncproto.Message{Type: syncproto.TypeHello, Version: syncproto.Version, Terminal: terminal, Epoch: "ep1"})
+	ch, err := recv(ws)
+	if err != nil {
+		return syncproto.Message{}, ch, err
+	}
+	send(t, ws, syncproto.Message{Type: syncproto.TypeProof, Sig: sign(ch)})
+	m, err := recv(ws)
+	return m, ch, err
+}
+
+func signer(id string, key ed25519.PrivateKey) func(syncproto.Message) []byte {
+	return func(ch syncproto.Message) []byte { return ed25519.Sign(key, syncproto.Statement(id, ch.Session, ch.Nonce)) }
+}
+
+// refused expects an auth error (or a closed connection) instead of a welcome.
+func refused(t *testing.T, what string, m syncproto.Message, err error) {
+	t.Helper()
+	if err == nil && m.Type == syncproto.TypeWelcome {
+		t.Fatalf("%s: welcomed", what)
+	}
+	if err == nil && m.Type != syncproto.TypeError {
+		t.Fatalf("%s: answered %+v", what, m)
+	}
+}
+
+func TestAuthRefusals(t *testing.T) {
+	s, url := startHQ(t)
+	id, key := joined(t, s, "till1")
+
+	m, first, err := handshake(t, url, id, signer(id, key))
+	if err != nil || m.Type != syncproto.TypeWelcome {
+		t.Fatalf("a joined terminal with its key: %+v, %v", m, err)
+	}
+
+	m, _, err = handshake(t, url, "store1-nobody", signer("store1-nobody", key))
+	refused(t, "unknown terminal", m, err)
+
+	_, other, _ := ed25519.GenerateKey(nil)
+	m, _, err = handshake(t, url, id, signer(id, other))
+	refused(t, "wrong key", m, err)
+
+	// A proof recorded on one connection does not open another: every
+	// connection has a fresh nonce and session.
+	replay := ed25519.Sign(key, syncproto.Statement(id, first.Session, first.Nonce))
+	m, _, err = handshake(t, url, id, func(syncproto.Message) []byte { return replay })
+	refused(t, "replayed handshake", m, err)
+
+	// Junk before the handshake: refused and closed, nothing more read.
+	ws := dial(t, url)
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("GET /admin HTTP/1.1")); err != nil {
+		t.Fatal(err)
+	}
+	m, err = recv(ws)
+	refused(t, "junk before the handshake", m, err)
+	if _, err := recv(ws); err == nil {
+		t.Fatal("junk: connection still open")
+	}
+
+	// Events before the proof are not read as events.
+	ws = dial(t, url)
+	send(t, ws, syncproto.Message{Type: syncproto.TypeEvents, Events: nil})
+	m, err = recv(ws)
+	refused(t, "events before the handshake", m, err)
+
+	// An oversized frame closes the connection.
+	ws = dial(t, url)
+	big := bytes.Repeat([]byte("x"), syncproto.MaxMessage+1)
+	_ = ws.WriteMessage(websocket.TextMessage, big)
+	if m, err := recv(ws); err == nil && m.Type == syncproto.TypeChallenge {
+		t.Fatal("oversized frame: answered with a challenge")
+	}
+
+	// A used, unknown or expired join code is refused.
+	_, code, err := s.AddTerminal("store1", "till2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, _ := ed25519.GenerateKey(nil)
+	if _, err := s.Join(syncproto.JoinRequest{Code: code, Key: pub}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Join(syncproto.JoinRequest{Code: code, Key: pub}); !errors.Is(err, ErrJoinCode) {
+		t.Fatalf("reused join code: %v", err)
+	}
+	if _, err := s.Join(syncproto.JoinRequest{Code: "NOPE-NOPE-NOPE", Key: pub}); !errors.Is(err, ErrJoinCode) {
+		t.Fatalf("unknown join code: %v", err)
+	}
+	_, code, _ = s.AddTerminal("store1", "till3")
+	s.now = func() time.Time { return time.Now().Add(25 * time.Hour) }
+	if _, err := s.Join(syncproto.JoinRequest{Code: code, Key: pub}); !errors.Is(err, ErrJoinCode) || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired join code: %v", err)
+	}
+	s.now = time.Now
+
+	// After all that, head office still serves.
+	m, _, err = handshake(t, url, id, signer(id, key))
+	if err != nil || m.Type != syncproto.TypeWelcome {
+		t.Fatalf("still serving: %+v, %v", m, err)
+	}
+}
