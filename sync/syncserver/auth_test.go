@@ -96,7 +96,9 @@ func handshake(t *testing.T, url, terminal string, sign func(challenge syncproto
 }
 
 func signer(id string, key ed25519.PrivateKey) func(syncproto.Message) []byte {
-	return func(ch syncproto.Message) []byte { return ed25519.Sign(key, syncproto.Statement(id, ch.Session, ch.Nonce)) }
+	return func(ch syncproto.Message) []byte {
+		return ed25519.Sign(key, syncproto.Statement(id, ch.Session, ch.Nonce))
+	}
 }
 
 // refused expects an auth error (or a closed connection) instead of a welcome.
