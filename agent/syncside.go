@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -167,16 +166,17 @@ func (a *Agent) includedPoints(ms []MemberSnapshot) (map[string]int64, error) {
 			if seq > hi {
 				return false
 			}
-			var e struct {
-				Member string `json:"member"`
-				Points int64  `json:"points"`
+			member, points, ok := ledger.MemberPoints(b)
+			if !ok {
+				e, err := ledger.Decode(b)
+				if err != nil {
+					decodeErr = fmt.Errorf("%w: event %d: %v", store.ErrCorrupt, seq, err)
+					return false
+				}
+				member, points = e.Member, e.Points
 			}
-			if err := json.Unmarshal(b, &e); err != nil {
-				decodeErr = fmt.Errorf("%w: event %d: %v", store.ErrCorrupt, seq, err)
-				return false
-			}
-			if sp, ok := spans[e.Member]; ok && seq > sp.lo && seq <= sp.hi {
-				sums[e.Member] += e.Points
+			if sp, ok := spans[member]; ok && seq > sp.lo && seq <= sp.hi {
+				sums[member] += points
 			}
 			return true
 		})

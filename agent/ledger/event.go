@@ -138,6 +138,52 @@ func (e *Event) Seal(prevHash string) []byte {
 // emptyHashTail ends every canonical encoding.
 const emptyHashTail = `""}`
 
+// MemberPoints reads the member and points of an encoded event without
+// decoding it all, for scans over the ledger this program wrote itself. It
+// reports false for anything it cannot read simply; use Decode then.
+func MemberPoints(encoded []byte) (member string, points int64, ok bool) {
+	m := fieldValue(encoded, `"member":"`)
+	if m == nil || bytes.IndexByte(m, '\\') >= 0 {
+		return "", 0, false
+	}
+	i := bytes.IndexByte(m, '"')
+	if i < 0 {
+		return "", 0, false
+	}
+	p := fieldValue(encoded, `"points":`)
+	if p == nil {
+		return "", 0, false
+	}
+	neg := len(p) > 0 && p[0] == '-'
+	if neg {
+		p = p[1:]
+	}
+	n := 0
+	for n < len(p) && p[n] >= '0' && p[n] <= '9' {
+		points = points*10 + int64(p[n]-'0')
+		n++
+	}
+	if n == 0 || n > 18 {
+		return "", 0, false
+	}
+	if neg {
+		points = -points
+	}
+	return string(m[:i]), points, true
+}
+
+// fieldValue returns what follows the first occurrence of key in a
+// top-level position of an encoded event. Keys are unique and come before
+// any nested object ("lines" follows "member" and "points"), so the first
+// occurrence is the field.
+func fieldValue(encoded []byte, key string) []byte {
+	i := bytes.Index(encoded, []byte(key))
+	if i < 0 {
+		return nil
+	}
+	return encoded[i+len(key):]
+}
+
 // Head reads the sequence, hash and clock of an encoded event without
 // decoding it all, for the writer that appends the next event. It trusts the
 // encoding (the caller wrote it); use Decode for anything received.
@@ -226,14 +272,23 @@ func (e Event) check() error {
 	return nil
 }
 
-// Verify checks that e follows an event with sequence prevSeq and hash prevHash
-// in the same terminal's chain (prevSeq 0 and prevHash "" for the first event).
-func Verify(e Event, prevSeq uint64, prevHash string) error {
+// Follows checks that a decoded event (whose own hash Decode has verified)
+// comes right after the event with sequence prevSeq and hash prevHash.
+func Follows(e Event, prevSeq uint64, prevHash string) error {
 	if e.Seq != prevSeq+1 {
 		return fmt.Errorf("%w: seq %d follows %d", ErrChain, e.Seq, prevSeq)
 	}
 	if e.PrevHash != prevHash {
 		return fmt.Errorf("%w: seq %d: prev_hash %s, want %s", ErrChain, e.Seq, short(e.PrevHash), short(prevHash))
+	}
+	return nil
+}
+
+// Verify checks that e follows an event with sequence prevSeq and hash prevHash
+// in the same terminal's chain (prevSeq 0 and prevHash "" for the first event).
+func Verify(e Event, prevSeq uint64, prevHash string) error {
+	if err := Follows(e, prevSeq, prevHash); err != nil {
+		return err
 	}
 	if got := e.ComputeHash(); got != e.Hash {
 		return fmt.Errorf("%w: seq %d: hash does not match content", ErrChain, e.Seq)

@@ -46,6 +46,21 @@ func TestSealEncodes(t *testing.T) {
 	}
 }
 
+func TestMemberPoints(t *testing.T) {
+	for _, pts := range []int64{0, 12, -150} {
+		e := sample(1, "")
+		e.Points = pts
+		enc := e.Seal("")
+		m, p, ok := MemberPoints(enc)
+		if !ok || m != e.Member || p != pts {
+			t.Fatalf("MemberPoints = %q %d %v, want %q %d", m, p, ok, e.Member, pts)
+		}
+	}
+	if _, _, ok := MemberPoints([]byte(`{"seq":1}`)); ok {
+		t.Fatal("read an event without member")
+	}
+}
+
 func TestChain(t *testing.T) {
 	a := sample(1, "")
 	b := sample(2, a.Hash)

@@ -329,9 +329,11 @@ type session struct {
 	waiting map[string]chan syncproto.Message // lookups by id
 }
 
-func (s *session) queue(m syncproto.Message) error {
+func (s *session) queue(m syncproto.Message) error { return s.queueRaw(syncproto.Encode(m)) }
+
+func (s *session) queueRaw(b []byte) error {
 	select {
-	case s.send <- syncproto.Encode(m):
+	case s.send <- b:
 		return nil
 	case <-s.done:
 		return errors.New("link closed")
@@ -474,11 +476,7 @@ func (c *client) upload(ctx context.Context, s *session, sent uint64, acks <-cha
 			if len(evs) == 0 {
 				break
 			}
-			raws := make([]json.RawMessage, len(evs))
-			for i, e := range evs {
-				raws[i] = e
-			}
-			if err := s.queue(syncproto.Message{Type: syncproto.TypeEvents, Events: raws}); err != nil {
+			if err := s.queueRaw(syncproto.EncodeEvents(evs)); err != nil {
 				return err
 			}
 			sent += uint64(len(evs))

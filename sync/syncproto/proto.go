@@ -125,14 +125,65 @@ const (
 // ErrMalformed wraps every decoding refusal.
 var ErrMalformed = errors.New("malformed message")
 
+// An events message travels as lines: its envelope (type "events", no events
+// field) on the first, then one encoded ledger event per line. Event
+// encodings are single-line JSON, so the receiver splits lines instead of
+// scanning the batch as one JSON document, and the sender joins its stored
+// bytes instead of re-validating them.
+
+// EncodeEvents returns the wire form of an events message.
+func EncodeEvents(events [][]byte) []byte {
+	head := Encode(Message{Type: TypeEvents})
+	n := len(head)
+	for _, e := range events {
+		n += len(e) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, head...)
+	for _, e := range events {
+		b = append(b, '\n')
+		b = append(b, e...)
+	}
+	return b
+}
+
 // Decode parses one message and checks its type, sizes and text fields. It
 // does not check that the message is expected in the current state: that is
-// the reader's job.
+// the reader's job. Events are returned as their exact bytes, unchecked: the
+// ledger decodes each.
 func Decode(b []byte) (Message, error) {
 	var m Message
 	if len(b) > MaxMessage {
 		return m, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(b), MaxMessage)
 	}
+	var lines [][]byte
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b, lines = b[:i], bytes.Split(b[i+1:], []byte{'\n'})
+	}
+	m, err := decodeEnvelope(b)
+	if err != nil {
+		return Message{}, err
+	}
+	if lines != nil {
+		if m.Type != TypeEvents || len(m.Events) > 0 {
+			return Message{}, fmt.Errorf("%w: only an events message has lines", ErrMalformed)
+		}
+		if len(lines) > MaxBatch {
+			return Message{}, fmt.Errorf("%w: %d events, limit %d", ErrMalformed, len(lines), MaxBatch)
+		}
+		m.Events = make([]json.RawMessage, len(lines))
+		for i, l := range lines {
+			if len(l) == 0 {
+				return Message{}, fmt.Errorf("%w: empty event line", ErrMalformed)
+			}
+			m.Events[i] = l
+		}
+	}
+	return m, nil
+}
+
+func decodeEnvelope(b []byte) (Message, error) {
+	var m Message
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
@@ -160,7 +211,8 @@ func Decode(b []byte) (Message, error) {
 	return m, nil
 }
 
-// Encode returns the wire form of m.
+// Encode returns the wire form of m (an events message with its events
+// inline; EncodeEvents is the compact form senders use).
 func Encode(m Message) []byte {
 	b, err := json.Marshal(m)
 	if err != nil {

@@ -19,6 +19,33 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func TestEventLines(t *testing.T) {
+	evs := [][]byte{[]byte(`{"seq":1}`), []byte(`{"seq":2}`)}
+	m, err := Decode(EncodeEvents(evs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Type != TypeEvents || len(m.Events) != 2 || string(m.Events[1]) != `{"seq":2}` {
+		t.Fatalf("decoded %+v", m)
+	}
+	for name, in := range map[string]string{
+		"lines on another type": "{\"type\":\"ack\"}\n{}",
+		"empty line":            "{\"type\":\"events\"}\n{}\n\n{}",
+		"both forms":            "{\"type\":\"events\",\"events\":[1]}\n{}",
+	} {
+		if _, err := Decode([]byte(in)); err == nil {
+			t.Errorf("%s: decoded", name)
+		}
+	}
+	many := make([][]byte, MaxBatch+1)
+	for i := range many {
+		many[i] = []byte("{}")
+	}
+	if _, err := Decode(EncodeEvents(many)); err == nil {
+		t.Error("a batch over the limit decoded")
+	}
+}
+
 func TestDecodeRefuses(t *testing.T) {
 	big := Message{Type: TypeEvents, Events: make([]json.RawMessage, MaxBatch+1)}
 	for i := range big.Events {
@@ -75,13 +102,22 @@ func FuzzDecode(f *testing.F) {
 		f.Add(Encode(m))
 	}
 	f.Add([]byte(`{"type":"events","events":[1,2,3]}`))
+	f.Add(EncodeEvents([][]byte{[]byte(`{"seq":1}`), []byte(`{"seq":2}`)}))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {
 			return
 		}
-		if _, err := Decode(Encode(m)); err != nil {
+		again := Encode(m)
+		if m.Type == TypeEvents && len(m.Events) > 0 {
+			raws := make([][]byte, len(m.Events))
+			for i, e := range m.Events {
+				raws[i] = e
+			}
+			again = EncodeEvents(raws)
+		}
+		if _, err := Decode(again); err != nil {
 			t.Fatalf("accepted %q but not its re-encoding: %v", b, err)
 		}
 	})

@@ -34,6 +34,8 @@ func (s *Server) ingest(terminal, epoch string, raws []json.RawMessage) (uint64,
 		if err != nil {
 			return err
 		}
+		// Members touched by the batch are read once and written once.
+		members := map[string]*hqstore.Member{}
 		for _, raw := range raws {
 			e, err := ledger.Decode(raw)
 			if err != nil {
@@ -56,7 +58,7 @@ func (s *Server) ingest(terminal, epoch string, raws []json.RawMessage) (uint64,
 			if e.Seq > chain.LastSeq+1 {
 				break
 			}
-			if err := ledger.Verify(e, chain.LastSeq, chain.LastHash); err != nil {
+			if err := ledger.Follows(e, chain.LastSeq, chain.LastHash); err != nil {
 				if err := tx.AddFlag(hqstore.Flag{Time: now, Kind: "chain_break", Terminal: terminal, Epoch: epoch, Seq: e.Seq,
 					Detail: err.Error()}); err != nil {
 					return err
@@ -67,10 +69,15 @@ func (s *Server) ingest(terminal, epoch string, raws []json.RawMessage) (uint64,
 			if err := tx.PutEvent(terminal, epoch, e.Seq, raw); err != nil {
 				return err
 			}
-			if err := apply(tx, e, terminal, now); err != nil {
+			if err := apply(tx, members, e, terminal, now); err != nil {
 				return err
 			}
 			chain = hqstore.Chain{LastSeq: e.Seq, LastHash: e.Hash}
+		}
+		for _, m := range members {
+			if err := tx.PutMember(*m); err != nil {
+				return err
+			}
 		}
 		ack = chain.LastSeq
 		return tx.PutChain(terminal, epoch, chain)
@@ -84,16 +91,22 @@ func (s *Server) ingest(terminal, epoch string, raws []json.RawMessage) (uint64,
 
 var errMalformedEvent = errors.New("malformed event")
 
-// apply moves the authoritative member by one event.
-func apply(tx *hqstore.Tx, e ledger.Event, terminal string, now time.Time) error {
-	m, ok, err := tx.Member(e.Member)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		// Enrolled at a terminal (or an event for a member head office has
-		// not imported): the event creates the member.
-		m = hqstore.Member{ID: e.Member, Status: "active", Enrolled: e.Time, Tier: e.Tier}
+// apply moves the authoritative member by one event. Members are taken from
+// and left in the batch's cache; the caller writes them.
+func apply(tx *hqstore.Tx, members map[string]*hqstore.Member, e ledger.Event, terminal string, now time.Time) error {
+	m := members[e.Member]
+	if m == nil {
+		mm, ok, err := tx.Member(e.Member)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			// Enrolled at a terminal (or an event for a member head office
+			// has not imported): the event creates the member.
+			mm = hqstore.Member{ID: e.Member, Status: "active", Enrolled: e.Time, Tier: e.Tier}
+		}
+		m = &mm
+		members[e.Member] = m
 	}
 	if e.Card != "" && !contains(m.Cards, e.Card) && e.Type != ledger.CardReplace {
 		m.Cards = append(m.Cards, e.Card)
@@ -109,12 +122,12 @@ func apply(tx *hqstore.Tx, e ledger.Event, terminal string, now time.Time) error
 			m.Tier = e.Tier
 		}
 	case ledger.Earn:
-		addSpend(&m, month, e.Amount)
+		addSpend(m, month, e.Amount)
 		if e.Time.After(m.LastVisit) {
 			m.LastVisit = e.Time
 		}
 	case ledger.Void, ledger.Refund:
-		addSpend(&m, month, -e.Amount)
+		addSpend(m, month, -e.Amount)
 	case ledger.TierChange:
 		m.Tier = e.Tier
 	case ledger.CardReplace:
@@ -141,7 +154,7 @@ func apply(tx *hqstore.Tx, e ledger.Event, terminal string, now time.Time) error
 			return err
 		}
 	}
-	return tx.PutMember(m)
+	return nil
 }
 
 func addSpend(m *hqstore.Member, month string, amount int64) {

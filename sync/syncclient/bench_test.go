@@ -1,0 +1,197 @@
+package syncclient_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	stdsync "sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/sync/hqstore"
+	"github.com/offline-loyalty/terminal/sync/syncclient"
+	"github.com/offline-loyalty/terminal/sync/syncproto"
+	"github.com/offline-loyalty/terminal/sync/syncserver"
+)
+
+// catchUpEvents is the backlog of the catch-up benchmark: a terminal that was
+// offline for days. CATCHUP_EVENTS overrides it (the figure is
+// 100,000; building that backlog takes a while).
+func catchUpEvents() int {
+	if v, err := strconv.Atoi(os.Getenv("CATCHUP_EVENTS")); err == nil && v > 0 {
+		return v
+	}
+	return 100_000
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// backlog builds a terminal ledger holding n events once per run.
+var backlog = struct {
+	stdsync.Once
+	dir string
+	err error
+}{}
+
+func buildBacklog(b *testing.B, n int) string {
+	backlog.Do(func() {
+		dir, err := os.MkdirTemp("", "catchup")
+		if err != nil {
+			backlog.err = err
+			return
+		}
+		ctx := context.Background()
+		a, err := agent.Open(ctx, dir, agent.Options{Logger: quiet})
+		if err != nil {
+			backlog.err = err
+			return
+		}
+		defer a.Close()
+		const writers = 32 // concurrent checkouts share commits
+		cards := make([]string, writers)
+		for w := range cards {
+			cards[w] = fmt.Sprintf("30000000%05d", w)
+			if _, err := a.Enroll(ctx, agent.EnrollRequest{Card: cards[w]}); err != nil {
+				backlog.err = err
+				return
+			}
+		}
+		var wg stdsync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < n-writers; i += writers {
+					if _, err := a.Earn(ctx, agent.EarnRequest{Card: cards[w], Amount: "12.50", Ref: strconv.Itoa(i)}); err != nil {
+						backlog.err = err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		backlog.dir = dir
+	})
+	if backlog.err != nil {
+		b.Fatal(backlog.err)
+	}
+	return backlog.dir
+}
+
+func copyDir(b *testing.B, src string) string {
+	dst := b.TempDir()
+	data, err := os.ReadFile(filepath.Join(src, "ledger.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, "ledger.db"), data, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return dst
+}
+
+// BenchmarkCatchUp: a terminal with a backlog connects to head office on
+// loopback; events per second until head office has acked them all, against
+// the raw limit measured in the same run: bbolt batch writes (1,000 events a
+// transaction) of the same encoded events on the same disk.
+func BenchmarkCatchUp(b *testing.B) {
+	n := catchUpEvents()
+	src := buildBacklog(b, n)
+	ctx := context.Background()
+	var total time.Duration
+	var events uint64
+	for range b.N {
+		dir := copyDir(b, src)
+		a, err := agent.Open(ctx, dir, agent.Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		raws, err := a.OutboxAfter(0, n+1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rawDur := rawLimit(b, raws)
+
+		db, err := hqstore.Open(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv, err := syncserver.New(db, syncserver.Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: time.Second}
+		go func() { _ = hs.Serve(ln) }()
+		url := "ws://" + ln.Addr().String() + "/v1/sync"
+		_, code, err := srv.AddTerminal("bench", "till")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := syncclient.Join(ctx, a, dir, url, code); err != nil {
+			b.Fatal(err)
+		}
+		want := a.Status().Seq
+		runCtx, cancel := context.WithCancel(ctx)
+		start := time.Now()
+		go func() { _ = syncclient.Run(runCtx, a, dir, "", quiet) }()
+		for a.Acked() < want {
+			time.Sleep(time.Millisecond)
+		}
+		d := time.Since(start)
+		cancel()
+		hs.Close()
+		db.Close()
+		a.Close()
+		total += d
+		events += want
+		rate := float64(want) / d.Seconds()
+		rawRate := float64(len(raws)) / rawDur.Seconds()
+		b.Logf("caught up %d events in %v: %.0f events/s | raw bbolt batch writes %.0f events/s | ratio %.2fx (target ≤ 2) | target ≥ 50,000 events/s",
+			want, d.Round(time.Millisecond), rate, rawRate, rawRate/rate)
+		b.ReportMetric(rate, "events/s")
+		b.ReportMetric(rawRate/rate, "raw-ratio")
+	}
+	_ = events
+	_ = total
+}
+
+func rawLimit(b *testing.B, raws [][]byte) time.Duration {
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	start := time.Now()
+	for i := 0; i < len(raws); i += syncproto.MaxBatch {
+		end := min(i+syncproto.MaxBatch, len(raws))
+		if err := db.Update(func(tx *bolt.Tx) error {
+			bk, err := tx.CreateBucketIfNotExists([]byte("events"))
+			if err != nil {
+				return err
+			}
+			for j := i; j < end; j++ {
+				if err := bk.Put(binary.BigEndian.AppendUint64(nil, uint64(j)), raws[j]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start)
+}
