@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
+	stdsync "sync"
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent/ledger"
@@ -26,6 +28,10 @@ var errChain = errors.New("hash chain broken")
 // the ack. An event that does not link to the head is refused and flagged.
 func (s *Server) ingest(terminal, epoch string, raws []json.RawMessage) (uint64, error) {
 	now := s.now()
+	// Decoding (parsing and checking each event's own hash) is pure and the
+	// bulk of the work: it runs on all cores before, not inside, the write
+	// transaction, which every connection shares.
+	events, decodeErrs := decodeAll(raws)
 	var ack uint64
 	var refused error
 	err := s.db.Batch(func(tx *hqstore.Tx) error {
@@ -36,9 +42,9 @@ func (s *Server) ingest(terminal, epoch string, raws []json.RawMessage) (uint64,
 		}
 		// Members touched by the batch are read once and written once.
 		members := map[string]*hqstore.Member{}
-		for _, raw := range raws {
-			e, err := ledger.Decode(raw)
-			if err != nil {
+		for i, raw := range raws {
+			e := events[i]
+			if err := decodeErrs[i]; err != nil {
 				refused = fmt.Errorf("%w: %v", errMalformedEvent, err)
 				break
 			}
@@ -90,6 +96,25 @@ func (s *Server) ingest(terminal, epoch string, raws []json.RawMessage) (uint64,
 }
 
 var errMalformedEvent = errors.New("malformed event")
+
+// decodeAll decodes a batch's events on all cores.
+func decodeAll(raws []json.RawMessage) ([]ledger.Event, []error) {
+	events := make([]ledger.Event, len(raws))
+	errs := make([]error, len(raws))
+	workers := min(runtime.GOMAXPROCS(0), len(raws))
+	var wg stdsync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(raws); i += workers {
+				events[i], errs[i] = ledger.Decode(raws[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return events, errs
+}
 
 // apply moves the authoritative member by one event. Members are taken from
 // and left in the batch's cache; the caller writes them.
