@@ -372,7 +372,7 @@ func TestOnlineLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Member != "M-remote" || res.Balance != 710 {
+	if res.Member != "M-remote" || res.Balance != 712 { // 700 + 10 base + 2 Silver x1.25
 		t.Fatalf("earn for a member from another store: %+v", res)
 	}
 	if _, err := a.Earn(ctx, agent.EarnRequest{Card: "1111", Amount: "10"}); !errors.Is(err, agent.ErrUnknownCard) {
@@ -588,5 +588,46 @@ func TestQuoteWritesNothing(t *testing.T) {
 	}
 	if after := len(events(t, a)); after != before+1 {
 		t.Fatalf("quote wrote %d events", after-before-1)
+	}
+}
+
+func TestTierUpgradeAndLockedRewards(t *testing.T) {
+	ctx := context.Background()
+	a := open(t, t.TempDir(), nil)
+	enroll(t, a, card)
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "499.99"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Reward: "cinema"}); !errors.Is(err, agent.ErrTierRequired) {
+		t.Fatalf("silver reward for a bronze member: %v", err)
+	}
+	// Crossing 500.00 of 12-month spend makes the member Silver at once, with
+	// a tier_change event in the same transaction as the earn.
+	res, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "1000.00"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Points != 1000 { // the checkout that qualifies still earns at Bronze
+		t.Fatalf("qualifying earn = %+v", res)
+	}
+	evs := events(t, a)
+	last := evs[len(evs)-1]
+	if last.Type != ledger.TierChange || last.Tier != "silver" || last.Ref != res.Ref {
+		t.Fatalf("last event %+v", last)
+	}
+	m, _ := a.Member(ctx, card)
+	if m.Tier != "silver" {
+		t.Fatalf("tier %s", m.Tier)
+	}
+	next, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "100.00"})
+	if err != nil || next.Points != 125 {
+		t.Fatalf("silver earn = %+v, %v", next, err)
+	}
+	if _, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Reward: "cinema"}); err != nil {
+		t.Fatalf("silver reward for a silver member: %v", err)
+	}
+	s, _ := a.Stats("")
+	if s.TierDistribution["silver"] != 1 || s.TierDistribution["bronze"] != 0 {
+		t.Fatalf("tier distribution %v", s.TierDistribution)
 	}
 }

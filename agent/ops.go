@@ -192,6 +192,9 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (EarnResult, error) {
 		if err := o.countEarn(&e, firstToday, returned); err != nil {
 			return nil, err
 		}
+		if err := o.upgradeTier(m, r.Card, r.Ref); err != nil {
+			return nil, err
+		}
 		return EarnResult{Ref: r.Ref, Member: m.ID, Points: e.Points, Lines: e.Lines, Balance: m.Balance, Seq: e.Seq}, nil
 	}))
 }
@@ -235,6 +238,29 @@ func toLedgerLines(ls []rules.Line) []ledger.Line {
 	return out
 }
 
+// upgradeTier moves the member up when the checkout's spend qualifies them
+// for a higher tier, with a tier_change event in the same transaction.
+// Tiers never go down at the till: that is head office's review.
+func (o *op) upgradeTier(m *memberRecord, card, ref string) error {
+	t, ok := o.doc.Upgrade(m.Tier, m.Spend12m)
+	if !ok {
+		return nil
+	}
+	e := ledger.Event{Type: ledger.TierChange, Member: m.ID, Card: card, Ref: ref, Tier: t.ID,
+		Reason: fmt.Sprintf("12-month spend %s %s", money.Format(m.Spend12m, o.doc.Currency), o.doc.Currency)}
+	if err := o.appendEvent(&e); err != nil {
+		return err
+	}
+	if err := o.addMetaInt("tier/"+m.Tier, -1); err != nil {
+		return err
+	}
+	if err := o.addMetaInt("tier/"+t.ID, 1); err != nil {
+		return err
+	}
+	m.Tier = t.ID
+	return o.applyToMember(m, &e)
+}
+
 // maxPoints bounds any number of points a request may name, far above any
 // balance, so that converting points to money can never overflow.
 const maxPoints = 1_000_000_000_000
@@ -263,6 +289,7 @@ func checkItems(items []rules.Item) error {
 // burn is a redeem, discount or donation: validated against the balance and
 // the offline limit, then written.
 type burn struct {
+	tier    string // the tier a reward requires, "" for none
 	typ     ledger.Type
 	card    string
 	ref     string
@@ -287,6 +314,9 @@ func (a *Agent) burn(ctx context.Context, b burn) (Result, error) {
 		m, err := usableMember(o.tx, b.card)
 		if err != nil {
 			return nil, err
+		}
+		if !o.doc.TierAllows(m.Tier, b.tier) {
+			return nil, fmt.Errorf("%w: %s is for %s members and up", ErrTierRequired, b.reward, o.doc.Tier(b.tier).Name)
 		}
 		if b.points > m.Balance {
 			return nil, fmt.Errorf("%w: balance %d, needs %d", ErrInsufficientPoints, m.Balance, b.points)
@@ -362,7 +392,7 @@ func (a *Agent) Redeem(ctx context.Context, r RedeemRequest) (Result, error) {
 		if !ok {
 			return Result{}, fmt.Errorf("%w %q", ErrUnknownReward, r.Reward)
 		}
-		return a.burn(ctx, burn{typ: ledger.Redeem, card: r.Card, ref: r.Ref, points: rw.Points, reward: rw.ID})
+		return a.burn(ctx, burn{typ: ledger.Redeem, card: r.Card, ref: r.Ref, points: rw.Points, reward: rw.ID, tier: rw.Tier})
 	case r.Points > maxPoints:
 		return Result{}, fmt.Errorf("%w: %d points is more than any balance can hold", ErrInvalid, r.Points)
 	case r.Points > 0:
@@ -570,7 +600,7 @@ func (a *Agent) Enroll(ctx context.Context, r EnrollRequest) (Result, error) {
 		}
 		id := make([]byte, 8)
 		_, _ = rand.Read(id)
-		tier := startTier(o.doc)
+		tier := o.doc.StartTier()
 		seq, _ := o.tx.LastEvent()
 		m := &memberRecord{ID: "M-" + hex.EncodeToString(id), Name: r.Name, Email: r.Email, Phone: r.Phone, Consent: r.Consent,
 			Tier: tier, Status: statusActive, Cards: []string{r.Card}, Enrolled: o.now, AsOfSeq: seq}

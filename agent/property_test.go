@@ -98,7 +98,7 @@ func runProperty(t *testing.T, seed uint64, steps int, allowNegative bool) {
 		}
 		if err != nil && !errors.Is(err, agent.ErrInvalid) && !errors.Is(err, agent.ErrUnknownCard) &&
 			!errors.Is(err, agent.ErrInsufficientPoints) && !errors.Is(err, agent.ErrCardExists) &&
-			!errors.Is(err, agent.ErrVoid) && !errors.Is(err, agent.ErrRefund) && !errors.Is(err, agent.ErrUnknownCheckout) {
+			!errors.Is(err, agent.ErrVoid) && !errors.Is(err, agent.ErrRefund) && !errors.Is(err, agent.ErrUnknownCheckout) && !errors.Is(err, agent.ErrTierRequired) {
 			t.Fatalf("step %d: unexpected error %v", step, err)
 		}
 		for _, card := range cards {

@@ -191,7 +191,7 @@ func (a *Agent) Stats(day string) (Stats, error) {
 		if _, err := tx.Get(store.Days, day+rewardsSuffix, &rewards); err != nil {
 			return err
 		}
-		for _, t := range tierIDs(doc) {
+		for _, t := range doc.TierIDs() {
 			n, _ := strconv.Atoi(tx.Meta("tier/" + t))
 			s.TierDistribution[t] = n
 		}

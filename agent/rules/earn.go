@@ -68,6 +68,16 @@ func (d *Document) EvaluateEarn(c Checkout, m Member, minorPerUnit int64) EarnRe
 	base := eligible / minorPerUnit * d.Earn.PointsPerUnit
 	res := EarnResult{Points: base, Eligible: eligible}
 	res.Lines = append(res.Lines, Line{Label: "base", Points: base})
+	if t := d.Tier(m.Tier); t.MultiplierBP > bpOne {
+		// The tier's share above x1, rounded down: Gold x1.5 on 120 base
+		// points is "+60 Gold x1.5".
+		extra := t.MultiplierBP - bpOne
+		bonus := base/bpOne*extra + base%bpOne*extra/bpOne // no overflow for any base
+		if bonus > 0 {
+			res.Points += bonus
+			res.Lines = append(res.Lines, Line{Label: t.Name + " " + multiplierLabel(t.MultiplierBP), Points: bonus})
+		}
+	}
 	return res
 }
 

@@ -23,6 +23,7 @@ type Document struct {
 	Version      int          `json:"version"`
 	Currency     string       `json:"currency"`
 	Earn         EarnRules    `json:"earn"`
+	Tiers        []Tier       `json:"tiers"` // lowest first
 	Catalog      []Reward     `json:"catalog"`
 	Discount     Discount     `json:"discount"`
 	Charities    []Charity    `json:"charities"`
@@ -119,6 +120,10 @@ func Parse(b []byte) (*Document, error) {
 	return &d, nil
 }
 
+// maxPointsPerUnit bounds the base rate so that points on the largest amount
+// fit comfortably in an int64.
+const maxPointsPerUnit = 1000
+
 // Validate reports the first problem of the document, with its path.
 func (d *Document) Validate() error {
 	switch {
@@ -126,8 +131,8 @@ func (d *Document) Validate() error {
 		return errors.New("rules: version: must be a positive integer")
 	case d.Currency == "":
 		return errors.New("rules: currency: required")
-	case d.Earn.PointsPerUnit < 0:
-		return errors.New("rules: earn.points_per_unit: must not be negative")
+	case d.Earn.PointsPerUnit < 0 || d.Earn.PointsPerUnit > maxPointsPerUnit:
+		return fmt.Errorf("rules: earn.points_per_unit: between 0 and %d", maxPointsPerUnit)
 	case d.Discount.Points < 0 || d.Discount.Value < 0 || d.Discount.MinPoints < 0:
 		return errors.New("rules: discount: must not be negative")
 	}
@@ -136,7 +141,7 @@ func (d *Document) Validate() error {
 			return fmt.Errorf("rules: catalog[%d]: needs an id and a positive points cost", i)
 		}
 	}
-	return nil
+	return d.validateTiers()
 }
 
 // Reward returns the catalog reward with the given id.
