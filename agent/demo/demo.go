@@ -39,8 +39,8 @@ type Member struct {
 // Members are the demo's members. Their cards are EAN-13 numbers with valid
 // check digits, like printed loyalty cards.
 var Members = []Member{
-	{"2000000000015", "Ada Lovelace", "ada@example.com", 420},
-	{"2000000000022", "Grace Hopper", "grace@example.com", 160},
+	{"2000000000015", "Ada Lovelace", "ada@example.com", 900},
+	{"2000000000022", "Grace Hopper", "grace@example.com", 300},
 	{"2000000000039", "Alan Turing", "", 90},
 	{"2000000000046", "Katherine Johnson", "kj@example.com", 60},
 	{"2000000000053", "Edsger Dijkstra", "", 35},

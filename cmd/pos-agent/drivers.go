@@ -74,7 +74,7 @@ func runScan(ctx context.Context, args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	r, sim, done, err := openScanner(ctx, *port, *baud, scancode.Decoder{}, func(s string) {
+	r, sim, done, err := openScanner(ctx, *port, *baud, scanDecoder(c.Data), func(s string) {
 		fmt.Fprintln(os.Stderr, "scanner", s)
 	}, log)
 	if err != nil {
