@@ -2,6 +2,7 @@ package rules
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -114,4 +115,20 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("negative points %d", r.Points)
 		}
 	})
+}
+
+// TestDocExample keeps docs/rules.md's example a valid document.
+func TestDocExample(t *testing.T) {
+	b, err := os.ReadFile("../../docs/rules.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "```json")
+	example, _, ok2 := strings.Cut(after, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/rules.md has no JSON example")
+	}
+	if _, err := Parse([]byte(example)); err != nil {
+		t.Fatalf("docs/rules.md example: %v", err)
+	}
 }
