@@ -67,7 +67,7 @@ func try(name string, args ...string) (string, error) {
 
 // daemon is a long-running child that the test may kill and restart.
 type daemon struct {
-	t     *testing.T
+	t     testing.TB
 	name  string
 	args  []string
 	ready func() bool
@@ -169,7 +169,7 @@ func (p *proxy) outage(on bool) {
 	}
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

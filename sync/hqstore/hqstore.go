@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"time"
 
@@ -248,8 +249,17 @@ type Member struct {
 	LastVisit time.Time        `json:"last_visit"`
 	Enrolled  time.Time        `json:"enrolled"`
 	Status    string           `json:"status"`
-	FeedKey   uint64           `json:"feed_key,omitempty"` // its entry in the member feed
+	// Stores where the member has shopped; their terminals receive the
+	// member's snapshots. Empty (an imported member not seen yet) means all.
+	Stores []string `json:"stores,omitempty"`
+	// FeedKeys are the member's entries in the member feed, by store
+	// (allStores for a member with no store).
+	FeedKeys map[string]uint64 `json:"feed_keys,omitempty"`
 }
+
+// allStores is the member feed of members no store has seen yet, which every
+// terminal reads besides its own store's.
+const allStores = "*"
 
 // Member reads a member.
 func (t *Tx) Member(id string) (Member, bool, error) {
@@ -269,31 +279,68 @@ func (t *Tx) Members(fn func(Member) error) error {
 	})
 }
 
-// PutMember writes a member and moves it to the end of the member feed, so
-// that terminals past the previous entry receive it once more and terminals
-// before it receive it once.
+// PutMember writes a member and moves its entries to the end of the member
+// feed of each of its stores (or of all stores, for a member no store has
+// seen), so that the terminals of those stores receive it once more.
 func (t *Tx) PutMember(m Member) error {
 	fd := t.tx.Bucket(bMemberFd)
-	if m.FeedKey != 0 {
-		if err := fd.Delete(binary.BigEndian.AppendUint64(nil, m.FeedKey)); err != nil {
-			return err
-		}
-	}
 	seq, err := fd.NextSequence()
 	if err != nil {
 		return err
 	}
-	m.FeedKey = seq
-	if err := fd.Put(binary.BigEndian.AppendUint64(nil, seq), []byte(m.ID)); err != nil {
-		return err
+	stores := m.Stores
+	if len(stores) == 0 {
+		stores = []string{allStores}
 	}
+	keys := make(map[string]uint64, len(stores))
+	for store, old := range m.FeedKeys {
+		if err := fd.Delete(feedKey(store, old)); err != nil {
+			return err
+		}
+	}
+	for _, store := range stores {
+		if err := fd.Put(feedKey(store, seq), []byte(m.ID)); err != nil {
+			return err
+		}
+		keys[store] = seq
+	}
+	m.FeedKeys = keys
 	return t.put(bMembers, m.ID, m)
 }
 
-// MemberFeed returns up to max member ids changed after cursor, and the cursor
-// of the last one returned (cursor itself when none).
-func (t *Tx) MemberFeed(cursor uint64, max int) ([]string, uint64) {
-	return feed(t.tx.Bucket(bMemberFd), cursor, max)
+func feedKey(store string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(store+"\x00"), seq)
+}
+
+// MemberFeed returns up to max member ids changed after cursor that a
+// terminal of store receives (its store's and those no store has seen), in
+// change order, and the cursor of the last one returned (cursor itself when
+// none).
+func (t *Tx) MemberFeed(store string, cursor uint64, max int) ([]string, uint64) {
+	type entry struct {
+		seq uint64
+		id  string
+	}
+	var all []entry
+	for _, s := range []string{store, allStores} {
+		prefix := []byte(s + "\x00")
+		c := t.tx.Bucket(bMemberFd).Cursor()
+		n := 0
+		for k, v := c.Seek(feedKey(s, cursor+1)); k != nil && bytes.HasPrefix(k, prefix) && n < max; k, v = c.Next() {
+			all = append(all, entry{binary.BigEndian.Uint64(k[len(prefix):]), string(v)})
+			n++
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].seq < all[j].seq })
+	if len(all) > max {
+		all = all[:max]
+	}
+	ids := make([]string, len(all))
+	for i, e := range all {
+		ids[i] = e.id
+		cursor = e.seq
+	}
+	return ids, cursor
 }
 
 func feed(b *bolt.Bucket, cursor uint64, max int) ([]string, uint64) {

@@ -26,7 +26,7 @@ var errChain = errors.New("hash chain broken")
 // or below the stored head are duplicates: acked, not applied again. An event
 // past head+1 is a gap: the batch stops there and the terminal resends from
 // the ack. An event that does not link to the head is refused and flagged.
-func (s *Server) ingest(terminal, epoch string, raws []json.RawMessage) (uint64, error) {
+func (s *Server) ingest(terminal, store, epoch string, raws []json.RawMessage) (uint64, error) {
 	now := s.now()
 	// Decoding (parsing and checking each event's own hash) is pure and the
 	// bulk of the work: it runs on all cores before, not inside, the write
@@ -75,7 +75,7 @@ func (s *Server) ingest(terminal, epoch string, raws []json.RawMessage) (uint64,
 			if err := tx.PutEvent(terminal, epoch, e.Seq, raw); err != nil {
 				return err
 			}
-			if err := apply(tx, members, e, terminal, now); err != nil {
+			if err := apply(tx, members, e, terminal, store, now); err != nil {
 				return err
 			}
 			chain = hqstore.Chain{LastSeq: e.Seq, LastHash: e.Hash}
@@ -118,7 +118,7 @@ func decodeAll(raws []json.RawMessage) ([]ledger.Event, []error) {
 
 // apply moves the authoritative member by one event. Members are taken from
 // and left in the batch's cache; the caller writes them.
-func apply(tx *hqstore.Tx, members map[string]*hqstore.Member, e ledger.Event, terminal string, now time.Time) error {
+func apply(tx *hqstore.Tx, members map[string]*hqstore.Member, e ledger.Event, terminal, store string, now time.Time) error {
 	m := members[e.Member]
 	if m == nil {
 		mm, ok, err := tx.Member(e.Member)
@@ -132,6 +132,9 @@ func apply(tx *hqstore.Tx, members map[string]*hqstore.Member, e ledger.Event, t
 		}
 		m = &mm
 		members[e.Member] = m
+	}
+	if store != "" && !contains(m.Stores, store) {
+		m.Stores = append(m.Stores, store)
 	}
 	if e.Card != "" && !contains(m.Cards, e.Card) && e.Type != ledger.CardReplace {
 		m.Cards = append(m.Cards, e.Card)

@@ -45,6 +45,11 @@ const (
 	// feedPoll re-checks the downstream feeds even without a change signal,
 	// in case a change was made by another process on the same store.
 	feedPoll = 5 * time.Second
+	// feedCoalesce is the shortest time between two feed checks of one
+	// connection: with thousands of terminals sending, changes arrive all
+	// the time, and each connection gathers them into one check a second
+	// instead of waking on every commit.
+	feedCoalesce = time.Second
 )
 
 // Server is head office.
@@ -151,6 +156,7 @@ type conn struct {
 	s        *Server
 	ws       *websocket.Conn
 	terminal string
+	store    string
 	epoch    string
 	send     chan []byte
 	cursors  chan syncproto.Message // the terminal's feed positions, once
@@ -164,7 +170,7 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	}
 	defer ws.Close()
 	ws.SetReadLimit(syncproto.MaxMessage)
-	terminal, epoch, err := s.handshake(ws)
+	terminal, store, epoch, err := s.handshake(ws)
 	if err != nil {
 		s.log.Info("sync handshake refused", "remote", r.RemoteAddr, "err", err)
 		_ = ws.SetWriteDeadline(time.Now().Add(writeWait))
@@ -173,7 +179,7 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.connections.Add(1)
 	defer s.metrics.connections.Add(-1)
-	c := &conn{s: s, ws: ws, terminal: terminal, epoch: epoch, send: make(chan []byte, sendQueue),
+	c := &conn{s: s, ws: ws, terminal: terminal, store: store, epoch: epoch, send: make(chan []byte, sendQueue),
 		cursors: make(chan syncproto.Message, 1), log: s.log.With("terminal", terminal)}
 	c.log.Info("terminal connected", "epoch", epoch)
 	ctx, cancel := context.WithCancel(r.Context())
@@ -188,16 +194,16 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 }
 
 // handshake reads hello and proof, and nothing else, under one deadline.
-func (s *Server) handshake(ws *websocket.Conn) (terminal, epoch string, err error) {
+func (s *Server) handshake(ws *websocket.Conn) (terminal, store, epoch string, err error) {
 	deadline := time.Now().Add(handshakeWait)
 	_ = ws.SetReadDeadline(deadline)
 	_ = ws.SetWriteDeadline(deadline)
 	hello, err := readMessage(ws)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	if hello.Type != syncproto.TypeHello || hello.Version != syncproto.Version || hello.Terminal == "" || hello.Epoch == "" {
-		return "", "", fmt.Errorf("expected hello of protocol version %d", syncproto.Version)
+		return "", "", "", fmt.Errorf("expected hello of protocol version %d", syncproto.Version)
 	}
 	var t hqstore.Terminal
 	var ok bool
@@ -205,7 +211,7 @@ func (s *Server) handshake(ws *websocket.Conn) (terminal, epoch string, err erro
 		t, ok, err = tx.Terminal(hello.Terminal)
 		return err
 	}); err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	// Answer an unknown terminal exactly like a known one until the proof,
 	// so that the handshake does not tell which terminal ids exist.
@@ -215,29 +221,29 @@ func (s *Server) handshake(ws *websocket.Conn) (terminal, epoch string, err erro
 	_, _ = rand.Read(sess)
 	session := hex.EncodeToString(sess)
 	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(syncproto.Message{Type: syncproto.TypeChallenge, Nonce: nonce, Session: session})); err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	proof, err := readMessage(ws)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	if proof.Type != syncproto.TypeProof || !ok || len(t.Key) != ed25519.PublicKeySize ||
 		!ed25519.Verify(t.Key, syncproto.Statement(hello.Terminal, session, nonce), proof.Sig) {
-		return "", "", errors.New("unknown terminal or wrong key")
+		return "", "", "", errors.New("unknown terminal or wrong key")
 	}
 	var chain hqstore.Chain
 	if err := s.db.View(func(tx *hqstore.Tx) error {
 		chain, err = tx.Chain(hello.Terminal, hello.Epoch)
 		return err
 	}); err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	welcome := syncproto.Message{Type: syncproto.TypeWelcome, Terminal: hello.Terminal, Epoch: hello.Epoch, Seq: chain.LastSeq,
 		HLC: ledger.NextHLC(0, s.now())}
 	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(welcome)); err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
-	return hello.Terminal, hello.Epoch, nil
+	return hello.Terminal, t.Store, hello.Epoch, nil
 }
 
 func readMessage(ws *websocket.Conn) (syncproto.Message, error) {
@@ -266,7 +272,7 @@ func (c *conn) readPump(ctx context.Context) error {
 		_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
 		switch m.Type {
 		case syncproto.TypeEvents:
-			ack, err := c.s.ingest(c.terminal, c.epoch, m.Events)
+			ack, err := c.s.ingest(c.terminal, c.store, c.epoch, m.Events)
 			c.s.metrics.events.Add(int64(len(m.Events)))
 			if err != nil && !errors.Is(err, errChain) && !errors.Is(err, errMalformedEvent) {
 				c.refuse(ctx, syncproto.CodeInternal, err)
@@ -368,7 +374,7 @@ func (c *conn) downstream(ctx context.Context) {
 	rulesVersion, members, blocked := cur.RulesVersion, cur.Cursor, cur.BlockCursor
 	for {
 		wake := c.s.changes()
-		msgs, err := c.s.pending(c.terminal, c.epoch, &rulesVersion, &members, &blocked)
+		msgs, err := c.s.pending(c.terminal, c.store, c.epoch, &rulesVersion, &members, &blocked)
 		if err != nil {
 			c.log.Error("downstream", "err", err)
 			return
@@ -387,12 +393,17 @@ func (c *conn) downstream(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		select {
+		case <-time.After(feedCoalesce):
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
 // pending returns the next downstream messages for a terminal and advances
 // its positions.
-func (s *Server) pending(terminal, epoch string, rulesVersion *int, members, blocked *uint64) ([]syncproto.Message, error) {
+func (s *Server) pending(terminal, store, epoch string, rulesVersion *int, members, blocked *uint64) ([]syncproto.Message, error) {
 	now := s.now()
 	var out []syncproto.Message
 	err := s.db.View(func(tx *hqstore.Tx) error {
@@ -406,7 +417,10 @@ func (s *Server) pending(terminal, epoch string, rulesVersion *int, members, blo
 		if err != nil {
 			return err
 		}
-		ids, next := tx.MemberFeed(*members, syncproto.MaxFeed)
+		// A member goes to the terminals of the stores where they shop (an
+		// imported member not seen yet, to all); others look a card up when
+		// it first appears at their till.
+		ids, next := tx.MemberFeed(store, *members, syncproto.MaxFeed)
 		if len(ids) > 0 {
 			msg := syncproto.Message{Type: syncproto.TypeMembers, Cursor: next}
 			for _, id := range ids {
