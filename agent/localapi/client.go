@@ -8,19 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 
 	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/internal/localhttp"
 )
 
 // maxLine bounds one exported event line read by the client.
 const maxLine = 1 << 20
-
-// maxIdleConns is how many idle connections a client keeps to the agent.
-const maxIdleConns = 16
 
 // Client calls the local API.
 type Client struct {
@@ -29,31 +25,11 @@ type Client struct {
 
 // Dial returns a client for the agent serving the unix socket at socketPath.
 // It does not connect until the first call.
-func Dial(socketPath string) *Client {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socketPath)
-		},
-		// A POS and the UI may call concurrently; keep their connections.
-		MaxIdleConnsPerHost: maxIdleConns,
-	}
-	return &Client{hc: &http.Client{Transport: tr}}
-}
+func Dial(socketPath string) *Client { return &Client{hc: localhttp.Unix(socketPath)} }
 
 // InProcess returns a client that calls h directly, for CLI verbs run while no
 // agent is serving: the same requests, encodings and errors, without a socket.
-func InProcess(h http.Handler) *Client {
-	return &Client{hc: &http.Client{Transport: handlerTransport{h}}}
-}
-
-type handlerTransport struct{ h http.Handler }
-
-func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, r)
-	return rec.Result(), nil
-}
+func InProcess(h http.Handler) *Client { return &Client{hc: localhttp.InProcess(h)} }
 
 // Error is a failed call: the agent's one-line message, and the sentinel
 // error its code stands for, so callers can use errors.Is across the API.

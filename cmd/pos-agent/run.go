@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/agent/localapi"
 	"github.com/offline-loyalty/terminal/agent/rules"
 	"github.com/offline-loyalty/terminal/drivers/portlist"
 	"github.com/offline-loyalty/terminal/drivers/scancode"
-	"github.com/offline-loyalty/terminal/internal/cli"
 	"github.com/offline-loyalty/terminal/sync/syncclient"
 	"github.com/offline-loyalty/terminal/ui"
 )
@@ -21,26 +18,13 @@ import (
 // runRun is the Fyne terminal app with the agent in-process: the same agent,
 // local API and scanner as serve, and the window on top.
 func runRun(ctx context.Context, args []string) error {
-	fs, c := cli.NewFlags(prog, "run")
-	sf := addServeFlags(fs)
-	if err := cli.Parse(fs, c, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: run: unexpected argument %q", cli.ErrUsage, fs.Arg(0))
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	a, err := agent.Open(ctx, c.Data, agent.Options{Logger: log})
+	c, sf, a, srv, log, err := startAgent(ctx, "run", args)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	srv, err := localapi.Listen(agent.SocketPath(c.Data), *sf.api, localapi.Handler(a, log))
-	if err != nil {
-		return err
-	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx) }()
 	startLink(ctx, a, c.Data, *sf.hq, log)

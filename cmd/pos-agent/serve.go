@@ -28,25 +28,36 @@ func addServeFlags(fs interface {
 	}
 }
 
-func runServe(ctx context.Context, args []string) error {
-	fs, c := cli.NewFlags(prog, "serve")
+// startAgent parses the flags of serve or run, opens the agent on the data
+// directory and listens for its local API.
+func startAgent(ctx context.Context, verb string, args []string) (*cli.Common, serveFlags, *agent.Agent, *localapi.Server, *slog.Logger, error) {
+	fs, c := cli.NewFlags(prog, verb)
 	sf := addServeFlags(fs)
 	if err := cli.Parse(fs, c, args); err != nil {
-		return err
+		return nil, sf, nil, nil, nil, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: serve: unexpected argument %q", cli.ErrUsage, fs.Arg(0))
+		return nil, sf, nil, nil, nil, fmt.Errorf("%w: %s: unexpected argument %q", cli.ErrUsage, verb, fs.Arg(0))
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	a, err := agent.Open(ctx, c.Data, agent.Options{Logger: log})
 	if err != nil {
-		return err
+		return nil, sf, nil, nil, nil, err
 	}
-	defer a.Close()
 	srv, err := localapi.Listen(agent.SocketPath(c.Data), *sf.api, localapi.Handler(a, log))
+	if err != nil {
+		a.Close()
+		return nil, sf, nil, nil, nil, err
+	}
+	return c, sf, a, srv, log, nil
+}
+
+func runServe(ctx context.Context, args []string) error {
+	c, sf, a, srv, log, err := startAgent(ctx, "serve", args)
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	startLink(ctx, a, c.Data, *sf.hq, log)
 	sc, err := startScanner(ctx, a, *sf.scanner, scanDecoder(c.Data), log)
 	if err != nil {

@@ -340,17 +340,6 @@ func (s *session) queueRaw(b []byte) error {
 	}
 }
 
-func read(ws *websocket.Conn) (syncproto.Message, error) {
-	typ, b, err := ws.ReadMessage()
-	if err != nil {
-		return syncproto.Message{}, err
-	}
-	if typ != websocket.TextMessage {
-		return syncproto.Message{}, fmt.Errorf("%w: binary frame", syncproto.ErrMalformed)
-	}
-	return syncproto.Decode(b)
-}
-
 // session runs one connection until it fails or ctx ends.
 func (c *client) session(ctx context.Context, lastSync *time.Time) error {
 	ws, resp, err := c.dialer.DialContext(ctx, c.url, http.Header{"User-Agent": {userAgent}})
@@ -411,7 +400,7 @@ func (c *client) handshake(ws *websocket.Conn, epoch string) (syncproto.Message,
 	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(hello)); err != nil {
 		return syncproto.Message{}, err
 	}
-	ch, err := read(ws)
+	ch, err := syncproto.Read(ws)
 	if err != nil {
 		return syncproto.Message{}, fmt.Errorf("handshake: %w", err)
 	}
@@ -425,7 +414,7 @@ func (c *client) handshake(ws *websocket.Conn, epoch string) (syncproto.Message,
 	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(proof)); err != nil {
 		return syncproto.Message{}, err
 	}
-	w, err := read(ws)
+	w, err := syncproto.Read(ws)
 	if err != nil {
 		return syncproto.Message{}, fmt.Errorf("handshake: %w", err)
 	}
@@ -507,7 +496,7 @@ func (c *client) readPump(ctx context.Context, s *session, acks chan<- uint64, l
 	_ = s.ws.SetReadDeadline(time.Now().Add(pongWait))
 	s.ws.SetPongHandler(func(string) error { return s.ws.SetReadDeadline(time.Now().Add(pongWait)) })
 	for {
-		m, err := read(s.ws)
+		m, err := syncproto.Read(s.ws)
 		if err != nil {
 			return fmt.Errorf("read: %w", err)
 		}

@@ -211,6 +211,28 @@ func decodeEnvelope(b []byte) (Message, error) {
 	return m, nil
 }
 
+// FrameReader is a websocket connection as the protocol reads it: one
+// message per frame (gorilla/websocket's *Conn satisfies it).
+type FrameReader interface {
+	ReadMessage() (messageType int, p []byte, err error)
+}
+
+// textFrame is websocket's frame type for text (RFC 6455 opcode 1).
+const textFrame = 1
+
+// Read reads and decodes the next message from a connection; binary frames
+// are refused.
+func Read(r FrameReader) (Message, error) {
+	typ, b, err := r.ReadMessage()
+	if err != nil {
+		return Message{}, err
+	}
+	if typ != textFrame {
+		return Message{}, fmt.Errorf("%w: binary frame", ErrMalformed)
+	}
+	return Decode(b)
+}
+
 // Encode returns the wire form of m (an events message with its events
 // inline; EncodeEvents is the compact form senders use).
 func Encode(m Message) []byte {

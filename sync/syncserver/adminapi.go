@@ -8,10 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
+
+	"github.com/offline-loyalty/terminal/internal/localhttp"
 )
 
 // The admin API: HTTP+JSON on the unix socket DIR/headoffice.sock (0600),
@@ -116,26 +116,11 @@ func respond(w http.ResponseWriter, v any, err error) {
 type AdminClient struct{ hc *http.Client }
 
 // DialAdmin returns a client of the head office serving the unix socket.
-func DialAdmin(socket string) *AdminClient {
-	return &AdminClient{hc: &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", socket)
-	}}}}
-}
+func DialAdmin(socket string) *AdminClient { return &AdminClient{hc: localhttp.Unix(socket)} }
 
 // InProcessAdmin returns a client that calls h directly, for verbs run while
 // no head office is serving the data directory.
-func InProcessAdmin(h http.Handler) *AdminClient {
-	return &AdminClient{hc: &http.Client{Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
-		return rec.Result(), nil
-	})}}
-}
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+func InProcessAdmin(h http.Handler) *AdminClient { return &AdminClient{hc: localhttp.InProcess(h)} }
 
 // Do calls method path with body and decodes a JSON answer into out (when
 // not nil). A refusal comes back as its one-line message.

@@ -198,7 +198,7 @@ func (s *Server) handshake(ws *websocket.Conn) (terminal, store, epoch string, e
 	deadline := time.Now().Add(handshakeWait)
 	_ = ws.SetReadDeadline(deadline)
 	_ = ws.SetWriteDeadline(deadline)
-	hello, err := readMessage(ws)
+	hello, err := syncproto.Read(ws)
 	if err != nil {
 		return "", "", "", err
 	}
@@ -223,7 +223,7 @@ func (s *Server) handshake(ws *websocket.Conn) (terminal, store, epoch string, e
 	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(syncproto.Message{Type: syncproto.TypeChallenge, Nonce: nonce, Session: session})); err != nil {
 		return "", "", "", err
 	}
-	proof, err := readMessage(ws)
+	proof, err := syncproto.Read(ws)
 	if err != nil {
 		return "", "", "", err
 	}
@@ -246,23 +246,12 @@ func (s *Server) handshake(ws *websocket.Conn) (terminal, store, epoch string, e
 	return hello.Terminal, t.Store, hello.Epoch, nil
 }
 
-func readMessage(ws *websocket.Conn) (syncproto.Message, error) {
-	typ, b, err := ws.ReadMessage()
-	if err != nil {
-		return syncproto.Message{}, err
-	}
-	if typ != websocket.TextMessage {
-		return syncproto.Message{}, fmt.Errorf("%w: binary frame", syncproto.ErrMalformed)
-	}
-	return syncproto.Decode(b)
-}
-
 // readPump is the connection's only reader.
 func (c *conn) readPump(ctx context.Context) error {
 	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
 	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pongWait)) })
 	for {
-		m, err := readMessage(c.ws)
+		m, err := syncproto.Read(c.ws)
 		if err != nil {
 			if errors.Is(err, syncproto.ErrMalformed) {
 				c.refuse(ctx, syncproto.CodeProtocol, err)
