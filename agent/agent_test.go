@@ -34,7 +34,8 @@ func (c *clock) add(d time.Duration) {
 }
 
 func newClock() *clock {
-	return &clock{t: time.Date(2026, 11, 24, 10, 30, 0, 0, time.UTC)}
+	// A Wednesday: the default rules double points on Tuesdays.
+	return &clock{t: time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC)}
 }
 
 func open(t testing.TB, dir string, c *clock) *agent.Agent {
@@ -187,7 +188,7 @@ func TestFlowExactNumbers(t *testing.T) {
 func TestIdempotentAcrossRestart(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	a := open(t, dir, nil)
+	a := open(t, dir, newClock())
 	enroll(t, a, card)
 	first, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "10", Ref: "same"})
 	if err != nil {
@@ -571,7 +572,7 @@ func TestRewardReturnRate(t *testing.T) {
 
 func TestQuoteWritesNothing(t *testing.T) {
 	ctx := context.Background()
-	a := open(t, t.TempDir(), nil)
+	a := open(t, t.TempDir(), newClock())
 	enroll(t, a, card)
 	items := []rules.Item{{SKU: "tea", Category: "grocery", Quantity: 1, Amount: 1000}, {SKU: "gc", Category: "gift_card", Quantity: 1, Amount: 2000}}
 	q, err := a.Quote(ctx, agent.EarnRequest{Card: card, Amount: "30.00", Items: items})
@@ -593,7 +594,7 @@ func TestQuoteWritesNothing(t *testing.T) {
 
 func TestTierUpgradeAndLockedRewards(t *testing.T) {
 	ctx := context.Background()
-	a := open(t, t.TempDir(), nil)
+	a := open(t, t.TempDir(), newClock())
 	enroll(t, a, card)
 	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "499.99"}); err != nil {
 		t.Fatal(err)
@@ -629,5 +630,20 @@ func TestTierUpgradeAndLockedRewards(t *testing.T) {
 	s, _ := a.Stats("")
 	if s.TierDistribution["silver"] != 1 || s.TierDistribution["bronze"] != 0 {
 		t.Fatalf("tier distribution %v", s.TierDistribution)
+	}
+}
+
+func TestTuesdayCampaign(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	c.add(-24 * time.Hour) // Tuesday 2026-11-24
+	a := open(t, t.TempDir(), c)
+	enroll(t, a, card)
+	res, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "120.00"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Points != 240 || len(res.Lines) != 2 || res.Lines[1] != (ledger.Line{Label: "Double Points Tuesday", Points: 120}) {
+		t.Fatalf("Tuesday earn = %+v", res)
 	}
 }

@@ -164,7 +164,7 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (EarnResult, error) {
 		if co.Voided {
 			return nil, fmt.Errorf("%w: checkout %s was voided", ErrInvalid, r.Ref)
 		}
-		res := o.doc.EvaluateEarn(rules.Checkout{Ref: r.Ref, Amount: amount, Items: r.Items, Time: o.now, Store: o.tx.Meta("store")},
+		res := o.doc.EvaluateEarn(rules.Checkout{Ref: r.Ref, Amount: amount, Items: r.Items, Time: o.now.In(o.a.loc), Store: o.tx.Meta("store")},
 			rules.Member{ID: m.ID, Tier: m.Tier}, o.a.minorPerUnit())
 		e := ledger.Event{Type: ledger.Earn, Member: m.ID, Card: r.Card, Points: res.Points, Amount: amount, Ref: r.Ref, Lines: toLedgerLines(res.Lines)}
 		if err := o.appendEvent(&e); err != nil {
@@ -221,7 +221,7 @@ func (a *Agent) Quote(ctx context.Context, r EarnRequest) (Quote, error) {
 		if err != nil {
 			return err
 		}
-		res := doc.EvaluateEarn(rules.Checkout{Ref: r.Ref, Amount: amount, Items: r.Items, Time: now, Store: tx.Meta("store")},
+		res := doc.EvaluateEarn(rules.Checkout{Ref: r.Ref, Amount: amount, Items: r.Items, Time: now.In(a.loc), Store: tx.Meta("store")},
 			rules.Member{ID: m.ID, Tier: m.Tier}, a.minorPerUnit())
 		q = Quote{Member: m.ID, Tier: m.Tier, Points: res.Points, Lines: toLedgerLines(res.Lines), Eligible: res.Eligible,
 			Balance: m.Balance, RulesVersion: doc.Version}

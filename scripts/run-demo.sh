@@ -30,6 +30,9 @@ done
 if [ ! -f "$demo/.joined" ]; then
   code=$(bin/headoffice terminal add --data "$demo/hq" --store demo-store --name till-1 --json |
     sed -n 's/.*"code":"\([^"]*\)".*/\1/p')
+  # Head office publishes the demo's rules: the default program plus a
+  # running campaign; the terminal receives them over the link.
+  bin/headoffice rules set scripts/demo-rules.json --data "$demo/hq" >/dev/null
   bin/pos-agent demo --data "$demo/till"
   bin/pos-agent join --data "$demo/till" --hq "$hq_url" --code "$code"
   touch "$demo/.joined"

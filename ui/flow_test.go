@@ -19,7 +19,7 @@ import (
 
 // clock is the fixed wall time of the flow tests, shared by the agent and
 // the screens so that "today" is the same day for both.
-var clock = time.Date(2025, 3, 4, 14, 30, 0, 0, time.Local)
+var clock = time.Date(2025, 3, 5, 14, 30, 0, 0, time.Local) // a Wednesday: the default rules double points on Tuesdays
 
 // fixture is the terminal over a real agent (a bbolt ledger in a temp
 // directory), headless, with the bridge's results delivered on the test

@@ -24,7 +24,7 @@ type Checkout struct {
 	Ref    string    // the checkout's idempotency key; seeds deterministic draws
 	Amount int64     // minor units, the total paid
 	Items  []Item    // optional basket; without it the whole amount is eligible
-	Time   time.Time // terminal wall time of the checkout
+	Time   time.Time // the checkout's time in the store's time zone (campaign days and hours)
 	Store  string
 }
 
@@ -77,6 +77,10 @@ func (d *Document) EvaluateEarn(c Checkout, m Member, minorPerUnit int64) EarnRe
 			res.Points += bonus
 			res.Lines = append(res.Lines, Line{Label: t.Name + " " + multiplierLabel(t.MultiplierBP), Points: bonus})
 		}
+	}
+	for _, l := range d.campaignLines(c.Time, m.Tier, eligible, base) {
+		res.Points += l.Points
+		res.Lines = append(res.Lines, l)
 	}
 	return res
 }

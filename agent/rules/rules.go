@@ -24,6 +24,7 @@ type Document struct {
 	Currency     string       `json:"currency"`
 	Earn         EarnRules    `json:"earn"`
 	Tiers        []Tier       `json:"tiers"` // lowest first
+	Campaigns    []Campaign   `json:"campaigns,omitempty"`
 	Catalog      []Reward     `json:"catalog"`
 	Discount     Discount     `json:"discount"`
 	Charities    []Charity    `json:"charities"`
@@ -141,7 +142,10 @@ func (d *Document) Validate() error {
 			return fmt.Errorf("rules: catalog[%d]: needs an id and a positive points cost", i)
 		}
 	}
-	return d.validateTiers()
+	if err := d.validateTiers(); err != nil {
+		return err
+	}
+	return d.validateCampaigns()
 }
 
 // Reward returns the catalog reward with the given id.

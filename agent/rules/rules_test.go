@@ -17,7 +17,7 @@ func TestDefaultParses(t *testing.T) {
 
 func TestEarnWithTiers(t *testing.T) {
 	d := Default()
-	at := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC) // a Wednesday: no default campaign
 	tests := []struct {
 		tier   string
 		amount int64
@@ -130,5 +130,77 @@ func TestDocExample(t *testing.T) {
 	}
 	if _, err := Parse([]byte(example)); err != nil {
 		t.Fatalf("docs/rules.md example: %v", err)
+	}
+}
+
+func TestCampaigns(t *testing.T) {
+	d := Default()
+	d.Campaigns = append(d.Campaigns,
+		Campaign{ID: "gold-eve", Name: "Gold evening", Tiers: []string{"gold"}, HourFrom: 18, HourTo: 21, Bonus: 50, Stackable: true},
+		Campaign{ID: "winter", Name: "Winter week", From: "2026-12-01", To: "2026-12-07", MinSpend: 3000, MultiplierBP: 15000},
+		Campaign{ID: "big", Name: "Big basket", MinSpend: 10000, Bonus: 40},
+	)
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tue := time.Date(2026, 11, 24, 19, 0, 0, 0, time.UTC)
+	wed := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	winter := time.Date(2026, 12, 2, 19, 0, 0, 0, time.UTC)
+	tests := []struct {
+		at     time.Time
+		tier   string
+		amount int64
+		lines  string
+	}{
+		{wed, "bronze", 5000, "+50 base"},
+		{wed, "bronze", 12000, "+120 base, +40 Big basket"},
+		// Not stackable: of Double Points Tuesday (+120) and Big basket (+40) only the larger.
+		{tue, "bronze", 12000, "+120 base, +120 Double Points Tuesday"},
+		// Stackable ones add to it; the tier line comes first.
+		{tue, "gold", 12000, "+120 base, +60 Gold x1.5, +50 Gold evening, +120 Double Points Tuesday"},
+		{winter, "bronze", 5000, "+50 base, +25 Winter week"},
+		{winter, "bronze", 2999, "+29 base"},
+		{winter.Add(-3 * time.Hour), "gold", 5000, "+50 base, +25 Gold x1.5, +25 Winter week"},
+	}
+	for _, tt := range tests {
+		r := d.EvaluateEarn(Checkout{Ref: "r", Amount: tt.amount, Time: tt.at}, Member{ID: "m", Tier: tt.tier}, 100)
+		var lines []string
+		var sum int64
+		for _, l := range r.Lines {
+			lines = append(lines, l.String())
+			sum += l.Points
+		}
+		if strings.Join(lines, ", ") != tt.lines || sum != r.Points {
+			t.Errorf("%s %s %d: %q (%d points), want %q", tt.at.Weekday(), tt.tier, tt.amount, lines, r.Points, tt.lines)
+		}
+	}
+	for name, c := range map[string]Campaign{
+		"no effect":    {ID: "x", Name: "X"},
+		"both effects": {ID: "x", Name: "X", Bonus: 5, MultiplierBP: 20000},
+		"bad weekday":  {ID: "x", Name: "X", Bonus: 5, Weekdays: []string{"tues"}},
+		"bad date":     {ID: "x", Name: "X", Bonus: 5, From: "24.11.2026"},
+		"bad hours":    {ID: "x", Name: "X", Bonus: 5, HourFrom: 20, HourTo: 18},
+		"unknown tier": {ID: "x", Name: "X", Bonus: 5, Tiers: []string{"diamond"}},
+	} {
+		bad := Default()
+		bad.Campaigns = append(bad.Campaigns, c)
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%s: valid", name)
+		}
+	}
+}
+
+// TestDemoRules keeps the rules `make run` publishes valid.
+func TestDemoRules(t *testing.T) {
+	b, err := os.ReadFile("../../scripts/demo-rules.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Parse(b)
+	if err != nil {
+		t.Fatalf("scripts/demo-rules.json: %v", err)
+	}
+	if d.Version <= Default().Version || len(d.Campaigns) < 2 {
+		t.Fatalf("the demo rules must be newer than the default and run a campaign: v%d, %d campaigns", d.Version, len(d.Campaigns))
 	}
 }

@@ -52,6 +52,15 @@ func (d *Document) validateTiers() error {
 	return nil
 }
 
+func (d *Document) hasTier(id string) bool {
+	for _, t := range d.Tiers {
+		if t.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
 // StartTier is the tier a new member starts in.
 func (d *Document) StartTier() string { return d.Tiers[0].ID }
 
