@@ -16,71 +16,92 @@ type Campaign struct {
 	Weekdays []string `json:"weekdays,omitempty"` // "mon" … "sun"
 	HourFrom int      `json:"hour_from,omitempty"`
 	HourTo   int      `json:"hour_to,omitempty"` // exclusive; 0 with HourFrom 0 means all day
-	// Who and what.
-	Tiers    []string `json:"tiers,omitempty"`     // member tiers it applies to; empty for all
-	MinSpend int64    `json:"min_spend,omitempty"` // minor units of eligible amount
+	// Who and what: every given condition must hold.
+	Tiers         []string `json:"tiers,omitempty"`          // member tiers it applies to; empty for all
+	Categories    []string `json:"categories,omitempty"`     // the basket has an item of one of them
+	SKUs          []string `json:"skus,omitempty"`           // the basket has one of these items
+	MinSpend      int64    `json:"min_spend,omitempty"`      // minor units of eligible amount
+	FirstPurchase bool     `json:"first_purchase,omitempty"` // the member's first purchase
+	BirthdayMonth bool     `json:"birthday_month,omitempty"` // in the month of the member's birthday
 	// Effect: a multiplier on base points (basis points, 20000 = double) or a
 	// fixed bonus.
 	MultiplierBP int64 `json:"multiplier_bp,omitempty"`
 	Bonus        int64 `json:"bonus,omitempty"`
 	// Stackable campaigns all apply; of the others only the largest.
 	Stackable bool `json:"stackable,omitempty"`
+	// Budget caps the points the campaign awards in all (0: no cap). Each
+	// terminal counts what it has awarded, so that a budget holds offline;
+	// the award that reaches it is cut to what is left.
+	Budget int64 `json:"budget,omitempty"`
 }
-
-// maxCampaignBonus bounds a fixed bonus.
-const maxCampaignBonus = 1_000_000
 
 var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday,
 	"wed": time.Wednesday, "thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
 
-func (d *Document) validateCampaigns() error {
+func (d *Document) validateCampaigns(p *problems) {
 	seen := map[string]bool{}
 	for i, c := range d.Campaigns {
-		path := fmt.Sprintf("rules: campaigns[%d]", i)
+		path := fmt.Sprintf("campaigns[%d]", i)
 		switch {
-		case c.ID == "" || c.Name == "":
-			return fmt.Errorf("%s: needs an id and a name", path)
+		case c.ID == "":
+			p.addf("%s.id: required", path)
 		case seen[c.ID]:
-			return fmt.Errorf("%s.id: %q is used twice", path, c.ID)
+			p.addf("%s.id: %q is used twice", path, c.ID)
+		}
+		seen[c.ID] = true
+		if c.Name == "" {
+			p.addf("%s.name: required (it is the explanation line)", path)
+		}
+		switch {
 		case (c.MultiplierBP == 0) == (c.Bonus == 0):
-			return fmt.Errorf("%s: give multiplier_bp or bonus, one of them", path)
+			p.addf("%s: give multiplier_bp or bonus, one of them", path)
 		case c.MultiplierBP != 0 && (c.MultiplierBP <= bpOne || c.MultiplierBP > maxMultiplierBP):
-			return fmt.Errorf("%s.multiplier_bp: between %d and %d", path, bpOne+1, maxMultiplierBP)
-		case c.Bonus < 0 || c.Bonus > maxCampaignBonus:
-			return fmt.Errorf("%s.bonus: between 1 and %d", path, maxCampaignBonus)
-		case c.MinSpend < 0:
-			return fmt.Errorf("%s.min_spend: must not be negative", path)
-		case c.HourFrom < 0 || c.HourFrom > 23 || c.HourTo < 0 || c.HourTo > 24 || (c.HourTo != 0 && c.HourTo <= c.HourFrom):
-			return fmt.Errorf("%s: hours run from hour_from (0-23) to hour_to (after it, up to 24)", path)
+			p.addf("%s.multiplier_bp: between %d and %d", path, bpOne+1, maxMultiplierBP)
+		case c.Bonus < 0 || c.Bonus > maxBonus:
+			p.addf("%s.bonus: between 1 and %d", path, maxBonus)
 		}
-		for _, f := range []struct{ name, v string }{{"from", c.From}, {"to", c.To}} {
-			if f.v != "" {
-				if _, err := time.Parse(time.DateOnly, f.v); err != nil {
-					return fmt.Errorf("%s.%s: not a date like 2026-11-24", path, f.name)
-				}
-			}
+		if c.MinSpend < 0 {
+			p.addf("%s.min_spend: must not be negative", path)
 		}
+		if c.Budget < 0 || c.Budget > maxBonus {
+			p.addf("%s.budget: between 0 (none) and %d", path, maxBonus)
+		}
+		if c.HourFrom < 0 || c.HourFrom > 23 || c.HourTo < 0 || c.HourTo > 24 || (c.HourTo != 0 && c.HourTo <= c.HourFrom) {
+			p.addf("%s: hours run from hour_from (0-23) to hour_to (after it, up to 24)", path)
+		}
+		checkDates(p, path, c.From, c.To)
 		for j, w := range c.Weekdays {
 			if _, ok := weekdays[w]; !ok {
-				return fmt.Errorf("%s.weekdays[%d]: %q is not mon, tue, wed, thu, fri, sat or sun", path, j, w)
+				p.addf("%s.weekdays[%d]: %q is not mon, tue, wed, thu, fri, sat or sun", path, j, w)
 			}
 		}
 		for j, t := range c.Tiers {
 			if !d.hasTier(t) {
-				return fmt.Errorf("%s.tiers[%d]: unknown tier %q", path, j, t)
+				p.addf("%s.tiers[%d]: unknown tier %q", path, j, t)
 			}
 		}
-		seen[c.ID] = true
+		for j, v := range c.Categories {
+			if v == "" {
+				p.addf("%s.categories[%d]: empty", path, j)
+			}
+		}
+		for j, v := range c.SKUs {
+			if v == "" {
+				p.addf("%s.skus[%d]: empty", path, j)
+			}
+		}
 	}
-	return nil
 }
 
-// active reports whether the campaign applies to a checkout at t (the
-// store's local time) by a member of tier with eligible spend.
-func (c Campaign) active(t time.Time, tier string, eligible int64) bool {
-	day := t.Format(time.DateOnly)
-	if (c.From != "" && day < c.From) || (c.To != "" && day > c.To) {
-		return false
+// active reports whether the campaign applies to checkout c by member m with
+// the eligible spend.
+func (c *Campaign) active(ck *Checkout, m *Member, eligible int64) bool {
+	t := ck.Time
+	if c.From != "" || c.To != "" {
+		day := t.Format(time.DateOnly)
+		if (c.From != "" && day < c.From) || (c.To != "" && day > c.To) {
+			return false
+		}
 	}
 	if len(c.Weekdays) > 0 {
 		ok := false
@@ -91,47 +112,78 @@ func (c Campaign) active(t time.Time, tier string, eligible int64) bool {
 			return false
 		}
 	}
-	if c.HourTo != 0 && (t.Hour() < c.HourFrom || t.Hour() >= c.HourTo) {
+	switch {
+	case c.HourTo != 0 && (t.Hour() < c.HourFrom || t.Hour() >= c.HourTo),
+		len(c.Tiers) > 0 && !contains(c.Tiers, m.Tier),
+		eligible < c.MinSpend,
+		c.FirstPurchase && m.Checkouts > 0,
+		c.BirthdayMonth && !m.birthdayMonth(t),
+		len(c.Categories) > 0 && !basketHas(ck.Items, c.Categories, func(it *Item) string { return it.Category }),
+		len(c.SKUs) > 0 && !basketHas(ck.Items, c.SKUs, func(it *Item) string { return it.SKU }):
 		return false
 	}
-	if len(c.Tiers) > 0 && !contains(c.Tiers, tier) {
-		return false
-	}
-	return eligible >= c.MinSpend
+	return true
 }
 
-// points is what the campaign adds to base points.
-func (c Campaign) points(base int64) int64 {
-	if c.Bonus != 0 {
-		return c.Bonus
+// basketHas reports whether an item of the basket with a positive amount has
+// one of the values.
+func basketHas(items []Item, values []string, field func(*Item) string) bool {
+	for i := range items {
+		if items[i].Amount > 0 && contains(values, field(&items[i])) {
+			return true
+		}
 	}
-	extra := c.MultiplierBP - bpOne
-	return base/bpOne*extra + base%bpOne*extra/bpOne
+	return false
 }
 
-// campaignLines evaluates the campaigns: every stackable one that applies,
-// and of the others the one adding most (the first on a tie).
-func (d *Document) campaignLines(t time.Time, tier string, eligible, base int64) []Line {
-	var lines []Line
-	var best *Line
-	for _, c := range d.Campaigns {
-		if !c.active(t, tier, eligible) {
+// points is what the campaign adds to base points, within what is left of its
+// budget.
+func (c *Campaign) points(base, used int64) int64 {
+	p := c.Bonus
+	if c.MultiplierBP != 0 {
+		p = bpShare(base, c.MultiplierBP-bpOne)
+	}
+	if c.Budget > 0 {
+		p = min(p, c.Budget-used)
+	}
+	return p
+}
+
+// bpShare is floor(n × bp / 10000) without overflow for any n.
+func bpShare(n, bp int64) int64 { return n/bpOne*bp + n%bpOne*bp/bpOne }
+
+// campaignAward is a campaign's line and the campaign it came from.
+type campaignAward struct {
+	id   string
+	line Line
+}
+
+// campaigns evaluates the campaigns: every stackable one that applies, and of
+// the others the one adding most (the first on a tie).
+func (d *Document) campaigns(ck *Checkout, m *Member, eligible, base int64) []campaignAward {
+	var out []campaignAward
+	best := -1
+	var bestPoints int64
+	for i := range d.Campaigns {
+		c := &d.Campaigns[i]
+		if !c.active(ck, m, eligible) {
 			continue
 		}
-		l := Line{Label: c.Name, Points: c.points(base)}
-		if l.Points <= 0 {
+		p := c.points(base, ck.CampaignUsed[c.ID])
+		if p <= 0 {
 			continue
 		}
 		if c.Stackable {
-			lines = append(lines, l)
-		} else if best == nil || l.Points > best.Points {
-			best = &l
+			out = append(out, campaignAward{c.ID, Line{Label: c.Name, Points: p}})
+		} else if best < 0 || p > bestPoints {
+			best, bestPoints = i, p
 		}
 	}
-	if best != nil {
-		lines = append(lines, *best)
+	if best >= 0 {
+		c := &d.Campaigns[best]
+		out = append(out, campaignAward{c.ID, Line{Label: c.Name, Points: bestPoints}})
 	}
-	return lines
+	return out
 }
 
 func contains(list []string, s string) bool {

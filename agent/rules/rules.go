@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 )
 
@@ -30,6 +32,11 @@ type Document struct {
 	Charities    []Charity    `json:"charities"`
 	OfflineLimit OfflineLimit `json:"offline_limit"`
 	Refund       RefundRules  `json:"refund"`
+	// Optional parts of the program; absent means the program has none.
+	Surprise    *Surprise    `json:"surprise,omitempty"`
+	WelcomeBack *WelcomeBack `json:"welcome_back,omitempty"`
+	Expiry      *Expiry      `json:"expiry,omitempty"`
+	Review      *Review      `json:"review,omitempty"`
 }
 
 // EarnRules is the base earn rate.
@@ -47,6 +54,15 @@ type Reward struct {
 	Name   string `json:"name"`
 	Points int64  `json:"points"`
 	Tier   string `json:"tier,omitempty"` // lowest tier allowed to redeem it; empty for all
+	// From and To bound the days it can be redeemed (YYYY-MM-DD, store
+	// time, both included); empty for no bound.
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+}
+
+// Available reports whether the reward can be redeemed on day (YYYY-MM-DD).
+func (r Reward) Available(day string) bool {
+	return (r.From == "" || day >= r.From) && (r.To == "" || day <= r.To)
 }
 
 // Discount converts points to money off: Points points are worth Value minor
@@ -107,13 +123,18 @@ func Default() *Document {
 	return d
 }
 
-// Parse reads and validates a rules document.
+// Parse reads and validates a rules document. A document that does not
+// decode gets one error; one that decodes but breaks rules gets a Problems
+// error listing every problem with its path.
 func Parse(b []byte) (*Document, error) {
 	var d Document
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&d); err != nil {
-		return nil, fmt.Errorf("rules: %w", err)
+		return nil, decodeError(b, err)
+	}
+	if dec.More() {
+		return nil, errors.New("rules: more than one JSON value")
 	}
 	if err := d.Validate(); err != nil {
 		return nil, err
@@ -121,31 +142,143 @@ func Parse(b []byte) (*Document, error) {
 	return &d, nil
 }
 
+// decodeError turns a JSON decoding error into one line with the path or the
+// place of the problem.
+func decodeError(b []byte, err error) error {
+	var typ *json.UnmarshalTypeError
+	var syn *json.SyntaxError
+	switch {
+	case errors.As(err, &typ) && typ.Field != "":
+		return fmt.Errorf("rules: %s: %s where %s was expected", typ.Field, typ.Value, typeName(typ.Type.Kind().String()))
+	case errors.As(err, &syn):
+		line, col := position(b, syn.Offset-1) // Offset counts the offending byte
+		return fmt.Errorf("rules: line %d column %d: %v", line, col, syn)
+	case errors.Is(err, io.EOF):
+		return errors.New("rules: empty document")
+	}
+	return fmt.Errorf("rules: %v", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+func typeName(kind string) string {
+	switch {
+	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"):
+		return "an integer"
+	case kind == "slice":
+		return "a list"
+	case kind == "struct", kind == "ptr", kind == "map":
+		return "an object"
+	case kind == "bool":
+		return "true or false"
+	}
+	return "a " + kind
+}
+
+func position(b []byte, off int64) (line, col int) {
+	line, col = 1, 1
+	for _, c := range b[:min(int(off), len(b))] {
+		if c == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+// Problems is every problem a document has, each with its path
+// ("campaigns[2].from: not a date like 2026-11-24").
+type Problems []string
+
+func (p Problems) Error() string {
+	if len(p) == 1 {
+		return "rules: " + p[0]
+	}
+	return fmt.Sprintf("rules: %d problems: %s", len(p), strings.Join(p, "; "))
+}
+
+// problems collects what Validate finds.
+type problems struct{ list Problems }
+
+func (p *problems) addf(format string, args ...any) {
+	p.list = append(p.list, fmt.Sprintf(format, args...))
+}
+
 // maxPointsPerUnit bounds the base rate so that points on the largest amount
 // fit comfortably in an int64.
 const maxPointsPerUnit = 1000
 
-// Validate reports the first problem of the document, with its path.
+// maxBonus bounds every fixed bonus and budget.
+const maxBonus = 1_000_000_000
+
+// Validate reports every problem of the document, with its path, as
+// Problems; nil when there are none.
 func (d *Document) Validate() error {
-	switch {
-	case d.Version <= 0:
-		return errors.New("rules: version: must be a positive integer")
-	case d.Currency == "":
-		return errors.New("rules: currency: required")
-	case d.Earn.PointsPerUnit < 0 || d.Earn.PointsPerUnit > maxPointsPerUnit:
-		return fmt.Errorf("rules: earn.points_per_unit: between 0 and %d", maxPointsPerUnit)
-	case d.Discount.Points < 0 || d.Discount.Value < 0 || d.Discount.MinPoints < 0:
-		return errors.New("rules: discount: must not be negative")
+	var p problems
+	if d.Version <= 0 {
+		p.addf("version: must be a positive integer")
 	}
+	if len(d.Currency) != 3 || strings.ToUpper(d.Currency) != d.Currency {
+		p.addf("currency: an ISO 4217 code like EUR")
+	}
+	if d.Earn.PointsPerUnit < 0 || d.Earn.PointsPerUnit > maxPointsPerUnit {
+		p.addf("earn.points_per_unit: between 0 and %d", maxPointsPerUnit)
+	}
+	if d.Discount.Points < 0 || d.Discount.Value < 0 || d.Discount.MinPoints < 0 {
+		p.addf("discount: must not be negative")
+	}
+	d.validateTiers(&p)
+	d.validateCatalog(&p)
+	d.validateCampaigns(&p)
+	d.validateExtras(&p)
+	if p.list != nil {
+		return p.list
+	}
+	return nil
+}
+
+func (d *Document) validateCatalog(p *problems) {
+	seen := map[string]bool{}
 	for i, r := range d.Catalog {
-		if r.ID == "" || r.Points <= 0 {
-			return fmt.Errorf("rules: catalog[%d]: needs an id and a positive points cost", i)
+		path := fmt.Sprintf("catalog[%d]", i)
+		switch {
+		case r.ID == "":
+			p.addf("%s.id: required", path)
+		case seen[r.ID]:
+			p.addf("%s.id: %q is used twice", path, r.ID)
+		}
+		seen[r.ID] = true
+		if r.Points <= 0 || r.Points > maxBonus {
+			p.addf("%s.points: between 1 and %d", path, maxBonus)
+		}
+		if r.Tier != "" && !d.hasTier(r.Tier) {
+			p.addf("%s.tier: unknown tier %q", path, r.Tier)
+		}
+		checkDates(p, path, r.From, r.To)
+	}
+	seen = map[string]bool{}
+	for i, c := range d.Charities {
+		if c.ID == "" || seen[c.ID] {
+			p.addf("charities[%d].id: missing or used twice", i)
+		}
+		seen[c.ID] = true
+	}
+}
+
+// checkDates checks an optional from/to pair of days.
+func checkDates(p *problems, path, from, to string) {
+	ok := true
+	for _, f := range []struct{ name, v string }{{"from", from}, {"to", to}} {
+		if f.v == "" {
+			continue
+		}
+		if _, err := time.Parse(time.DateOnly, f.v); err != nil {
+			p.addf("%s.%s: not a date like 2026-11-24", path, f.name)
+			ok = false
 		}
 	}
-	if err := d.validateTiers(); err != nil {
-		return err
+	if ok && from != "" && to != "" && to < from {
+		p.addf("%s.to: before from", path)
 	}
-	return d.validateCampaigns()
 }
 
 // Reward returns the catalog reward with the given id.

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -24,32 +23,30 @@ const bpOne = 10_000
 // the largest amount cannot overflow.
 const maxMultiplierBP = 100_000
 
-func (d *Document) validateTiers() error {
+func (d *Document) validateTiers(p *problems) {
 	if len(d.Tiers) == 0 {
-		return errors.New("rules: tiers: at least one tier is required")
+		p.addf("tiers: at least one tier is required")
+		return
 	}
 	seen := map[string]bool{}
 	for i, t := range d.Tiers {
 		switch {
 		case t.ID == "" || t.Name == "":
-			return fmt.Errorf("rules: tiers[%d]: needs an id and a name", i)
+			p.addf("tiers[%d]: needs an id and a name", i)
 		case seen[t.ID]:
-			return fmt.Errorf("rules: tiers[%d].id: %q is used twice", i, t.ID)
+			p.addf("tiers[%d].id: %q is used twice", i, t.ID)
+		}
+		switch {
 		case i == 0 && t.MinSpend != 0:
-			return errors.New("rules: tiers[0].min_spend: the first tier starts at 0")
+			p.addf("tiers[0].min_spend: the first tier starts at 0")
 		case i > 0 && t.MinSpend <= d.Tiers[i-1].MinSpend:
-			return fmt.Errorf("rules: tiers[%d].min_spend: must be above the tier before", i)
-		case t.MultiplierBP < bpOne || t.MultiplierBP > maxMultiplierBP:
-			return fmt.Errorf("rules: tiers[%d].multiplier_bp: between %d (x1) and %d (x10)", i, bpOne, maxMultiplierBP)
+			p.addf("tiers[%d].min_spend: must be above the tier before", i)
+		}
+		if t.MultiplierBP < bpOne || t.MultiplierBP > maxMultiplierBP {
+			p.addf("tiers[%d].multiplier_bp: between %d (x1) and %d (x10)", i, bpOne, maxMultiplierBP)
 		}
 		seen[t.ID] = true
 	}
-	for i, r := range d.Catalog {
-		if r.Tier != "" && !seen[r.Tier] {
-			return fmt.Errorf("rules: catalog[%d].tier: unknown tier %q", i, r.Tier)
-		}
-	}
-	return nil
 }
 
 func (d *Document) hasTier(id string) bool {
@@ -128,3 +125,6 @@ func multiplierLabel(bp int64) string {
 	}
 	return "x" + s
 }
+
+// Rank is a tier's place on the ladder, 0 the lowest.
+func (d *Document) Rank(id string) int { return d.rank(id) }
