@@ -71,7 +71,10 @@ type EnrollRequest struct {
 	Email   string `json:"email,omitempty"`
 	Phone   string `json:"phone,omitempty"`
 	Consent bool   `json:"consent,omitempty"`
-	Ref     string `json:"ref,omitempty"`
+	// Birthday is the day of the year, MM-DD (a full date YYYY-MM-DD is
+	// accepted and only its day kept), for birthday campaigns.
+	Birthday string `json:"birthday,omitempty"`
+	Ref      string `json:"ref,omitempty"`
 }
 
 // Result is what a burn, donation, void, refund or enrollment wrote. Points is
@@ -107,6 +110,14 @@ type MemberView struct {
 	Consent     bool       `json:"consent"`
 	BalanceAsOf *time.Time `json:"balance_as_of"` // when head office's snapshot was taken; nil if never
 	Currency    string     `json:"currency"`
+	Birthday    string     `json:"birthday,omitempty"` // MM-DD
+	// What the cashier should know today: points expiring in the next 30
+	// days (and the first day they go), a welcome-back bonus on this visit,
+	// the member's birthday month.
+	Expiring      int64      `json:"expiring_30d"`
+	ExpiresOn     *time.Time `json:"expires_on,omitempty"`
+	WelcomeBack   bool       `json:"welcome_back"`
+	BirthdayMonth bool       `json:"birthday_month"`
 }
 
 // Status is the terminal's health at a glance.
@@ -144,18 +155,21 @@ type LinkState struct {
 // terminals. Balance includes this terminal's events up to AsOfSeq (of the
 // terminal's current epoch); the terminal adds its own later events on top.
 type MemberSnapshot struct {
-	Member    string    `json:"member"`
-	Name      string    `json:"name,omitempty"`
-	Cards     []string  `json:"cards"`
-	Tier      string    `json:"tier"`
-	Balance   int64     `json:"balance"`
-	Spend12m  int64     `json:"spend_12m"`
-	Lifetime  int64     `json:"lifetime_spend"`
-	LastVisit time.Time `json:"last_visit"`
-	Enrolled  time.Time `json:"enrolled"`
-	Status    string    `json:"status"` // "active" or "blocked"
-	AsOfSeq   uint64    `json:"as_of_seq"`
-	Taken     time.Time `json:"taken"` // when head office computed it
+	Member    string           `json:"member"`
+	Name      string           `json:"name,omitempty"`
+	Cards     []string         `json:"cards"`
+	Tier      string           `json:"tier"`
+	Balance   int64            `json:"balance"`
+	Spend12m  int64            `json:"spend_12m"`
+	Lifetime  int64            `json:"lifetime_spend"`
+	LastVisit time.Time        `json:"last_visit"`
+	Enrolled  time.Time        `json:"enrolled"`
+	Status    string           `json:"status"` // "active" or "blocked"
+	AsOfSeq   uint64           `json:"as_of_seq"`
+	Taken     time.Time        `json:"taken"`              // when head office computed it
+	Birthday  string           `json:"birthday,omitempty"` // MM-DD
+	Months    map[string]int64 `json:"months,omitempty"`   // qualifying spend by YYYY-MM, for the rolling 12 months
+	Lots      map[string]int64 `json:"lots,omitempty"`     // unspent earned points by YYYY-MM, for expiry
 }
 
 // CardBlock blocks (or unblocks) one card.

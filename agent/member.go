@@ -42,9 +42,32 @@ func (a *Agent) Member(ctx context.Context, card string) (MemberView, error) {
 			t := m.BaseAt
 			v.BalanceAsOf = &t
 		}
+		a.memberFacts(&v, m)
 		return nil
 	})
 	return v, err
+}
+
+// expiringWindow is how far ahead the member view warns of expiring points.
+const expiringWindow = 30 * 24 * time.Hour
+
+// memberFacts fills in what the rules say about the member today: rolling
+// spend as of now, points expiring soon, welcome back, birthday month.
+func (a *Agent) memberFacts(v *MemberView, m *memberRecord) {
+	doc, now := a.Rules(), a.now().In(a.loc)
+	if m.Months != nil {
+		v.Spend12m = rules.RollingSpend(m.Months, now)
+	}
+	v.Birthday = m.Birthday
+	for _, e := range doc.Expiries(m.ID, m.Lots, m.Balance, m.LastVisit, now.Add(expiringWindow)) {
+		v.Expiring += e.Points
+		if v.ExpiresOn == nil {
+			on := e.On
+			v.ExpiresOn = &on
+		}
+	}
+	v.WelcomeBack = doc.WelcomeBackDue(m.LastVisit, now)
+	v.BirthdayMonth = m.Birthday != "" && m.Birthday[:2] == now.Format("01")
 }
 
 // Basket is the basket a POS pushed through the local API for the UI to show

@@ -117,14 +117,81 @@ func chainHead(tx *store.Tx) (seq uint64, hash string, hlc uint64, err error) {
 	return seq, hash, max(hlc, lastHLC), nil
 }
 
-// applyToMember moves the member's balance by the event's points and saves
-// the member.
+// applyToMember moves the member's balance by the event's points, keeps the
+// expiry lots in step (points gained are a lot of this month, points lost
+// leave the oldest lots first) and saves the member.
 func (o *op) applyToMember(m *memberRecord, e *ledger.Event) error {
 	if e.Points != 0 {
 		m.Balance += e.Points
 		m.Pending += e.Points
+		if m.Lots == nil {
+			m.Lots = rules.Lots{}
+		}
+		if e.Points > 0 {
+			m.Lots.Add(o.month(o.now), e.Points)
+		} else {
+			m.Lots.Take(-e.Points)
+		}
 	}
 	return o.tx.Put(store.Members, m.ID, m)
+}
+
+// month is t's month in the store's time zone, YYYY-MM.
+func (o *op) month(t time.Time) string { return t.In(o.a.loc).Format("2006-01") }
+
+// addSpend adds qualifying spend (negative for returns) to the month of the
+// purchase at, and recomputes the rolling 12-month spend.
+func (o *op) addSpend(m *memberRecord, at time.Time, amount int64) {
+	if m.Months == nil {
+		m.Months = map[string]int64{}
+		if m.Spend12m != 0 {
+			m.Months[o.month(o.now)] = m.Spend12m // a record from before spend was kept by month
+		}
+	}
+	m.Months[o.month(at)] += amount
+	m.Lifetime += amount
+	now := o.now.In(o.a.loc)
+	oldest := time.Date(now.Year(), now.Month()-12, 1, 0, 0, 0, 0, time.UTC).Format("2006-01")
+	for k := range m.Months {
+		if k < oldest {
+			delete(m.Months, k) // no window will include it again
+		}
+	}
+	m.Spend12m = rules.RollingSpend(m.Months, now)
+}
+
+// budgetsUsed reads what this terminal has given from the rules' budgets:
+// points per budgeted campaign, and surprise points today.
+func budgetsUsed(tx *store.Tx, doc *rules.Document, day string) (map[string]int64, int64) {
+	var used map[string]int64
+	for _, c := range doc.Campaigns {
+		if c.Budget > 0 {
+			if used == nil {
+				used = map[string]int64{}
+			}
+			used[c.ID], _ = strconv.ParseInt(tx.Meta("campaign/"+c.ID), 10, 64)
+		}
+	}
+	var surprise int64
+	if doc.Surprise != nil {
+		surprise, _ = strconv.ParseInt(tx.Meta("surprise/"+day), 10, 64)
+	}
+	return used, surprise
+}
+
+// spendBudgets records what an earn took from the budgets.
+func (o *op) spendBudgets(res *rules.EarnResult) error {
+	for _, c := range o.doc.Campaigns {
+		if p := res.Campaigns[c.ID]; p > 0 && c.Budget > 0 {
+			if err := o.addMetaInt("campaign/"+c.ID, p); err != nil {
+				return err
+			}
+		}
+	}
+	if res.Surprise > 0 {
+		return o.addMetaInt("surprise/"+o.day, res.Surprise)
+	}
+	return nil
 }
 
 func newRef() string {
@@ -164,8 +231,9 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (EarnResult, error) {
 		if co.Voided {
 			return nil, fmt.Errorf("%w: checkout %s was voided", ErrInvalid, r.Ref)
 		}
-		res := o.doc.EvaluateEarn(rules.Checkout{Ref: r.Ref, Amount: amount, Items: r.Items, Time: o.now.In(o.a.loc), Store: o.tx.Meta("store")},
-			rules.Member{ID: m.ID, Tier: m.Tier}, o.a.minorPerUnit())
+		used, surprise := budgetsUsed(o.tx, o.doc, o.day)
+		res := o.doc.EvaluateEarn(rules.Checkout{Ref: r.Ref, Amount: amount, Items: r.Items, Time: o.now.In(o.a.loc), Store: o.tx.Meta("store"),
+			CampaignUsed: used, SurpriseUsed: surprise}, m.ruleMember(), o.a.minorPerUnit())
 		e := ledger.Event{Type: ledger.Earn, Member: m.ID, Card: r.Card, Points: res.Points, Amount: amount, Ref: r.Ref, Lines: toLedgerLines(res.Lines)}
 		if err := o.appendEvent(&e); err != nil {
 			return nil, err
@@ -180,8 +248,7 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (EarnResult, error) {
 			returned = o.now.Sub(m.RedeemOpen) <= rewardReturnWindow
 			m.RedeemOpen = time.Time{}
 		}
-		m.Spend12m += amount
-		m.Lifetime += amount
+		o.addSpend(m, o.now, amount)
 		m.LastVisit = o.now
 		m.Checkouts++
 		if err := o.applyToMember(m, &e); err != nil {
@@ -189,7 +256,10 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (EarnResult, error) {
 		}
 		co.Member, co.Card, co.EarnEvent, co.Day, co.Time = m.ID, r.Card, e.ID, o.day, o.now
 		co.Amount, co.Earned = amount, res.Points
-		if err := o.countEarn(&e, firstToday, returned); err != nil {
+		if err := o.countEarn(&e, firstToday, returned, res.WelcomeBack); err != nil {
+			return nil, err
+		}
+		if err := o.spendBudgets(&res); err != nil {
 			return nil, err
 		}
 		if err := o.upgradeTier(m, r.Card, r.Ref); err != nil {
@@ -221,8 +291,9 @@ func (a *Agent) Quote(ctx context.Context, r EarnRequest) (Quote, error) {
 		if err != nil {
 			return err
 		}
-		res := doc.EvaluateEarn(rules.Checkout{Ref: r.Ref, Amount: amount, Items: r.Items, Time: now.In(a.loc), Store: tx.Meta("store")},
-			rules.Member{ID: m.ID, Tier: m.Tier}, a.minorPerUnit())
+		used, surprise := budgetsUsed(tx, doc, now.In(a.loc).Format(time.DateOnly))
+		res := doc.EvaluateEarn(rules.Checkout{Ref: r.Ref, Amount: amount, Items: r.Items, Time: now.In(a.loc), Store: tx.Meta("store"),
+			CampaignUsed: used, SurpriseUsed: surprise}, m.ruleMember(), a.minorPerUnit())
 		q = Quote{Member: m.ID, Tier: m.Tier, Points: res.Points, Lines: toLedgerLines(res.Lines), Eligible: res.Eligible,
 			Balance: m.Balance, RulesVersion: doc.Version}
 		return nil
@@ -257,7 +328,7 @@ func (o *op) upgradeTier(m *memberRecord, card, ref string) error {
 	if err := o.addMetaInt("tier/"+t.ID, 1); err != nil {
 		return err
 	}
-	m.Tier = t.ID
+	m.Tier, m.TierSince = t.ID, o.now
 	return o.applyToMember(m, &e)
 }
 
@@ -392,6 +463,9 @@ func (a *Agent) Redeem(ctx context.Context, r RedeemRequest) (Result, error) {
 		if !ok {
 			return Result{}, fmt.Errorf("%w %q", ErrUnknownReward, r.Reward)
 		}
+		if !rw.Available(a.now().In(a.loc).Format(time.DateOnly)) {
+			return Result{}, fmt.Errorf("%w: %s runs %s to %s", ErrRewardUnavailable, rw.ID, or(rw.From, "any day"), or(rw.To, "any day"))
+		}
 		return a.burn(ctx, burn{typ: ledger.Redeem, card: r.Card, ref: r.Ref, points: rw.Points, reward: rw.ID, tier: rw.Tier})
 	case r.Points > maxPoints:
 		return Result{}, fmt.Errorf("%w: %d points is more than any balance can hold", ErrInvalid, r.Points)
@@ -411,6 +485,13 @@ func (a *Agent) Redeem(ctx context.Context, r RedeemRequest) (Result, error) {
 	default:
 		return Result{}, fmt.Errorf("%w: give a reward id or a positive number of points", ErrInvalid)
 	}
+}
+
+func or(s, otherwise string) string {
+	if s == "" {
+		return otherwise
+	}
+	return s
 }
 
 // Donate gives points to a charity partner.
@@ -454,8 +535,7 @@ func (a *Agent) Void(ctx context.Context, r VoidRequest) (Result, error) {
 		if err := o.appendEvent(&e); err != nil {
 			return nil, err
 		}
-		m.Spend12m -= e.Amount
-		m.Lifetime -= e.Amount
+		o.addSpend(m, co.Time, -e.Amount)
 		if err := o.applyToMember(m, &e); err != nil {
 			return nil, err
 		}
@@ -512,8 +592,7 @@ func (a *Agent) Refund(ctx context.Context, r RefundRequest) (Result, error) {
 		if err := o.appendEvent(&e); err != nil {
 			return nil, err
 		}
-		m.Spend12m -= amount
-		m.Lifetime -= amount
+		o.addSpend(m, co.Time, -amount)
 		if err := o.applyToMember(m, &e); err != nil {
 			return nil, err
 		}
@@ -588,6 +667,10 @@ func (a *Agent) Enroll(ctx context.Context, r EnrollRequest) (Result, error) {
 	if r.Phone != "" && strings.Trim(r.Phone, "+0123456789 -()") != "" {
 		return Result{}, fmt.Errorf("%w: phone %q has characters a phone number does not", ErrInvalid, r.Phone)
 	}
+	birthday, err := parseBirthday(r.Birthday)
+	if err != nil {
+		return Result{}, err
+	}
 	if r.Ref == "" {
 		r.Ref = newRef()
 	}
@@ -603,9 +686,9 @@ func (a *Agent) Enroll(ctx context.Context, r EnrollRequest) (Result, error) {
 		tier := o.doc.StartTier()
 		seq, _ := o.tx.LastEvent()
 		m := &memberRecord{ID: "M-" + hex.EncodeToString(id), Name: r.Name, Email: r.Email, Phone: r.Phone, Consent: r.Consent,
-			Tier: tier, Status: statusActive, Cards: []string{r.Card}, Enrolled: o.now, AsOfSeq: seq}
+			Tier: tier, TierSince: o.now, Status: statusActive, Cards: []string{r.Card}, Enrolled: o.now, AsOfSeq: seq, Birthday: birthday}
 		e := ledger.Event{Type: ledger.Enroll, Member: m.ID, Card: r.Card, Ref: r.Ref, Tier: tier,
-			Name: r.Name, Email: r.Email, Phone: r.Phone, Consent: r.Consent}
+			Name: r.Name, Email: r.Email, Phone: r.Phone, Consent: r.Consent, Birthday: birthday}
 		if err := o.appendEvent(&e); err != nil {
 			return nil, err
 		}
@@ -623,4 +706,20 @@ func (a *Agent) Enroll(ctx context.Context, r EnrollRequest) (Result, error) {
 		}
 		return Result{Ref: r.Ref, Type: string(ledger.Enroll), Member: m.ID, Balance: m.Balance, Seq: e.Seq}, nil
 	}))
+}
+
+// parseBirthday accepts MM-DD or YYYY-MM-DD and keeps the day of the year.
+func parseBirthday(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	layout := "01-02"
+	if len(s) == len(time.DateOnly) {
+		layout = time.DateOnly
+	}
+	t, err := time.Parse(layout, s)
+	if err != nil {
+		return "", fmt.Errorf("%w: birthday %q is not MM-DD or YYYY-MM-DD", ErrInvalid, s)
+	}
+	return t.Format("01-02"), nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/offline-loyalty/terminal/agent/rules"
 	"github.com/offline-loyalty/terminal/agent/store"
 )
 
@@ -25,6 +26,7 @@ var (
 	ErrVoid               = errors.New("cannot void")
 	ErrRefund             = errors.New("cannot refund")
 	ErrBadPIN             = errors.New("wrong PIN")
+	ErrRewardUnavailable  = errors.New("reward is not available today")
 )
 
 // memberRecord is a member as stored on this terminal: head office's last
@@ -58,6 +60,23 @@ type memberRecord struct {
 	// RedeemOpen is when the member last redeemed and has not come back since
 	// (for the reward-return rate); zero when closed.
 	RedeemOpen time.Time `json:"redeem_open"`
+	Birthday   string    `json:"birthday,omitempty"` // MM-DD
+	// Lots are the unspent earned points by month, for expiry; Months the
+	// qualifying spend by month, for the rolling 12-month spend.
+	Lots   rules.Lots       `json:"lots,omitempty"`
+	Months map[string]int64 `json:"months,omitempty"`
+	// TierSince is when the member reached their tier; a yearly review
+	// only looks at tiers reached before it.
+	TierSince time.Time `json:"tier_since"`
+}
+
+// ruleMember is what the rules engine sees of the member at a checkout.
+func (m *memberRecord) ruleMember() rules.Member {
+	purchases := m.Checkouts
+	if purchases == 0 && (m.Lifetime != 0 || !m.LastVisit.IsZero()) {
+		purchases = 1 // shopped elsewhere, as head office's snapshot says
+	}
+	return rules.Member{ID: m.ID, Tier: m.Tier, Checkouts: purchases, Birthday: m.Birthday, LastVisit: m.LastVisit}
 }
 
 // cardRecord maps a card number to its member.

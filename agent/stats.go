@@ -86,16 +86,10 @@ func (o *op) addMetaInt(key string, delta int64) error {
 	return o.tx.SetMeta(key, strconv.FormatInt(v+delta, 10))
 }
 
-func (o *op) countEarn(e *ledger.Event, firstToday, returned bool) error {
+func (o *op) countEarn(e *ledger.Event, firstToday, returned, welcome bool) error {
 	if returned {
 		if err := o.addMetaInt("rr_returned", 1); err != nil {
 			return err
-		}
-	}
-	welcome := false
-	for _, l := range e.Lines {
-		if strings.HasPrefix(l.Label, "welcome back") {
-			welcome = true
 		}
 	}
 	return o.updateDay(func(d *dayRecord, h *HourStats) {

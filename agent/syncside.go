@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"time"
 
@@ -201,7 +202,13 @@ func (o *op) applySnapshot(s *MemberSnapshot, included int64) error {
 	if !known {
 		m = memberRecord{ID: s.Member}
 	}
+	if s.Tier != oldTier {
+		m.TierSince = o.now // when head office's tier reached this terminal: a review spares it until the next
+	}
 	m.Name, m.Tier, m.Status = s.Name, s.Tier, s.Status
+	if s.Birthday != "" {
+		m.Birthday = s.Birthday
+	}
 	if m.Status == "" {
 		m.Status = statusActive
 	}
@@ -212,6 +219,21 @@ func (o *op) applySnapshot(s *MemberSnapshot, included int64) error {
 	m.Base, m.BaseAt = s.Balance, s.Taken
 	m.Balance = m.Base + m.Pending
 	m.Spend12m, m.Lifetime, m.Enrolled = s.Spend12m, s.Lifetime, s.Enrolled
+	if s.Months != nil {
+		m.Months = maps.Clone(s.Months)
+		m.Spend12m = rules.RollingSpend(m.Months, o.now.In(o.a.loc))
+	}
+	// Head office's lots replace the terminal's, so that every terminal
+	// expires the same lots under the same refs; this terminal's events
+	// past the snapshot are fitted on top (points gained count as earned
+	// this month, points spent leave the oldest lots).
+	if s.Lots != nil {
+		m.Lots = rules.Lots(maps.Clone(s.Lots))
+	}
+	if m.Lots == nil {
+		m.Lots = rules.Lots{}
+	}
+	m.Lots.Fit(m.Balance, o.month(o.now))
 	if s.LastVisit.After(m.LastVisit) {
 		m.LastVisit = s.LastVisit
 	}

@@ -30,11 +30,15 @@ type MemberFacts struct {
 type FactsFunc func(doc *rules.Document, m agent.MemberView, now time.Time) MemberFacts
 
 // LadderFacts is the facts function that knows only the order of the tiers,
-// lowest first: it names the member's tier and locks the rewards of tiers
-// above it. With a nil ladder it locks nothing.
+// lowest first: it names the member's tier, locks the rewards of tiers above
+// it and passes on what the agent says of the member today (expiring points,
+// welcome back, birthday month). With a nil ladder it locks nothing.
 func LadderFacts(ladder []string) FactsFunc {
 	return func(_ *rules.Document, m agent.MemberView, _ time.Time) MemberFacts {
-		f := MemberFacts{Tier: tierName(m.Tier)}
+		f := MemberFacts{Tier: tierName(m.Tier), Expiring: m.Expiring, WelcomeBack: m.WelcomeBack, Birthday: m.BirthdayMonth}
+		if m.ExpiresOn != nil {
+			f.ExpiresOn = *m.ExpiresOn
+		}
 		if ladder != nil {
 			mine := slices.Index(ladder, m.Tier)
 			f.Locked = func(tier string) bool {

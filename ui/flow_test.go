@@ -399,3 +399,27 @@ func TestStatsCardsMatchAgent(t *testing.T) {
 	f.tap(m.exportBtn)
 	f.wantMsg("Exported to", widget.SuccessImportance)
 }
+
+// TestMemberFlags: the member panel shows the agent's birthday-month and
+// welcome-back facts for the member scanned, and hides them for another.
+func TestMemberFlags(t *testing.T) {
+	f := newFixture(t)
+	const bob = "2000000000022"
+	r, err := f.ag.Enroll(context.Background(), agent.EnrollRequest{Card: bob, Name: "Bob", Birthday: clock.Format("01") + "-28"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Head office says Bob last shopped 90 days ago.
+	if err := f.ag.ApplyMembers([]agent.MemberSnapshot{{Member: r.Member, Name: "Bob", Cards: []string{bob}, Tier: "bronze",
+		LastVisit: clock.AddDate(0, 0, -90), Taken: clock, AsOfSeq: 2}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	f.scan(bob)
+	if f.term.co.birthday.Hidden || f.term.co.welcome.Hidden {
+		t.Fatalf("Bob: birthday shown %v, welcome back shown %v", !f.term.co.birthday.Hidden, !f.term.co.welcome.Hidden)
+	}
+	f.scan(adaCard)
+	if !f.term.co.birthday.Hidden || !f.term.co.welcome.Hidden {
+		t.Fatal("Ada has neither her birthday this month nor a long absence, and the panel shows them")
+	}
+}

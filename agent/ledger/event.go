@@ -77,9 +77,10 @@ type Event struct {
 	Name         string    `json:"name,omitempty"` // enroll
 	Email        string    `json:"email,omitempty"`
 	Phone        string    `json:"phone,omitempty"`
-	Consent      bool      `json:"consent,omitempty"` // enroll: marketing consent
-	PrevHash     string    `json:"prev_hash"`         // Hash of the event with Seq-1; empty for Seq 1
-	Hash         string    `json:"hash"`              // SHA-256 of the canonical encoding
+	Consent      bool      `json:"consent,omitempty"`  // enroll: marketing consent
+	Birthday     string    `json:"birthday,omitempty"` // enroll: MM-DD
+	PrevHash     string    `json:"prev_hash"`          // Hash of the event with Seq-1; empty for Seq 1
+	Hash         string    `json:"hash"`               // SHA-256 of the canonical encoding
 }
 
 // Limits on what an event may hold, so that a decoder never accepts a record
@@ -264,7 +265,7 @@ func (e Event) check() error {
 		return bad("seq %d: prev_hash must be empty exactly for seq 1", e.Seq)
 	}
 	for _, s := range []string{e.Terminal, e.Epoch, e.ID, e.Member, e.Card, e.Ref, e.Store, e.Reward,
-		e.Charity, e.Target, e.Reason, e.Tier, e.NewCard, e.Name, e.Email, e.Phone, e.Currency} {
+		e.Charity, e.Target, e.Reason, e.Tier, e.NewCard, e.Name, e.Email, e.Phone, e.Currency, e.Birthday} {
 		if len(s) > maxText {
 			return bad("seq %d: a text field is longer than %d bytes", e.Seq, maxText)
 		}

@@ -125,6 +125,11 @@ func (c *Client) Adjust(ctx context.Context, r agent.AdjustRequest) (res agent.R
 	return res, c.call(ctx, http.MethodPost, "/v1/adjust", r, &res)
 }
 
+// Expire calls POST /v1/expire.
+func (c *Client) Expire(ctx context.Context) (res agent.Housekeeping, err error) {
+	return res, c.call(ctx, http.MethodPost, "/v1/expire", nil, &res)
+}
+
 // ReplaceCard calls POST /v1/replace-card.
 func (c *Client) ReplaceCard(ctx context.Context, r agent.ReplaceCardRequest) (res agent.Result, err error) {
 	return res, c.call(ctx, http.MethodPost, "/v1/replace-card", r, &res)

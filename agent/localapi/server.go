@@ -39,6 +39,7 @@ type Agent interface {
 	Export(func([]byte) error) error
 	SetBasket(agent.Basket) error
 	Basket() agent.Basket
+	Expire(context.Context) (agent.Housekeeping, error)
 }
 
 // Limits and timeouts of the server.
@@ -65,6 +66,7 @@ var errorCodes = []struct {
 	{agent.ErrOfflineLimit, "offline_limit", http.StatusConflict},
 	{agent.ErrCardExists, "card_exists", http.StatusConflict},
 	{agent.ErrTierRequired, "tier_required", http.StatusConflict},
+	{agent.ErrRewardUnavailable, "reward_unavailable", http.StatusConflict},
 	{agent.ErrVoid, "cannot_void", http.StatusConflict},
 	{agent.ErrRefund, "cannot_refund", http.StatusConflict},
 	{store.ErrCorrupt, "corrupt", http.StatusInternalServerError},
@@ -143,6 +145,7 @@ func Handler(a Agent, log *slog.Logger) http.Handler {
 		}
 		return a.ReplaceCard(r.Context(), req)
 	})
+	post("/v1/expire", func(r *http.Request) (any, error) { return a.Expire(r.Context()) })
 	post("/v1/basket", func(r *http.Request) (any, error) {
 		var b agent.Basket
 		if err := decode(r, &b); err != nil {

@@ -102,9 +102,9 @@ func (d *Document) EvaluateEarn(c Checkout, m Member, minorPerUnit int64) EarnRe
 		res.Campaigns[a.id] += a.line.Points
 		add(a.line)
 	}
-	if w := d.WelcomeBack; w != nil && w.due(m.LastVisit, c.Time) {
+	if d.WelcomeBackDue(m.LastVisit, c.Time) {
 		res.WelcomeBack = true
-		add(Line{Label: "welcome back", Points: w.Bonus})
+		add(Line{Label: "welcome back", Points: d.WelcomeBack.Bonus})
 	}
 	if s := d.Surprise; s != nil && eligible > 0 && eligible >= s.MinSpend && Draw(c.Ref) < s.ProbabilityBP {
 		if p := min(s.Bonus, s.DailyBudget-c.SurpriseUsed); p > 0 {

@@ -32,8 +32,11 @@ type WelcomeBack struct {
 	Bonus     int64 `json:"bonus"`
 }
 
-func (w *WelcomeBack) due(lastVisit, now time.Time) bool {
-	return !lastVisit.IsZero() && !now.Before(lastVisit.AddDate(0, 0, w.AfterDays))
+// WelcomeBackDue reports whether a purchase at now by a member last seen at
+// lastVisit (zero for never) earns the welcome-back bonus.
+func (d *Document) WelcomeBackDue(lastVisit, now time.Time) bool {
+	w := d.WelcomeBack
+	return w != nil && !lastVisit.IsZero() && !now.Before(lastVisit.AddDate(0, 0, w.AfterDays))
 }
 
 // Expiry policies.

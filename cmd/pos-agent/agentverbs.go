@@ -44,7 +44,9 @@ func agentVerbs(v map[string]cli.Verb) {
 	v["donate"] = cli.Verb{Usage: "donate --card CARD --points N --charity ID [--ref REF]", Short: "donate points to a charity partner", Run: runDonate}
 	v["void"] = cli.Verb{Usage: "void --ref REF", Short: "cancel a checkout of today's shift", Run: runVoid}
 	v["refund"] = cli.Verb{Usage: "refund --ref REF --amount 5.00 [--return ID]", Short: "return goods: claw back points pro rata", Run: runRefund}
-	v["enroll"] = cli.Verb{Usage: "enroll --card CARD [--name N] [--email E] [--phone P] [--consent]", Short: "enroll a new member", Run: runEnroll}
+	v["enroll"] = cli.Verb{Usage: "enroll --card CARD [--name N] [--email E] [--phone P] [--birthday MM-DD] [--consent]", Short: "enroll a new member", Run: runEnroll}
+	v["expire"] = cli.Verb{Usage: "expire", Short: "write the point expiries and tier-review downgrades that are due (idempotent)", Run: runExpire}
+	v["rules check"] = cli.Verb{Usage: "rules check FILE", Short: "validate a rules document and print every problem", Run: runRulesCheck}
 	v["adjust"] = cli.Verb{Usage: "adjust --card CARD --points N --reason TEXT [--ref REF]", Short: "a manager's correction of a balance", Run: runAdjust}
 	v["replace-card"] = cli.Verb{Usage: "replace-card --card OLD --new NEW [--ref REF]", Short: "block a card and give its member a new one", Run: runReplaceCard}
 	v["member"] = cli.Verb{Usage: "member --card CARD", Short: "show a member", Run: runMember}
@@ -259,11 +261,12 @@ func runEnroll(ctx context.Context, args []string) error {
 	email := fs.String("email", "", "email address")
 	phone := fs.String("phone", "", "phone number")
 	consent := fs.Bool("consent", false, "the member agrees to marketing")
+	birthday := fs.String("birthday", "", "birthday as MM-DD or YYYY-MM-DD (only the day is kept)")
 	ref := fs.String("ref", "", "reference (idempotency key)")
 	return withClient(ctx, fs, c, args, false, func() error {
 		return cli.Require("enroll", map[string]string{"card": *card})
 	}, func(cl *localapi.Client) error {
-		res, err := cl.Enroll(ctx, agent.EnrollRequest{Card: *card, Name: *name, Email: *email, Phone: *phone, Consent: *consent, Ref: *ref})
+		res, err := cl.Enroll(ctx, agent.EnrollRequest{Card: *card, Name: *name, Email: *email, Phone: *phone, Consent: *consent, Birthday: *birthday, Ref: *ref})
 		if err != nil {
 			return err
 		}
@@ -320,6 +323,15 @@ func runMember(ctx context.Context, args []string) error {
 				fmt.Fprintf(w, " (%+d not yet confirmed by head office)", m.Pending)
 			}
 			fmt.Fprintf(w, ", 12-month spend %s %s, status %s\n", money.Format(m.Spend12m, m.Currency), m.Currency, m.Status)
+			if m.Expiring > 0 {
+				fmt.Fprintf(w, "%d points expire in the next 30 days, the first on %s\n", m.Expiring, m.ExpiresOn.Format(time.DateOnly))
+			}
+			if m.WelcomeBack {
+				fmt.Fprintln(w, "welcome back: a bonus on today's purchase")
+			}
+			if m.BirthdayMonth {
+				fmt.Fprintln(w, "birthday month")
+			}
 		})
 	})
 }
@@ -454,4 +466,65 @@ func runCompact(_ context.Context, args []string) error {
 	return c.Print(map[string]int64{"before": before, "after": after}, func(w io.Writer) {
 		fmt.Fprintf(w, "%s: %d bytes → %d bytes\n", filepath.Join(c.Data, store.FileName), before, after)
 	})
+}
+
+func runExpire(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "expire")
+	return withClient(ctx, fs, c, args, true, func() error { return nil }, func(cl *localapi.Client) error {
+		h, err := cl.Expire(ctx)
+		if err != nil {
+			return err
+		}
+		return c.Print(h, func(w io.Writer) {
+			fmt.Fprintf(w, "%d expire events (%d points), %d tier downgrades, %d members deferred until head office's balance is fresh\n",
+				h.Expired, h.Points, h.Downgraded, h.Deferred)
+		})
+	})
+}
+
+// runRulesCheck validates a rules document without an agent: every problem on
+// its own line on stdout, and a one-line summary as the error.
+func runRulesCheck(_ context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "rules check")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: rules check: %v", cli.ErrUsage, err)
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: rules check: give one FILE", cli.ErrUsage)
+	}
+	file := fs.Arg(0)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	doc, err := rules.Parse(b)
+	type report struct {
+		OK       bool     `json:"ok"`
+		Version  int      `json:"version,omitempty"`
+		Problems []string `json:"problems,omitempty"`
+	}
+	var r report
+	var p rules.Problems
+	switch {
+	case err == nil:
+		r = report{OK: true, Version: doc.Version}
+	case errors.As(err, &p):
+		r.Problems = p
+	default:
+		r.Problems = []string{strings.TrimPrefix(err.Error(), "rules: ")}
+	}
+	if perr := c.Print(r, func(w io.Writer) {
+		if r.OK {
+			fmt.Fprintf(w, "%s: rules version %d, %d tiers, %d campaigns, %d rewards: valid\n", file, doc.Version, len(doc.Tiers), len(doc.Campaigns), len(doc.Catalog))
+		}
+		for _, line := range r.Problems {
+			fmt.Fprintf(w, "%s: %s\n", file, line)
+		}
+	}); perr != nil {
+		return perr
+	}
+	if !r.OK {
+		return fmt.Errorf("%s: %d problems", file, len(r.Problems))
+	}
+	return nil
 }

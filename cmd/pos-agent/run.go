@@ -73,7 +73,7 @@ func runRun(ctx context.Context, args []string) error {
 
 // tierFacts gives the member panel the member's tier by name, the rewards
 // their tier locks, and the progress to the next tier, from the rules in
-// force.
+// force, on top of LadderFacts.
 func tierFacts(doc *rules.Document, m agent.MemberView, now time.Time) ui.MemberFacts {
 	f := ui.LadderFacts(doc.TierIDs())(doc, m, now)
 	cur := doc.Tier(m.Tier)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/agent/localapi"
@@ -49,7 +50,36 @@ func startAgent(ctx context.Context, verb string, args []string) (*cli.Common, s
 		a.Close()
 		return nil, sf, nil, nil, nil, err
 	}
+	go housekeep(ctx, a, log)
 	return c, sf, a, srv, log, nil
+}
+
+// housekeepEvery is how often a running agent writes the expiries and review
+// downgrades that have come due; each run is idempotent and cheap when
+// nothing is due.
+const housekeepEvery = time.Hour
+
+// housekeep runs the agent's expiry and tier review at start and then every
+// housekeepEvery until ctx ends.
+func housekeep(ctx context.Context, a *agent.Agent, log *slog.Logger) {
+	t := time.NewTicker(housekeepEvery)
+	defer t.Stop()
+	for {
+		h, err := a.Expire(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			log.Error("expiry and tier review", "err", err)
+		case h != (agent.Housekeeping{}):
+			log.Info("expiry and tier review", "expired", h.Expired, "points", h.Points, "downgraded", h.Downgraded, "deferred", h.Deferred)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func runServe(ctx context.Context, args []string) error {

@@ -249,6 +249,13 @@ type Member struct {
 	LastVisit time.Time        `json:"last_visit"`
 	Enrolled  time.Time        `json:"enrolled"`
 	Status    string           `json:"status"`
+	Birthday  string           `json:"birthday,omitempty"` // MM-DD
+	// Lots are the unspent earned points by month (YYYY-MM, UTC), oldest
+	// spent first, sent to terminals so that they all expire the same lots.
+	Lots map[string]int64 `json:"lots,omitempty"`
+	// Decided are the refs of the expiries and tier reviews applied, so that
+	// the same decision from a second terminal is applied once.
+	Decided []string `json:"decided,omitempty"`
 	// Stores where the member has shopped; their terminals receive the
 	// member's snapshots. Empty (an imported member not seen yet) means all.
 	Stores []string `json:"stores,omitempty"`

@@ -593,5 +593,5 @@ func (c *client) lookup(ctx context.Context, card string) (*agent.MemberSnapshot
 func toSnapshot(m syncproto.Member) agent.MemberSnapshot {
 	return agent.MemberSnapshot{Member: m.Member, Name: m.Name, Cards: m.Cards, Tier: m.Tier, Balance: m.Balance,
 		Spend12m: m.Spend12m, Lifetime: m.Lifetime, LastVisit: m.LastVisit, Enrolled: m.Enrolled, Status: m.Status,
-		AsOfSeq: m.AsOfSeq, Taken: m.Taken}
+		AsOfSeq: m.AsOfSeq, Taken: m.Taken, Birthday: m.Birthday, Months: m.Months, Lots: m.Lots}
 }

@@ -94,18 +94,21 @@ type Message struct {
 // Member is head office's snapshot of a member. Balance includes the
 // receiving terminal's events up to AsOfSeq of its current epoch.
 type Member struct {
-	Member    string    `json:"member"`
-	Name      string    `json:"name,omitempty"`
-	Cards     []string  `json:"cards"`
-	Tier      string    `json:"tier"`
-	Balance   int64     `json:"balance"`
-	Spend12m  int64     `json:"spend_12m"`
-	Lifetime  int64     `json:"lifetime_spend"`
-	LastVisit time.Time `json:"last_visit"`
-	Enrolled  time.Time `json:"enrolled"`
-	Status    string    `json:"status"`
-	AsOfSeq   uint64    `json:"as_of_seq"`
-	Taken     time.Time `json:"taken"`
+	Member    string           `json:"member"`
+	Name      string           `json:"name,omitempty"`
+	Cards     []string         `json:"cards"`
+	Tier      string           `json:"tier"`
+	Balance   int64            `json:"balance"`
+	Spend12m  int64            `json:"spend_12m"`
+	Lifetime  int64            `json:"lifetime_spend"`
+	LastVisit time.Time        `json:"last_visit"`
+	Enrolled  time.Time        `json:"enrolled"`
+	Status    string           `json:"status"`
+	AsOfSeq   uint64           `json:"as_of_seq"`
+	Taken     time.Time        `json:"taken"`
+	Birthday  string           `json:"birthday,omitempty"` // MM-DD
+	Months    map[string]int64 `json:"months,omitempty"`   // qualifying spend by YYYY-MM
+	Lots      map[string]int64 `json:"lots,omitempty"`     // unspent earned points by YYYY-MM, for expiry
 }
 
 // Block blocks or unblocks a card.

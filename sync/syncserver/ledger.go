@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	stdsync "sync"
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent/ledger"
+	"github.com/offline-loyalty/terminal/agent/rules"
 	"github.com/offline-loyalty/terminal/sync/hqstore"
 	"github.com/offline-loyalty/terminal/sync/syncproto"
 )
@@ -142,10 +144,21 @@ func apply(tx *hqstore.Tx, members map[string]*hqstore.Member, e ledger.Event, t
 			return err
 		}
 	}
+	if decision(e) {
+		// Expiry and the tier review are decided on every terminal that
+		// knows the member, under a ref derived from the decision: the
+		// first to arrive counts, the others are kept in their chains but
+		// change nothing.
+		if contains(m.Decided, e.Ref) {
+			return tx.AddFlag(hqstore.Flag{Time: now, Kind: "duplicate_decision", Terminal: terminal, Epoch: e.Epoch, Seq: e.Seq,
+				Member: m.ID, Detail: fmt.Sprintf("%s %s was applied from another terminal", e.Type, e.Ref)})
+		}
+		m.Decided = append(m.Decided, e.Ref)
+	}
 	month := e.Time.UTC().Format("2006-01")
 	switch e.Type {
 	case ledger.Enroll:
-		m.Name, m.Email, m.Enrolled = e.Name, e.Email, e.Time
+		m.Name, m.Email, m.Enrolled, m.Birthday = e.Name, e.Email, e.Time, e.Birthday
 		if e.Tier != "" {
 			m.Tier = e.Tier
 		}
@@ -176,6 +189,16 @@ func apply(tx *hqstore.Tx, members map[string]*hqstore.Member, e ledger.Event, t
 		m.Cards = append(m.Cards, e.NewCard)
 	}
 	m.Balance += e.Points
+	if e.Points != 0 {
+		if m.Lots == nil {
+			m.Lots = map[string]int64{}
+		}
+		if e.Points > 0 {
+			rules.Lots(m.Lots).Add(month, e.Points)
+		} else {
+			rules.Lots(m.Lots).Take(-e.Points)
+		}
+	}
 	if m.Balance < 0 && e.Points < 0 {
 		if err := tx.AddFlag(hqstore.Flag{Time: now, Kind: "negative_balance", Terminal: terminal, Epoch: e.Epoch, Seq: e.Seq,
 			Member: m.ID, Balance: m.Balance, Detail: fmt.Sprintf("%s of %d points took the balance to %d", e.Type, -e.Points, m.Balance)}); err != nil {
@@ -202,20 +225,28 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// rollingMonths is the qualifying window of tiers: this month and the eleven
-// before it.
-const rollingMonths = 12
-
 // snapshot is a member as sent to a terminal whose durable sequence (in its
-// current epoch) is asOf.
+// current epoch) is asOf, with the spend of the months a rolling 12-month
+// window can still include.
 func snapshot(m hqstore.Member, asOf uint64, now time.Time) syncproto.Member {
-	first := now.UTC().AddDate(0, -(rollingMonths - 1), 0).Format("2006-01")
-	var spend int64
+	now = now.UTC()
+	oldest := time.Date(now.Year(), now.Month()-12, 1, 0, 0, 0, 0, time.UTC).Format("2006-01")
+	var months map[string]int64
 	for month, v := range m.Months {
-		if month >= first {
-			spend += v
+		if month >= oldest {
+			if months == nil {
+				months = map[string]int64{}
+			}
+			months[month] = v
 		}
 	}
-	return syncproto.Member{Member: m.ID, Name: m.Name, Cards: m.Cards, Tier: m.Tier, Balance: m.Balance, Spend12m: spend,
+	return syncproto.Member{Member: m.ID, Name: m.Name, Cards: m.Cards, Tier: m.Tier, Balance: m.Balance,
+		Spend12m: rules.RollingSpend(m.Months, now), Months: months, Birthday: m.Birthday, Lots: m.Lots,
 		Lifetime: m.Lifetime, LastVisit: m.LastVisit, Enrolled: m.Enrolled, Status: m.Status, AsOfSeq: asOf, Taken: now}
+}
+
+// decision reports whether the event is a terminal's decision on the member's
+// account rather than a purchase: an expiry, or a tier review's downgrade.
+func decision(e ledger.Event) bool {
+	return e.Type == ledger.Expire || (e.Type == ledger.TierChange && strings.HasPrefix(e.Ref, "review:"))
 }
