@@ -34,23 +34,30 @@ type Member struct {
 	// Big is the size of the member's usual basket in whole currency units:
 	// a few spend enough in a fortnight to reach the higher tiers.
 	Big int
+	// Birthday is MM-DD; "now" is the month the demo is seeded in, so that
+	// a birthday-month member is always there.
+	Birthday string
 }
+
+// Lapsed is a member who last shopped a year ago: their points from then
+// are about to expire and their next purchase earns the welcome-back bonus.
+var Lapsed = Member{Card: "2000000000138", Name: "Claude Shannon", Email: "claude@example.com", Big: 80}
 
 // Members are the demo's members. Their cards are EAN-13 numbers with valid
 // check digits, like printed loyalty cards.
 var Members = []Member{
-	{"2000000000015", "Ada Lovelace", "ada@example.com", 900},
-	{"2000000000022", "Grace Hopper", "grace@example.com", 300},
-	{"2000000000039", "Alan Turing", "", 90},
-	{"2000000000046", "Katherine Johnson", "kj@example.com", 60},
-	{"2000000000053", "Edsger Dijkstra", "", 35},
-	{"2000000000060", "Barbara Liskov", "barbara@example.com", 48},
-	{"2000000000077", "Dennis Ritchie", "", 22},
-	{"2000000000084", "Frances Allen", "fran@example.com", 75},
-	{"2000000000091", "John Backus", "", 18},
-	{"2000000000107", "Margaret Hamilton", "mh@example.com", 120},
-	{"2000000000114", "Ken Thompson", "", 27},
-	{"2000000000121", "Radia Perlman", "radia@example.com", 55},
+	{"2000000000015", "Ada Lovelace", "ada@example.com", 900, "12-10"},
+	{"2000000000022", "Grace Hopper", "grace@example.com", 300, "now"},
+	{"2000000000039", "Alan Turing", "", 90, "06-23"},
+	{"2000000000046", "Katherine Johnson", "kj@example.com", 60, ""},
+	{"2000000000053", "Edsger Dijkstra", "", 35, ""},
+	{"2000000000060", "Barbara Liskov", "barbara@example.com", 48, ""},
+	{"2000000000077", "Dennis Ritchie", "", 22, ""},
+	{"2000000000084", "Frances Allen", "fran@example.com", 75, ""},
+	{"2000000000091", "John Backus", "", 18, ""},
+	{"2000000000107", "Margaret Hamilton", "mh@example.com", 120, ""},
+	{"2000000000114", "Ken Thompson", "", 27, ""},
+	{"2000000000121", "Radia Perlman", "radia@example.com", 55, ""},
 }
 
 // Seed writes the demo history into the agent in dir, ending at now, and
@@ -82,6 +89,15 @@ func Seed(ctx context.Context, dir string, now time.Time, loc *time.Location) (i
 	rng := rand.New(rand.NewPCG(2026, 11))
 	n := 0
 	ref := func() string { n++; return fmt.Sprintf("%s%d", refPrefix, n) }
+	// A year ago, the lapsed member's only visit.
+	clock = now.AddDate(-1, 0, 0)
+	if _, err := a.Enroll(ctx, agent.EnrollRequest{Card: Lapsed.Card, Name: Lapsed.Name, Email: Lapsed.Email, Consent: true, Ref: ref()}); err != nil {
+		return 0, fmt.Errorf("demo enroll: %w", err)
+	}
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: Lapsed.Card, Amount: fmt.Sprintf("%d.00", Lapsed.Big), Ref: ref()}); err != nil {
+		return 0, fmt.Errorf("demo earn: %w", err)
+	}
+	clock = now.Add(-Days * 24 * time.Hour)
 	start := time.Date(clock.Year(), clock.Month(), clock.Day(), 0, 0, 0, 0, loc)
 	for d := 0; d <= Days; d++ {
 		day := start.AddDate(0, 0, d)
@@ -89,7 +105,12 @@ func Seed(ctx context.Context, dir string, now time.Time, loc *time.Location) (i
 		for i, m := range Members {
 			if i%3 == d {
 				clock = day.Add(9 * time.Hour)
-				if _, err := a.Enroll(ctx, agent.EnrollRequest{Card: m.Card, Name: m.Name, Email: m.Email, Consent: m.Email != "", Ref: ref()}); err != nil &&
+				birthday := m.Birthday
+				if birthday == "now" {
+					birthday = now.In(loc).Format("01") + "-01"
+				}
+				if _, err := a.Enroll(ctx, agent.EnrollRequest{Card: m.Card, Name: m.Name, Email: m.Email, Consent: m.Email != "",
+					Birthday: birthday, Ref: ref()}); err != nil &&
 					!errors.Is(err, agent.ErrCardExists) {
 					return 0, fmt.Errorf("demo enroll: %w", err)
 				}

@@ -41,6 +41,15 @@ func TestSeed(t *testing.T) {
 	if days < Days-1 {
 		t.Fatalf("history on only %d of %d days", days, Days)
 	}
+	// The member panel has something to show: points about to expire and a
+	// welcome back for the lapsed member, a birthday this month for Grace.
+	lapsed, err := a.Member(ctx, Lapsed.Card)
+	if err != nil || lapsed.Expiring <= 0 || !lapsed.WelcomeBack {
+		t.Fatalf("lapsed member: expiring %d, welcome back %v, %v", lapsed.Expiring, lapsed.WelcomeBack, err)
+	}
+	if grace, err := a.Member(ctx, Members[1].Card); err != nil || !grace.BirthdayMonth {
+		t.Fatalf("Grace's birthday month: %v %v", grace.BirthdayMonth, err)
+	}
 	// A real till's ledger is refused.
 	if _, err := a.Enroll(ctx, agent.EnrollRequest{Card: "123456", Ref: "till-1"}); err != nil {
 		t.Fatal(err)

@@ -103,16 +103,29 @@ func TestTierProblems(t *testing.T) {
 // evaluates without negative points.
 func FuzzParse(f *testing.F) {
 	f.Add(defaultJSON)
+	if demo, err := os.ReadFile("../../scripts/demo-rules.json"); err == nil {
+		f.Add(demo) // campaigns with conditions and budgets, surprise, welcome back, expiry, review
+	}
 	f.Add([]byte(`{"version":1}`))
+	f.Add([]byte(`{"version":2,"currency":"EUR","earn":{"points_per_unit":1},"tiers":[{"id":"a","name":"A","min_spend":0,"multiplier_bp":10000}],` +
+		`"campaigns":[{"id":"c","name":"C","skus":["X"],"categories":["d"],"first_purchase":true,"bonus":5,"budget":9}],` +
+		`"expiry":{"policy":"inactivity","months":18},"review":{"date":"02-29"},"surprise":{"probability_bp":10000,"bonus":1,"daily_budget":1}}`))
 	f.Add([]byte(`{"version":2,"currency":"EUR","earn":{"points_per_unit":1},"tiers":[{"id":"a","name":"A","min_spend":0,"multiplier_bp":10000}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := Parse(b)
 		if err != nil {
 			return
 		}
-		r := d.EvaluateEarn(Checkout{Ref: "r", Amount: 123456, Time: time.Unix(0, 0)}, Member{ID: "m", Tier: d.StartTier()}, 100)
+		at := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+		r := d.EvaluateEarn(Checkout{Ref: "r", Amount: 123456, Time: at, Items: []Item{{SKU: "X", Category: "d", Amount: 123456}}},
+			Member{ID: "m", Tier: d.StartTier(), Birthday: "11-01", LastVisit: at.AddDate(-1, 0, 0)}, 100)
 		if r.Points < 0 {
 			t.Fatalf("negative points %d", r.Points)
+		}
+		for _, e := range d.Expiries("m", Lots{"2025-01": 10}, 10, at.AddDate(-2, 0, 0), at) {
+			if e.Points <= 0 || e.Points > 10 {
+				t.Fatalf("expiry of %d points from a balance of 10", e.Points)
+			}
 		}
 	})
 }
