@@ -47,7 +47,7 @@ type checkout struct {
 	work     *fyne.Container
 	sale     fyne.CanvasObject
 	amount   *keyEntry
-	earnBtn  *widget.Button
+	earnBtn  *keyButton
 	saleRef  string // idempotency key of the sale being rung up
 	basket   agent.Basket
 	earned   string // ref of the last basket that was earned
@@ -58,7 +58,7 @@ type checkout struct {
 	form     *form // the open form, nil on the sale
 
 	lastRef string // the last checkout written here, for Void last
-	actions map[fyne.KeyName]*widget.Button
+	actions map[fyne.KeyName]*keyButton
 }
 
 func newCheckout(t *terminal) *checkout {
@@ -98,7 +98,7 @@ func newCheckout(t *terminal) *checkout {
 
 	c.amount = t.newEntry(lang.L("Amount, e.g. 12.50"))
 	c.amount.OnSubmitted = func(string) { c.earn() }
-	c.earnBtn = widget.NewButtonWithIcon(lang.L("Earn")+" (Enter)", theme.ConfirmIcon(), c.earn)
+	c.earnBtn = c.t.newButton(lang.L("Earn")+" (Enter)", theme.ConfirmIcon(), c.earn)
 	c.earnBtn.Importance = widget.HighImportance
 	c.basketBy = widget.NewLabel(lang.L("No basket from the POS"))
 	c.items = widget.NewList(func() int { return len(c.basket.Items) },
@@ -115,7 +115,7 @@ func newCheckout(t *terminal) *checkout {
 	c.rewards = newRewardsPanel(c)
 	c.work = container.NewStack(c.sale)
 
-	c.actions = map[fyne.KeyName]*widget.Button{}
+	c.actions = map[fyne.KeyName]*keyButton{}
 	bar := container.NewGridWithColumns(4)
 	for _, a := range []struct {
 		key  fyne.KeyName
@@ -136,7 +136,7 @@ func newCheckout(t *terminal) *checkout {
 		if a.key == fyne.KeyEscape {
 			label = "Esc"
 		}
-		b := widget.NewButtonWithIcon(label+"  "+a.text, a.icon, a.fn)
+		b := c.t.newButton(label+"  "+a.text, a.icon, a.fn)
 		c.actions[a.key] = b
 		bar.Add(b)
 	}

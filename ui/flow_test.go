@@ -108,7 +108,7 @@ func (f *fixture) scan(card string) {
 	f.key(f.term.co.scan, fyne.KeyReturn)
 }
 
-func (f *fixture) tap(b *widget.Button) {
+func (f *fixture) tap(b fyne.Tappable) {
 	test.Tap(b)
 	f.settle()
 }
@@ -421,5 +421,21 @@ func TestMemberFlags(t *testing.T) {
 	f.scan(adaCard)
 	if !f.term.co.birthday.Hidden || !f.term.co.welcome.Hidden {
 		t.Fatal("Ada has neither her birthday this month nor a long absence, and the panel shows them")
+	}
+}
+
+// TestHotkeysFromFocusedButton: after Tab puts the focus on a button, the
+// function keys and Escape still work.
+func TestHotkeysFromFocusedButton(t *testing.T) {
+	f := newFixture(t)
+	btn := f.term.co.actions[fyne.KeyF3]
+	f.w.Canvas().Focus(btn)
+	f.key(btn, fyne.KeyF9)
+	if !f.term.visible(f.term.mgr.root) {
+		t.Fatal("F9 on a focused button did not open the manager screen")
+	}
+	f.key(btn, fyne.KeyEscape)
+	if !f.term.visible(f.term.co.root) {
+		t.Fatal("Esc on a focused button did not go back to checkout")
 	}
 }

@@ -19,14 +19,14 @@ import (
 // button that Enter in any field also presses. Esc cancels it.
 type form struct {
 	root   fyne.CanvasObject
-	submit *widget.Button
+	submit *keyButton
 }
 
 func (c *checkout) newForm(title, submit string, items []*widget.FormItem, onSubmit func()) *form {
 	f := &form{}
-	f.submit = widget.NewButtonWithIcon(submit+" (Enter)", theme.ConfirmIcon(), onSubmit)
+	f.submit = c.t.newButton(submit+" (Enter)", theme.ConfirmIcon(), onSubmit)
 	f.submit.Importance = widget.HighImportance
-	cancel := widget.NewButtonWithIcon(lang.L("Cancel")+" (Esc)", theme.CancelIcon(), c.escape)
+	cancel := c.t.newButton(lang.L("Cancel")+" (Esc)", theme.CancelIcon(), c.escape)
 	for _, it := range items {
 		if e, ok := it.Widget.(*keyEntry); ok {
 			e.OnSubmitted = func(string) { onSubmit() }

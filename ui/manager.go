@@ -46,7 +46,7 @@ type manager struct {
 	choosing  bool
 	gateTitle *widget.Label
 	pin, pin2 *keyEntry
-	pinBtn    *widget.Button
+	pinBtn    *keyButton
 
 	board      fyne.CanvasObject
 	figures    map[string]*widget.Label // value label of each figure card
@@ -61,7 +61,7 @@ type manager struct {
 	oldest     *widget.Label
 	lastSync   *widget.Label
 	scanner    *widget.Label
-	exportBtn  *widget.Button
+	exportBtn  *keyButton
 	stats      agent.Stats
 	dayHistory []agent.Stats
 }
@@ -86,7 +86,7 @@ func newManager(t *terminal) *manager {
 		m.submitPIN()
 	}
 	m.pin2.OnSubmitted = func(string) { m.submitPIN() }
-	m.pinBtn = widget.NewButtonWithIcon(lang.L("Unlock")+" (Enter)", theme.LoginIcon(), m.submitPIN)
+	m.pinBtn = t.newButton(lang.L("Unlock")+" (Enter)", theme.LoginIcon(), m.submitPIN)
 	m.pinBtn.Importance = widget.HighImportance
 	m.gate = container.NewCenter(container.NewGridWrap(fyne.NewSize(360, 240),
 		container.NewVBox(m.gateTitle, m.pin, m.pin2, m.pinBtn)))
@@ -104,8 +104,8 @@ func newManager(t *terminal) *manager {
 	m.top = widget.NewLabel("")
 	m.queue, m.oldest, m.lastSync, m.scanner = widget.NewLabel(""), widget.NewLabel(""), widget.NewLabel(""), widget.NewLabel("")
 	m.queueBar = widget.NewProgressBar()
-	m.exportBtn = widget.NewButtonWithIcon(lang.L("Export CSV"), theme.DocumentSaveIcon(), m.export)
-	lock := widget.NewButtonWithIcon(lang.L("Lock")+" (Esc)", theme.LogoutIcon(), t.showCheckout)
+	m.exportBtn = t.newButton(lang.L("Export CSV"), theme.DocumentSaveIcon(), m.export)
+	lock := t.newButton(lang.L("Lock")+" (Esc)", theme.LogoutIcon(), t.showCheckout)
 	head := container.NewBorder(nil, nil, bigText(lang.L("Today in this store"), sizeLarge), container.NewHBox(m.exportBtn, lock))
 	charts := container.NewGridWithColumns(2,
 		widget.NewCard("", lang.L("Checkouts by hour today"), m.hours.box),

@@ -31,7 +31,7 @@ type rewardsPanel struct {
 	list    []rewardChoice
 	chosen  *rewardChoice
 	ask     *widget.Label
-	confirm *widget.Button
+	confirm *keyButton
 	ref     string
 }
 
@@ -97,9 +97,9 @@ func newRewardsPanel(c *checkout) *rewardsPanel {
 	}
 	p.grid.ExtendBaseWidget(p.grid)
 	p.ask = widget.NewLabel("")
-	p.confirm = widget.NewButtonWithIcon(lang.L("Redeem")+" (Enter)", theme.ConfirmIcon(), p.redeem)
+	p.confirm = c.t.newButton(lang.L("Redeem")+" (Enter)", theme.ConfirmIcon(), p.redeem)
 	p.confirm.Importance = widget.HighImportance
-	cancel := widget.NewButtonWithIcon(lang.L("Cancel")+" (Esc)", theme.CancelIcon(), c.escape)
+	cancel := c.t.newButton(lang.L("Cancel")+" (Esc)", theme.CancelIcon(), c.escape)
 	p.root = container.NewBorder(bigText(lang.L("Rewards"), sizeLarge),
 		container.NewVBox(p.ask, container.NewGridWithColumns(2, cancel, p.confirm)), nil, nil, p.grid)
 	return p

@@ -29,7 +29,7 @@ type settingsScreen struct {
 	hq, code          *keyEntry
 	scanner, printer  *widget.Select
 	language, currncy *widget.Select
-	join, save        *widget.Button
+	join, save        *keyButton
 }
 
 func newSettingsScreen(t *terminal) *settingsScreen {
@@ -38,8 +38,8 @@ func newSettingsScreen(t *terminal) *settingsScreen {
 	s.scanner, s.printer = widget.NewSelect(nil, nil), widget.NewSelect(nil, nil)
 	s.language = widget.NewSelect(i18n.Languages, nil)
 	s.currncy = widget.NewSelect(currencies, nil)
-	s.join = widget.NewButtonWithIcon(lang.L("Join head office"), theme.LoginIcon(), s.doJoin)
-	s.save = widget.NewButtonWithIcon(lang.L("Save")+" (Enter)", theme.DocumentSaveIcon(), s.doSave)
+	s.join = t.newButton(lang.L("Join head office"), theme.LoginIcon(), s.doJoin)
+	s.save = t.newButton(lang.L("Save")+" (Enter)", theme.DocumentSaveIcon(), s.doSave)
 	s.save.Importance = widget.HighImportance
 	s.code.OnSubmitted = func(string) { s.doJoin() }
 	s.hq.OnSubmitted = func(string) { s.doSave() }
@@ -54,7 +54,7 @@ func newSettingsScreen(t *terminal) *settingsScreen {
 			widget.NewFormItem(lang.L("Currency"), s.currncy),
 		),
 		widget.NewLabel(lang.L("The scanner, printer and language change when the terminal restarts.")),
-		container.NewGridWithColumns(2, widget.NewButtonWithIcon(lang.L("Back")+" (Esc)", theme.NavigateBackIcon(), t.showCheckout), s.save),
+		container.NewGridWithColumns(2, t.newButton(lang.L("Back")+" (Esc)", theme.NavigateBackIcon(), t.showCheckout), s.save),
 	))
 	return s
 }

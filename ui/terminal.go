@@ -64,12 +64,12 @@ func (t *terminal) content() fyne.CanvasObject {
 	t.screens = container.NewStack(t.co.root, t.mgr.root, t.set.root)
 	t.show(t.co.root)
 	nav := container.NewHBox(
-		widget.NewButtonWithIcon(lang.L("Checkout")+" (F1)", theme.HomeIcon(), t.showCheckout),
-		widget.NewButtonWithIcon(lang.L("Manager")+" (F9)", theme.AccountIcon(), t.showManager),
-		widget.NewButtonWithIcon(lang.L("Settings")+" (F10)", theme.SettingsIcon(), t.showSettings),
+		t.newButton(lang.L("Checkout")+" (F1)", theme.HomeIcon(), t.showCheckout),
+		t.newButton(lang.L("Manager")+" (F9)", theme.AccountIcon(), t.showManager),
+		t.newButton(lang.L("Settings")+" (F10)", theme.SettingsIcon(), t.showSettings),
 	)
 	if t.d.SimulateScan != nil {
-		nav.Add(widget.NewButtonWithIcon(lang.L("Simulate scan")+" (F11)", theme.MediaPlayIcon(), t.simulateScan))
+		nav.Add(t.newButton(lang.L("Simulate scan")+" (F11)", theme.MediaPlayIcon(), t.simulateScan))
 	}
 	bottom := container.NewVBox(widget.NewSeparator(), t.msg, t.status.root)
 	root := container.NewBorder(container.NewBorder(nil, nil, nil, nav, t.co.scanBar), bottom, nil, nil, t.screens)
@@ -256,6 +256,28 @@ func describe(err error) string {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
+}
+
+// keyButton is a button that lets the function keys and Escape reach the
+// terminal's hotkeys while it has the focus (after Tab), like keyEntry.
+type keyButton struct {
+	widget.Button
+	hotkey func(*fyne.KeyEvent) bool
+}
+
+func (t *terminal) newButton(label string, icon fyne.Resource, tapped func()) *keyButton {
+	b := &keyButton{hotkey: t.hotkey}
+	b.Text, b.Icon, b.OnTapped = label, icon, tapped
+	b.ExtendBaseWidget(b)
+	return b
+}
+
+// TypedKey gives the function keys and Escape to the terminal first.
+func (b *keyButton) TypedKey(k *fyne.KeyEvent) {
+	if isHotkey(k.Name) && b.hotkey(k) {
+		return
+	}
+	b.Button.TypedKey(k)
 }
 
 // keyEntry is an entry that lets the function keys and Escape reach the
