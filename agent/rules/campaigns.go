@@ -42,13 +42,7 @@ func (d *Document) validateCampaigns(p *problems) {
 	seen := map[string]bool{}
 	for i, c := range d.Campaigns {
 		path := fmt.Sprintf("campaigns[%d]", i)
-		switch {
-		case c.ID == "":
-			p.addf("%s.id: required", path)
-		case seen[c.ID]:
-			p.addf("%s.id: %q is used twice", path, c.ID)
-		}
-		seen[c.ID] = true
+		p.uniqueID(path, c.ID, seen)
 		if c.Name == "" {
 			p.addf("%s.name: required (it is the explanation line)", path)
 		}

@@ -203,6 +203,17 @@ func (p *problems) addf(format string, args ...any) {
 	p.list = append(p.list, fmt.Sprintf(format, args...))
 }
 
+// uniqueID checks that the entry at path has an id not seen before.
+func (p *problems) uniqueID(path, id string, seen map[string]bool) {
+	switch {
+	case id == "":
+		p.addf("%s.id: required", path)
+	case seen[id]:
+		p.addf("%s.id: %q is used twice", path, id)
+	}
+	seen[id] = true
+}
+
 // maxPointsPerUnit bounds the base rate so that points on the largest amount
 // fit comfortably in an int64.
 const maxPointsPerUnit = 1000
@@ -240,13 +251,7 @@ func (d *Document) validateCatalog(p *problems) {
 	seen := map[string]bool{}
 	for i, r := range d.Catalog {
 		path := fmt.Sprintf("catalog[%d]", i)
-		switch {
-		case r.ID == "":
-			p.addf("%s.id: required", path)
-		case seen[r.ID]:
-			p.addf("%s.id: %q is used twice", path, r.ID)
-		}
-		seen[r.ID] = true
+		p.uniqueID(path, r.ID, seen)
 		if r.Points <= 0 || r.Points > maxBonus {
 			p.addf("%s.points: between 1 and %d", path, maxBonus)
 		}
