@@ -12,7 +12,7 @@ LDFLAGS := -X $(MODULE)/internal/version.Version=$(VERSION) \
 GOFILES  = $(shell find . -name '*.go' -not -path './bin/*' -not -path './dist/*')
 export CGO_ENABLED := 1
 
-.PHONY: all deps build run test lint vet bench fuzz clean
+.PHONY: all deps build run test lint vet bench fuzz package clean
 
 all: build
 
@@ -25,6 +25,12 @@ build: deps
 run: build
 	@scripts/run-demo.sh
 
+# What IT installs, into dist/: the Debian packages of pos-agent and
+# headoffice, and the Windows installer (packaging/README.md). SIGN_CERT and
+# SIGN_KEY, when set, sign the Windows programs and installer.
+package: deps
+	VERSION="$(VERSION)" LDFLAGS="$(LDFLAGS)" packaging/build.sh
+
 # Every quality gate, then every test with the race detector.
 test: deps lint
 	$(GO) test -race -count=1 -timeout 14m ./...
@@ -33,7 +39,8 @@ lint: deps
 	@bad=$$(gofmt -l $(GOFILES)); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	$(GO) vet ./...
 	bin/staticcheck ./...
-	shellcheck scripts/*.sh .ci/run
+	shellcheck scripts/*.sh .ci/run packaging/build.sh packaging/windows/sign.sh \
+	  packaging/linux/*/postinst packaging/linux/*/prerm packaging/linux/*/postrm
 
 # Benchmarks compare against the physical limit measured in the same run.
 bench: deps
