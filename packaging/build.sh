@@ -12,7 +12,8 @@
 #
 # Environment:
 #   VERSION, LDFLAGS  required; the Makefile's (version stamp, -X flags)
-#   DIST              output directory (default dist)
+#   DIST              output directory (default dist; relative to the
+#                     repository)
 #   SIGN_CERT, SIGN_KEY  PEM certificate and key: Authenticode-sign both
 #                     programs, the installer and its uninstaller (see
 #                     packaging/windows/sign.sh for SIGN_PASS_FILE and
@@ -62,7 +63,6 @@ need() {
 }
 
 build_linux() {
-  need dpkg-deb
   [ -x "$nfpm" ] || {
     echo "package: $nfpm not found: run make deps" >&2
     exit 1
@@ -118,7 +118,7 @@ main() {
   dist=${DIST:-dist}
   mkdir -p "$dist"
   dist=$(cd "$dist" && pwd)
-  nfpm=${NFPM:-$root/bin/nfpm}
+  nfpm=$root/bin/nfpm
 
   local targets=("$@") t
   ((${#targets[@]})) || targets=(linux windows)

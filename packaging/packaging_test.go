@@ -595,8 +595,7 @@ func TestDesktopEntries(t *testing.T) {
 // chroot is a throwaway copy of this machine: an overlay over / whose
 // changes go to a directory of the test, entered with chroot in a private
 // mount namespace. What is installed into it never reaches the machine, and
-// its /run is the root file system's, where no systemd runs: the packages
-// install as they would in a container.
+// no systemd runs in it: the packages install as they would in a container.
 type chroot struct{ dir string }
 
 func newChroot(t *testing.T) *chroot {
@@ -613,28 +612,25 @@ func newChroot(t *testing.T) *chroot {
 	return c
 }
 
-// sh runs a POSIX sh script inside the chroot, with args as $1..., and
-// returns its combined output and error.
-func (c *chroot) sh(script string, args ...string) (string, error) {
+// must runs a POSIX sh script inside the chroot, with args as $1..., and
+// returns its combined output; a failure stops the test. /run is a new
+// tmpfs each time, so no systemd or udev of the machine is ever in reach.
+func (c *chroot) must(t *testing.T, script string, args ...string) string {
+	t.Helper()
 	enter := `set -e
 d=$1; shift
 mount -t overlay overlay -o "lowerdir=/,upperdir=$d/upper,workdir=$d/work" "$d/merged"
 mount --rbind /dev "$d/merged/dev"
 mount -t proc proc "$d/merged/proc"
+mount -t tmpfs tmpfs "$d/merged/run"
 exec chroot "$d/merged" /bin/sh -ec "$@"`
 	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", enter, "sh", c.dir, script, "sh"}, args...)...)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8", "DEBIAN_FRONTEND=noninteractive"}
 	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-func (c *chroot) must(t *testing.T, script string, args ...string) string {
-	t.Helper()
-	out, err := c.sh(script, args...)
 	if err != nil {
 		t.Fatalf("in the chroot: %v\n%s\n--- script:\n%s", err, out, script)
 	}
-	return out
+	return string(out)
 }
 
 // copyIn puts a file at / in the chroot.

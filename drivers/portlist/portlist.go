@@ -1,7 +1,8 @@
 // Package portlist lists the serial ports a scanner or receipt printer may
-// be on: on Linux /dev/ttyACM* (USB CDC), /dev/ttyUSB* (USB-serial adapters)
-// and the stable /dev/serial/by-id/* names with their targets; on Windows the
-// COM ports. The matching is pure (Candidates) so it is tested on listings;
+// be on: on Linux the /dev/loyalty-scanner* names the pos-agent package's
+// udev rule gives scanners, /dev/ttyACM* (USB CDC), /dev/ttyUSB* (USB-serial
+// adapters) and the stable /dev/serial/by-id/* names, links with their
+// targets; on Windows the COM ports. The matching is pure (Candidates) so it is tested on listings;
 // List reads the machine. It never opens a port.
 package portlist
 
@@ -23,14 +24,29 @@ type Port struct {
 // ByIDDir holds the stable names udev gives USB serial devices.
 const ByIDDir = "/dev/serial/by-id"
 
+// ScannerLink begins the names in /dev that the pos-agent package's udev
+// rule gives USB scanners (packaging/linux/pos-agent/60-loyalty-scanner.rules).
+const ScannerLink = "loyalty-scanner"
+
 // maxCOM is the highest COM port probed on Windows (COM1 to COM256).
 const maxCOM = 256
 
 // Candidates picks the serial devices from the names in /dev and the by-id
-// links (name → target as read, relative or absolute). By-id names come first,
-// as they survive replugging into another USB socket.
+// links (name → target as read, relative or absolute). The scanner links
+// come first, then the by-id names, as both survive replugging into another
+// USB socket; List fills in the scanner links' targets.
 func Candidates(devNames []string, byID map[string]string) []Port {
 	var out []Port
+	var links []string
+	for _, n := range devNames {
+		if strings.HasPrefix(n, ScannerLink) {
+			links = append(links, n)
+		}
+	}
+	sort.Strings(links)
+	for _, n := range links {
+		out = append(out, Port{Path: "/dev/" + n})
+	}
 	ids := make([]string, 0, len(byID))
 	for n := range byID {
 		ids = append(ids, n)
@@ -79,7 +95,15 @@ func List() ([]Port, error) {
 			byID[e.Name()] = t
 		}
 	}
-	return Candidates(names, byID), nil
+	ports := Candidates(names, byID)
+	for i, p := range ports {
+		if strings.HasPrefix(p.Path, "/dev/"+ScannerLink) {
+			if t, err := filepath.EvalSymlinks(p.Path); err == nil && t != p.Path {
+				ports[i].Target = t
+			}
+		}
+	}
+	return ports, nil
 }
 
 // listCOM probes COM1..COM256 by opening \\.\COMn: only present ports open

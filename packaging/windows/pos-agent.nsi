@@ -48,8 +48,8 @@ VIAddVersionKey "LegalCopyright" "${PUBLISHER}"
 !insertmacro MUI_PAGE_COMPONENTS
 !insertmacro MUI_PAGE_DIRECTORY
 !insertmacro MUI_PAGE_INSTFILES
-!define MUI_FINISHPAGE_RUN "$INSTDIR\pos-agent-app.exe"
-!define MUI_FINISHPAGE_RUN_PARAMETERS "run"
+; No "run now" on the finish page: the installer runs elevated, and the app
+; would start as the administrator, with the administrator's data directory.
 !insertmacro MUI_PAGE_FINISH
 !insertmacro MUI_UNPAGE_CONFIRM
 !insertmacro MUI_UNPAGE_INSTFILES
