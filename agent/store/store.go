@@ -79,7 +79,8 @@ type request struct {
 }
 
 // Open opens (creating if needed) the ledger in dir. onCommit, if not nil, is
-// called after every commit that wrote something, outside any transaction.
+// called after every commit that wrote something, outside any transaction and
+// before the writes of that commit return; it must not block.
 //
 // A directory locked by another process is ErrLocked after about a second; a
 // file that exists but is not a readable ledger is ErrCorrupt, never replaced
@@ -299,10 +300,12 @@ func (s *Store) commit(batch []*request) {
 		}
 		wrote = false
 	}
-	for _, r := range batch {
-		close(r.ready)
-	}
+	// The hook runs before the writers are released, so whatever it
+	// announces (the agent's notices) is out before any write returns.
 	if wrote && s.onCommit != nil {
 		s.onCommit()
+	}
+	for _, r := range batch {
+		close(r.ready)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestGroupCommitIsolation: a write that fails after writing aborts the shared
@@ -62,6 +64,37 @@ func TestGroupCommitIsolation(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestCommitHookBeforeReturn: the commit hook has run when a write that
+// wrote returns (the UI relies on it: an agent's notice is out before its
+// call answers), and does not run for a write that wrote nothing.
+func TestCommitHookBeforeReturn(t *testing.T) {
+	var hooks atomic.Int64
+	// The hook lingers before it counts, so a write released before it
+	// would see the old count.
+	s, err := Open(t.TempDir(), func() { time.Sleep(time.Millisecond); hooks.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for i := range 50 {
+		before := hooks.Load()
+		if err := s.Write(ctx, func(tx *Tx) error { return tx.SetMeta("k", fmt.Sprint(i)) }); err != nil {
+			t.Fatal(err)
+		}
+		if hooks.Load() == before {
+			t.Fatalf("write %d returned before the commit hook ran", i)
+		}
+	}
+	before := hooks.Load()
+	if err := s.Write(ctx, func(*Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if hooks.Load() != before {
+		t.Fatal("the hook ran for a write that wrote nothing")
+	}
 }
 
 func TestWriteAfterClose(t *testing.T) {
