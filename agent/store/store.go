@@ -229,6 +229,11 @@ var errTimeout = bolterr.ErrTimeout
 // errAbort rolls back a shared transaction whose member failed after writing.
 var errAbort = errors.New("abort batch")
 
+// errNothing rolls back a transaction that wrote nothing: a commit would
+// cost two fsyncs for no change (repeated acks, a clock already ahead, an
+// idempotent retry).
+var errNothing = errors.New("nothing written")
+
 func (s *Store) writer() {
 	defer close(s.stopped)
 	batch := make([]*request, 0, maxBatch)
@@ -280,8 +285,14 @@ func (s *Store) commit(batch []*request) {
 			}
 			wrote = wrote || tx.dirty
 		}
+		if !wrote {
+			return errNothing
+		}
 		return nil
 	})
+	if errors.Is(err, errNothing) {
+		err = nil
+	}
 	if errors.Is(err, errAbort) {
 		wrote = false
 		for _, r := range batch {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestGroupCommitIsolation: a write that fails after writing aborts the shared
@@ -94,6 +96,40 @@ func TestCommitHookBeforeReturn(t *testing.T) {
 	}
 	if hooks.Load() != before {
 		t.Fatal("the hook ran for a write that wrote nothing")
+	}
+}
+
+// TestNothingWrittenNoCommit: writes that write nothing leave the file's
+// transaction id alone (no commit, no fsync); the next real write commits.
+func TestNothingWrittenNoCommit(t *testing.T) {
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	txid := func() int {
+		var id int
+		_ = s.db.View(func(btx *bolt.Tx) error { id = btx.ID(); return nil })
+		return id
+	}
+	if err := s.Write(ctx, func(tx *Tx) error { return tx.SetMeta("k", "1") }); err != nil {
+		t.Fatal(err)
+	}
+	before := txid()
+	for range 5 {
+		if err := s.Write(ctx, func(tx *Tx) error { _ = tx.Meta("k"); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := txid(); got != before {
+		t.Fatalf("transaction id %d after writes of nothing, was %d", got, before)
+	}
+	if err := s.Write(ctx, func(tx *Tx) error { return tx.SetMeta("k", "2") }); err != nil {
+		t.Fatal(err)
+	}
+	if got := txid(); got != before+1 {
+		t.Fatalf("transaction id %d after a write, want %d", got, before+1)
 	}
 }
 
