@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -29,10 +30,8 @@ const FileName = "headoffice.db"
 const (
 	lockTimeout = time.Second // a second process fails fast instead of hanging
 	fileMode    = 0o600
-	// maxBatchDelay is how long concurrent ingests wait to share a commit:
-	// with thousands of terminals each sending now and then, sharing fsyncs
-	// is what keeps acks fast.
-	maxBatchDelay = 2 * time.Millisecond
+	// maxBatch caps how many Batch calls share one commit.
+	maxBatch = 1024
 )
 
 // Errors.
@@ -58,7 +57,11 @@ var (
 
 // DB is an open head-office database.
 type DB struct {
-	db *bolt.DB
+	db        *bolt.DB
+	calls     chan *call
+	done      chan struct{}
+	closeOnce sync.Once
+	stopped   chan struct{}
 }
 
 // Open opens or creates the database in dir (0700 directory, 0600 file).
@@ -76,7 +79,6 @@ func Open(dir string) (*DB, error) {
 	case err != nil:
 		return nil, err
 	}
-	db.MaxBatchDelay = maxBatchDelay
 	if err := db.Update(func(tx *bolt.Tx) error {
 		for _, b := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -88,11 +90,18 @@ func Open(dir string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}
-	return &DB{db: db}, nil
+	d := &DB{db: db, calls: make(chan *call), done: make(chan struct{}), stopped: make(chan struct{})}
+	go d.writer()
+	return d, nil
 }
 
-// Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+// Close closes the database once the commit under way is done; Batch calls
+// after it fail with ErrClosed.
+func (d *DB) Close() error {
+	d.closeOnce.Do(func() { close(d.done) })
+	<-d.stopped
+	return d.db.Close()
+}
 
 // View runs fn in a read transaction.
 func (d *DB) View(fn func(*Tx) error) error {
@@ -104,11 +113,81 @@ func (d *DB) Update(fn func(*Tx) error) error {
 	return d.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
 }
 
+// ErrClosed is a Batch call on a closed database.
+var ErrClosed = errors.New("hqstore: database closed")
+
+// call is one Batch call waiting for its commit.
+type call struct {
+	fn  func(*Tx) error
+	err chan error
+}
+
 // Batch runs fn in a read-write transaction shared with concurrent callers
-// (bbolt's Batch). fn may run more than once and must have no side effects
-// outside the transaction.
+// and returns once it is durable. Callers share a commit only when they
+// arrive while the previous commit is being written (group commit): an idle
+// database commits at once, a busy one in larger transactions, never waiting
+// on a timer. fn may run more than once and must have no side effects outside
+// the transaction; an error from fn fails that call alone.
 func (d *DB) Batch(fn func(*Tx) error) error {
-	return d.db.Batch(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+	c := &call{fn: fn, err: make(chan error, 1)}
+	select {
+	case d.calls <- c:
+	case <-d.done:
+		return ErrClosed
+	}
+	return <-c.err
+}
+
+// writer commits the queued Batch calls, all that arrived during the
+// previous commit in one transaction.
+func (d *DB) writer() {
+	defer close(d.stopped)
+	batch := make([]*call, 0, maxBatch)
+	for {
+		select {
+		case c := <-d.calls:
+			batch = append(batch[:0], c)
+		case <-d.done:
+			return
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case c := <-d.calls:
+				batch = append(batch, c)
+			default:
+				break drain
+			}
+		}
+		d.commit(batch)
+	}
+}
+
+// commit runs the calls in one transaction. A call that fails rolls it back,
+// is answered with its error after running alone, and the others are retried
+// together (the same contract as bbolt's Batch).
+func (d *DB) commit(calls []*call) {
+	for len(calls) > 0 {
+		failed := -1
+		err := d.db.Update(func(tx *bolt.Tx) error {
+			for i, c := range calls {
+				if err := c.fn(&Tx{tx}); err != nil {
+					failed = i
+					return err
+				}
+			}
+			return nil
+		})
+		if failed < 0 {
+			for _, c := range calls {
+				c.err <- err
+			}
+			return
+		}
+		c := calls[failed]
+		c.err <- d.db.Update(func(tx *bolt.Tx) error { return c.fn(&Tx{tx}) })
+		calls = append(calls[:failed:failed], calls[failed+1:]...)
+	}
 }
 
 // Tx is a transaction.

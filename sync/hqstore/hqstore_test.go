@@ -1,7 +1,10 @@
 package hqstore
 
 import (
+	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -57,4 +60,57 @@ func TestMemberFeedByStore(t *testing.T) {
 	if !slices.Equal(append(first, rest...), []string{"b1", "ab", "imported"}) {
 		t.Fatalf("paged: %v then %v", first, rest)
 	}
+}
+
+// TestBatch: concurrent calls share commits; a call that fails fails alone
+// and writes nothing, the others are durable when Batch returns; after Close
+// a call is ErrClosed.
+func TestBatch(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errOdd := errors.New("odd call")
+	errs := make([]error, 200)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = db.Batch(func(tx *Tx) error {
+				if err := tx.SetMeta(fmt.Sprint("k", i), []byte("v")); err != nil {
+					return err
+				}
+				if i%7 == 3 {
+					return errOdd
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Batch(func(*Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("batch after close: %v", err)
+	}
+	db, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_ = db.View(func(tx *Tx) error {
+		for i, err := range errs {
+			fails := i%7 == 3
+			if fails != errors.Is(err, errOdd) || !fails && err != nil {
+				t.Errorf("call %d: %v", i, err)
+			}
+			if got := tx.Meta(fmt.Sprint("k", i)); (got != nil) == fails {
+				t.Errorf("call %d (error %v) left %q", i, err, got)
+			}
+		}
+		return nil
+	})
 }

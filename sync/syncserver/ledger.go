@@ -23,17 +23,29 @@ import (
 // head of the terminal's chain (altered, deleted or reordered history).
 var errChain = errors.New("hash chain broken")
 
+// batch is an upstream message's events, decoded: parsing and checking each
+// event's own hash is pure and the bulk of the work, so it is done on all
+// cores before, not inside, the write transaction every connection shares,
+// and while the connection's previous batch commits.
+type batch struct {
+	raws   []json.RawMessage
+	events []ledger.Event
+	errs   []error
+}
+
+func decodeBatch(raws []json.RawMessage) batch {
+	events, errs := decodeAll(raws)
+	return batch{raws: raws, events: events, errs: errs}
+}
+
 // ingest verifies and stores a batch of one terminal database's events in one
 // transaction and returns the highest sequence now durable for it. Events at
 // or below the stored head are duplicates: acked, not applied again. An event
 // past head+1 is a gap: the batch stops there and the terminal resends from
 // the ack. An event that does not link to the head is refused and flagged.
-func (s *Server) ingest(terminal, store, epoch string, raws []json.RawMessage) (uint64, error) {
+func (s *Server) ingest(terminal, store, epoch string, b batch) (uint64, error) {
 	now := s.now()
-	// Decoding (parsing and checking each event's own hash) is pure and the
-	// bulk of the work: it runs on all cores before, not inside, the write
-	// transaction, which every connection shares.
-	events, decodeErrs := decodeAll(raws)
+	raws, events, decodeErrs := b.raws, b.events, b.errs
 	var ack uint64
 	var refused error
 	err := s.db.Batch(func(tx *hqstore.Tx) error {

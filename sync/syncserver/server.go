@@ -246,38 +246,68 @@ func (s *Server) handshake(ws *websocket.Conn) (terminal, store, epoch string, e
 	return hello.Terminal, t.Store, hello.Epoch, nil
 }
 
-// readPump is the connection's only reader.
+// readPump is the connection's only reader. Upstream batches are decoded here
+// and committed in order by the connection's ingester, so that the next batch
+// is read and decoded while the previous one is written to disk.
 func (c *conn) readPump(ctx context.Context) error {
-	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
-	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pongWait)) })
+	batches := make(chan batch, 1)
+	ingested := make(chan error, 1)
+	stop := make(chan struct{}) // closed when the ingester refused or failed
+	ictx, icancel := context.WithCancel(ctx)
+	defer icancel()
+	go func() { ingested <- c.ingester(ictx, batches, stop) }()
+	err := c.read(ctx, batches, stop)
+	close(batches)
+	if err != nil {
+		// The link is gone or refused: a batch still committing is kept,
+		// its ack is not waited for (the terminal resends from its ack).
+		icancel()
+	}
+	if ierr := <-ingested; err == nil {
+		return ierr
+	}
+	return err
+}
+
+func (c *conn) read(ctx context.Context, batches chan<- batch, stop <-chan struct{}) error {
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
+	}
+	// A read deadline is only ever moved on while the ingester has not
+	// stopped the reader with one in the past (see ingester).
+	extend := func() {
+		_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+		if stopped() {
+			_ = c.ws.SetReadDeadline(time.Now())
+		}
+	}
+	extend()
+	c.ws.SetPongHandler(func(string) error { extend(); return nil })
 	for {
 		m, err := syncproto.Read(c.ws)
+		if stopped() {
+			return nil // the ingester's error is the connection's
+		}
 		if err != nil {
 			if errors.Is(err, syncproto.ErrMalformed) {
 				c.refuse(ctx, syncproto.CodeProtocol, err)
 			}
 			return err
 		}
-		_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+		extend()
 		switch m.Type {
 		case syncproto.TypeEvents:
-			ack, err := c.s.ingest(c.terminal, c.store, c.epoch, m.Events)
-			c.s.metrics.events.Add(int64(len(m.Events)))
-			if err != nil && !errors.Is(err, errChain) && !errors.Is(err, errMalformedEvent) {
-				c.refuse(ctx, syncproto.CodeInternal, err)
-				return err
-			}
-			if !c.queue(ctx, syncproto.Message{Type: syncproto.TypeAck, Seq: ack, HLC: ledger.NextHLC(0, c.s.now())}) {
+			select {
+			case batches <- decodeBatch(m.Events):
+			case <-stop:
+				return nil
+			case <-ctx.Done():
 				return ctx.Err()
-			}
-			if err != nil {
-				c.s.metrics.refused.Add(1)
-				code := syncproto.CodeProtocol
-				if errors.Is(err, errChain) {
-					code = syncproto.CodeChain
-				}
-				c.refuse(ctx, code, err)
-				return err
 			}
 		case syncproto.TypeCursors:
 			select {
@@ -294,6 +324,38 @@ func (c *conn) readPump(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// ingester commits the connection's batches in the order they came and acks
+// each. A refused batch or a failed commit ends the connection: it closes
+// stop and puts the read deadline in the past, which ends the reader.
+func (c *conn) ingester(ctx context.Context, batches <-chan batch, stop chan<- struct{}) error {
+	fail := func(err error) error {
+		close(stop)
+		_ = c.ws.SetReadDeadline(time.Now())
+		return err
+	}
+	for b := range batches {
+		ack, err := c.s.ingest(c.terminal, c.store, c.epoch, b)
+		c.s.metrics.events.Add(int64(len(b.raws)))
+		if err != nil && !errors.Is(err, errChain) && !errors.Is(err, errMalformedEvent) {
+			c.refuse(ctx, syncproto.CodeInternal, err)
+			return fail(err)
+		}
+		if !c.queue(ctx, syncproto.Message{Type: syncproto.TypeAck, Seq: ack, HLC: ledger.NextHLC(0, c.s.now())}) {
+			return fail(ctx.Err())
+		}
+		if err != nil {
+			c.s.metrics.refused.Add(1)
+			code := syncproto.CodeProtocol
+			if errors.Is(err, errChain) {
+				code = syncproto.CodeChain
+			}
+			c.refuse(ctx, code, err)
+			return fail(err)
+		}
+	}
+	return nil
 }
 
 // refuse sends an error to the terminal; the caller closes the connection.
