@@ -48,6 +48,7 @@ func (s *Server) ingest(terminal, store, epoch string, b batch) (uint64, error) 
 	raws, events, decodeErrs := b.raws, b.events, b.errs
 	var ack uint64
 	var refused error
+	var touched []*hqstore.Member // the members written, with their stores
 	err := s.db.Batch(func(tx *hqstore.Tx) error {
 		refused = nil
 		chain, err := tx.Chain(terminal, epoch)
@@ -94,10 +95,12 @@ func (s *Server) ingest(terminal, store, epoch string, b batch) (uint64, error) 
 			}
 			chain = hqstore.Chain{LastSeq: e.Seq, LastHash: e.Hash}
 		}
+		touched = touched[:0]
 		for _, m := range members {
 			if err := tx.PutMember(*m); err != nil {
 				return err
 			}
+			touched = append(touched, m)
 		}
 		ack = chain.LastSeq
 		return tx.PutChain(terminal, epoch, chain)
@@ -105,7 +108,19 @@ func (s *Server) ingest(terminal, store, epoch string, b batch) (uint64, error) 
 	if err != nil {
 		return 0, err
 	}
-	s.changed()
+	// A member's feed entries are at its stores, or at all stores while it
+	// has none (hqstore.PutMember): only those terminals are woken.
+	stores := map[string]bool{}
+	for _, m := range touched {
+		if len(m.Stores) == 0 {
+			s.changed()
+			return ack, refused
+		}
+		for _, st := range m.Stores {
+			stores[st] = true
+		}
+	}
+	s.changedStores(stores)
 	return ack, refused
 }
 

@@ -61,9 +61,13 @@ type Server struct {
 
 	upgrader websocket.Upgrader
 
-	mu      stdsync.Mutex
-	change  chan struct{} // closed and replaced on every change
-	metrics metrics
+	mu     stdsync.Mutex
+	change chan struct{} // closed and replaced on every change for all stores
+	// storeChange holds, per store with connections, a channel closed and
+	// replaced when that store's member feed moves, so that an event wakes
+	// the terminals of the stores it concerns and not all of them.
+	storeChange map[string]chan struct{}
+	metrics     metrics
 }
 
 type metrics struct {
@@ -83,7 +87,7 @@ type Options struct {
 
 // New returns a head office over db.
 func New(db *hqstore.DB, opts Options) (*Server, error) {
-	s := &Server{db: db, log: opts.Logger, now: opts.Now, change: make(chan struct{})}
+	s := &Server{db: db, log: opts.Logger, now: opts.Now, change: make(chan struct{}), storeChange: map[string]chan struct{}{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -132,10 +136,30 @@ func (s *Server) changed() {
 	s.mu.Unlock()
 }
 
-func (s *Server) changes() <-chan struct{} {
+// changedStores wakes the downstream senders of the terminals of these
+// stores only.
+func (s *Server) changedStores(stores map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.change
+	for store := range stores {
+		if ch, ok := s.storeChange[store]; ok {
+			close(ch)
+			delete(s.storeChange, store)
+		}
+	}
+}
+
+// changes returns the channels closed on the next change for all stores and
+// on the next change for this store.
+func (s *Server) changes(store string) (all, mine <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.storeChange[store]
+	if !ok {
+		ch = make(chan struct{})
+		s.storeChange[store] = ch
+	}
+	return s.change, ch
 }
 
 // Handler serves GET /v1/sync (websocket), POST /v1/join and GET /metrics.
@@ -424,7 +448,7 @@ func (c *conn) downstream(ctx context.Context) {
 	}
 	rulesVersion, members, blocked := cur.RulesVersion, cur.Cursor, cur.BlockCursor
 	for {
-		wake := c.s.changes()
+		wakeAll, wakeMine := c.s.changes(c.store)
 		msgs, err := c.s.pending(c.terminal, c.store, c.epoch, &rulesVersion, &members, &blocked)
 		if err != nil {
 			c.log.Error("downstream", "err", err)
@@ -439,7 +463,8 @@ func (c *conn) downstream(ctx context.Context) {
 			continue // more may be waiting past the page just sent
 		}
 		select {
-		case <-wake:
+		case <-wakeAll:
+		case <-wakeMine:
 		case <-time.After(feedPoll):
 		case <-ctx.Done():
 			return
