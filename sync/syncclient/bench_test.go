@@ -108,8 +108,6 @@ func BenchmarkCatchUp(b *testing.B) {
 	n := catchUpEvents()
 	src := buildBacklog(b, n)
 	ctx := context.Background()
-	var total time.Duration
-	var events uint64
 	for range b.N {
 		dir := copyDir(b, src)
 		a, err := agent.Open(ctx, dir, agent.Options{Logger: quiet})
@@ -156,8 +154,6 @@ func BenchmarkCatchUp(b *testing.B) {
 		hs.Close()
 		db.Close()
 		a.Close()
-		total += d
-		events += want
 		rate := float64(want) / d.Seconds()
 		rawRate := float64(len(raws)) / rawDur.Seconds()
 		b.Logf("caught up %d events in %v: %.0f events/s | raw bbolt batch writes %.0f events/s | ratio %.2fx (target ≤ 2) | target ≥ 50,000 events/s",
@@ -165,8 +161,6 @@ func BenchmarkCatchUp(b *testing.B) {
 		b.ReportMetric(rate, "events/s")
 		b.ReportMetric(rawRate/rate, "raw-ratio")
 	}
-	_ = events
-	_ = total
 }
 
 func rawLimit(b *testing.B, raws [][]byte) time.Duration {
