@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,7 +16,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/sync/hqstore"
 	"github.com/offline-loyalty/terminal/sync/syncclient"
 	"github.com/offline-loyalty/terminal/sync/syncproto"
 	"github.com/offline-loyalty/terminal/sync/syncserver"
@@ -120,20 +117,8 @@ func BenchmarkCatchUp(b *testing.B) {
 		}
 		rawDur := rawLimit(b, raws)
 
-		db, err := hqstore.Open(b.TempDir())
-		if err != nil {
-			b.Fatal(err)
-		}
-		srv, err := syncserver.New(db, syncserver.Options{Logger: quiet})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: time.Second}
-		go func() { _ = hs.Serve(ln) }()
+		ln := listenLocal(b)
+		srv, _ := serveHQ(b, ln, syncserver.Options{Logger: quiet})
 		url := "ws://" + ln.Addr().String() + "/v1/sync"
 		_, code, err := srv.AddTerminal("bench", "till")
 		if err != nil {
@@ -151,8 +136,6 @@ func BenchmarkCatchUp(b *testing.B) {
 		}
 		d := time.Since(start)
 		cancel()
-		hs.Close()
-		db.Close()
 		a.Close()
 		rate := float64(want) / d.Seconds()
 		rawRate := float64(len(raws)) / rawDur.Seconds()

@@ -2,8 +2,6 @@ package syncclient_test
 
 import (
 	"context"
-	"net"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -30,22 +28,8 @@ func TestExpiryOnceAcrossTerminals(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	clk := &testClock{t: time.Date(2025, 9, 10, 12, 0, 0, 0, time.UTC)}
-	db, err := hqstore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	srv, err := syncserver.New(db, syncserver.Options{Logger: quiet, Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	defer hs.Close()
+	ln := listenLocal(t)
+	srv, db := serveHQ(t, ln, syncserver.Options{Logger: quiet, Now: clk.now})
 	url := "ws://" + ln.Addr().String() + "/v1/sync"
 
 	const card = "4000000000000002"

@@ -11,14 +11,12 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/sync/hqstore"
 	"github.com/offline-loyalty/terminal/sync/syncclient"
 	"github.com/offline-loyalty/terminal/sync/syncserver"
 )
@@ -49,22 +47,11 @@ func TestSyncOverTLSWithPinnedCA(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cert, caPEM := selfSigned(t)
-	db, err := hqstore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	srv, err := syncserver.New(db, syncserver.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: time.Second, ErrorLog: nil}
-	go func() { _ = hs.Serve(ln) }()
-	defer hs.Close()
+	srv, _ := serveHQ(t, ln, syncserver.Options{Logger: quiet})
 	url := "wss://" + ln.Addr().String() + "/v1/sync"
 
 	dir := t.TempDir()
