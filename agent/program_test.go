@@ -14,7 +14,7 @@ import (
 )
 
 // applyRules puts a changed copy of the default rules in force.
-func applyRules(t *testing.T, a *agent.Agent, change func(d *rules.Document)) {
+func applyRules(t testing.TB, a *agent.Agent, change func(d *rules.Document)) {
 	t.Helper()
 	d := rules.Default()
 	d.Version = a.Rules().Version + 1
