@@ -224,6 +224,35 @@ func Decode(b []byte) (Event, error) {
 	if len(b) > MaxEncodedSize {
 		return Event{}, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(b), MaxEncodedSize)
 	}
+	e, hashAt, canonical := decodeCanonical(b)
+	if !canonical {
+		var err error
+		if e, err = decodeJSON(b); err != nil {
+			return Event{}, err
+		}
+	}
+	if err := e.check(); err != nil {
+		return Event{}, err
+	}
+	var got string
+	if canonical {
+		// The bytes are the canonical form with the hash filled in.
+		h := sha256.New()
+		h.Write(b[:hashAt])
+		h.Write([]byte(`"}`))
+		var sum [sha256.Size]byte
+		got = hex.EncodeToString(h.Sum(sum[:0]))
+	} else {
+		got = e.ComputeHash()
+	}
+	if got != e.Hash {
+		return Event{}, fmt.Errorf("%w: seq %d: hash %s does not match content %s", ErrChain, e.Seq, short(e.Hash), short(got))
+	}
+	return e, nil
+}
+
+// decodeJSON is the general decoder, for events not in canonical form.
+func decodeJSON(b []byte) (Event, error) {
 	var e Event
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -232,12 +261,6 @@ func Decode(b []byte) (Event, error) {
 	}
 	if dec.More() {
 		return Event{}, fmt.Errorf("%w: trailing data", ErrMalformed)
-	}
-	if err := e.check(); err != nil {
-		return Event{}, err
-	}
-	if got := e.ComputeHash(); got != e.Hash {
-		return Event{}, fmt.Errorf("%w: seq %d: hash %s does not match content %s", ErrChain, e.Seq, short(e.Hash), short(got))
 	}
 	return e, nil
 }
