@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/http"
 	stdsync "sync"
 	"sync/atomic"
@@ -45,10 +46,13 @@ const (
 	// feedPoll re-checks the downstream feeds even without a change signal,
 	// in case a change was made by another process on the same store.
 	feedPoll = 5 * time.Second
-	// feedCoalesce is the shortest time between two feed checks of one
+	// feedCoalesce is the mean time between two feed checks of one
 	// connection: with thousands of terminals sending, changes arrive all
 	// the time, and each connection gathers them into one check a second
-	// instead of waking on every commit.
+	// instead of waking on every commit. Each wait is drawn between half
+	// and one and a half of it: with a fixed wait, the connections woken
+	// by the same commits would check together, second after second, and
+	// every ack queued behind that burst would wait for it.
 	feedCoalesce = time.Second
 )
 
@@ -470,7 +474,7 @@ func (c *conn) downstream(ctx context.Context) {
 			return
 		}
 		select {
-		case <-time.After(feedCoalesce):
+		case <-time.After(feedCoalesce/2 + mrand.N(feedCoalesce)):
 		case <-ctx.Done():
 			return
 		}
