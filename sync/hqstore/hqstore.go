@@ -32,6 +32,8 @@ const (
 	fileMode    = 0o600
 	// maxBatch caps how many Batch calls share one commit.
 	maxBatch = 1024
+	// sharedMembers caps the decoded members SharedMember keeps.
+	sharedMembers = 16384
 )
 
 // Errors.
@@ -62,6 +64,7 @@ type DB struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	stopped   chan struct{}
+	shared    memberCache
 }
 
 // Open opens or creates the database in dir (0700 directory, 0600 file).
@@ -90,7 +93,8 @@ func Open(dir string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}
-	d := &DB{db: db, calls: make(chan *call), done: make(chan struct{}), stopped: make(chan struct{})}
+	d := &DB{db: db, calls: make(chan *call), done: make(chan struct{}), stopped: make(chan struct{}),
+		shared: memberCache{m: map[string]decodedMember{}}}
 	go d.writer()
 	return d, nil
 }
@@ -105,12 +109,12 @@ func (d *DB) Close() error {
 
 // View runs fn in a read transaction.
 func (d *DB) View(fn func(*Tx) error) error {
-	return d.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+	return d.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx, &d.shared}) })
 }
 
 // Update runs fn in a read-write transaction and commits it.
 func (d *DB) Update(fn func(*Tx) error) error {
-	return d.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+	return d.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx, &d.shared}) })
 }
 
 // ErrClosed is a Batch call on a closed database.
@@ -171,7 +175,7 @@ func (d *DB) commit(calls []*call) {
 		failed := -1
 		err := d.db.Update(func(tx *bolt.Tx) error {
 			for i, c := range calls {
-				if err := c.fn(&Tx{tx}); err != nil {
+				if err := c.fn(&Tx{tx, &d.shared}); err != nil {
 					failed = i
 					return err
 				}
@@ -185,13 +189,16 @@ func (d *DB) commit(calls []*call) {
 			return
 		}
 		c := calls[failed]
-		c.err <- d.db.Update(func(tx *bolt.Tx) error { return c.fn(&Tx{tx}) })
+		c.err <- d.db.Update(func(tx *bolt.Tx) error { return c.fn(&Tx{tx, &d.shared}) })
 		calls = append(calls[:failed:failed], calls[failed+1:]...)
 	}
 }
 
 // Tx is a transaction.
-type Tx struct{ tx *bolt.Tx }
+type Tx struct {
+	tx     *bolt.Tx
+	shared *memberCache
+}
 
 func (t *Tx) get(bucket []byte, key string, v any) (bool, error) {
 	b := t.tx.Bucket(bucket).Get([]byte(key))
@@ -352,6 +359,62 @@ func (t *Tx) Member(id string) (Member, bool, error) {
 	var m Member
 	ok, err := t.get(bMembers, id, &m)
 	return m, ok, err
+}
+
+// SharedMember returns a member like Member, but decoded once and shared
+// for as long as the member's stored bytes stay the same: it is for the
+// readers that send the same member to many terminals. The caller must not
+// modify it or anything it holds.
+func (t *Tx) SharedMember(id string) (*Member, bool, error) {
+	b := t.tx.Bucket(bMembers).Get([]byte(id))
+	if b == nil {
+		return nil, false, nil
+	}
+	if m := t.shared.get(id, b); m != nil {
+		return m, true, nil
+	}
+	m := new(Member)
+	if err := json.Unmarshal(b, m); err != nil {
+		return nil, true, fmt.Errorf("%w: %s %q: %v", ErrCorrupt, bMembers, id, err)
+	}
+	t.shared.put(id, b, m)
+	return m, true, nil
+}
+
+// memberCache holds decoded members with the bytes they were decoded from;
+// an entry counts only while the stored bytes are the same.
+type memberCache struct {
+	mu sync.Mutex
+	m  map[string]decodedMember
+}
+
+type decodedMember struct {
+	raw []byte
+	m   *Member
+}
+
+func (c *memberCache) get(id string, raw []byte) *Member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[id]; ok && bytes.Equal(e.raw, raw) {
+		return e.m
+	}
+	return nil
+}
+
+func (c *memberCache) put(id string, raw []byte, m *Member) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= sharedMembers {
+		// Forget a quarter, chosen at random by map order.
+		for k := range c.m {
+			delete(c.m, k)
+			if len(c.m) < sharedMembers*3/4 {
+				break
+			}
+		}
+	}
+	c.m[id] = decodedMember{raw: bytes.Clone(raw), m: m}
 }
 
 // Members calls fn for every member.

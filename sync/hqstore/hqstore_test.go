@@ -114,3 +114,59 @@ func TestBatch(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSharedMember: a member is decoded once while its stored bytes stay the
+// same, and a write is seen at once; the cache stays within its bound.
+func TestSharedMember(t *testing.T) {
+	db, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	put := func(m Member) {
+		t.Helper()
+		if err := db.Update(func(tx *Tx) error { return tx.PutMember(m) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shared := func(id string) *Member {
+		t.Helper()
+		var m *Member
+		if err := db.View(func(tx *Tx) error {
+			var ok bool
+			var err error
+			m, ok, err = tx.SharedMember(id)
+			if err == nil && !ok {
+				err = ErrNotFound
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	put(Member{ID: "m1", Balance: 10, Cards: []string{"c1"}, Stores: []string{"s1"}})
+	a, b := shared("m1"), shared("m1")
+	if a != b || a.Balance != 10 {
+		t.Fatalf("two reads of an unchanged member: %p %p, balance %d", a, b, a.Balance)
+	}
+	put(Member{ID: "m1", Balance: 25, Cards: []string{"c1"}, Stores: []string{"s1"}})
+	if c := shared("m1"); c == a || c.Balance != 25 || a.Balance != 10 {
+		t.Fatalf("after a write: balance %d (shared one %d)", c.Balance, a.Balance)
+	}
+	if err := db.View(func(tx *Tx) error {
+		if _, ok, err := tx.SharedMember("nobody"); ok || err != nil {
+			t.Errorf("unknown member: %v %v", ok, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range sharedMembers + 10 {
+		id := fmt.Sprint("x", i)
+		db.shared.put(id, []byte(id), &Member{ID: id})
+	}
+	if n := len(db.shared.m); n > sharedMembers {
+		t.Fatalf("%d decoded members kept, bound %d", n, sharedMembers)
+	}
+}

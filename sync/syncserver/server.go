@@ -504,12 +504,12 @@ func (s *Server) pending(terminal, store, epoch string, rulesVersion *int, membe
 		if len(ids) > 0 {
 			msg := syncproto.Message{Type: syncproto.TypeMembers, Cursor: next}
 			for _, id := range ids {
-				m, ok, err := tx.Member(id)
+				m, ok, err := tx.SharedMember(id)
 				if err != nil {
 					return err
 				}
 				if ok {
-					msg.Members = append(msg.Members, snapshot(m, chain.LastSeq, now))
+					msg.Members = append(msg.Members, snapshot(*m, chain.LastSeq, now))
 				}
 			}
 			out = append(out, msg)
