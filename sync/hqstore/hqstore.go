@@ -32,6 +32,8 @@ const (
 	fileMode    = 0o600
 	// maxBatch caps how many Batch calls share one commit.
 	maxBatch = 1024
+	// appendFill is how full the event pages are left when they split.
+	appendFill = 0.95
 	// sharedMembers caps the decoded members SharedMember keeps.
 	sharedMembers = 16384
 )
@@ -298,7 +300,12 @@ func eventKey(terminal, epoch string, seq uint64) []byte {
 
 // PutEvent stores an event's exact bytes.
 func (t *Tx) PutEvent(terminal, epoch string, seq uint64, raw []byte) error {
-	return t.tx.Bucket(bEvents).Put(eventKey(terminal, epoch, seq), raw)
+	b := t.tx.Bucket(bEvents)
+	// Each terminal's events are appended at the end of its key range: full
+	// pages when they split, not half-empty ones (bbolt's default, made for
+	// random inserts), halve the pages every commit writes.
+	b.FillPercent = appendFill
+	return b.Put(eventKey(terminal, epoch, seq), raw)
 }
 
 // Event returns the stored bytes of an event, or nil.
