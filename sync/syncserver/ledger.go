@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	stdsync "sync"
 	"time"
@@ -36,6 +37,11 @@ type batch struct {
 func decodeBatch(raws []json.RawMessage) batch {
 	events, errs := decodeAll(raws)
 	return batch{raws: raws, events: events, errs: errs}
+}
+
+// merge returns b's events followed by next's, in new slices.
+func (b batch) merge(next batch) batch {
+	return batch{raws: slices.Concat(b.raws, next.raws), events: slices.Concat(b.events, next.events), errs: slices.Concat(b.errs, next.errs)}
 }
 
 // ingest verifies and stores a batch of one terminal database's events in one

@@ -54,6 +54,10 @@ const (
 	// by the same commits would check together, second after second, and
 	// every ack queued behind that burst would wait for it.
 	feedCoalesce = time.Second
+	// mergeQueue is how many decoded batches of one connection may wait for
+	// the ingester, and maxMerged how many events it commits together.
+	mergeQueue = 4
+	maxMerged  = 4 * syncproto.MaxBatch
 )
 
 // Server is head office.
@@ -278,7 +282,7 @@ func (s *Server) handshake(ws *websocket.Conn) (terminal, store, epoch string, e
 // and committed in order by the connection's ingester, so that the next batch
 // is read and decoded while the previous one is written to disk.
 func (c *conn) readPump(ctx context.Context) error {
-	batches := make(chan batch, 1)
+	batches := make(chan batch, mergeQueue)
 	ingested := make(chan error, 1)
 	stop := make(chan struct{}) // closed when the ingester refused or failed
 	ictx, icancel := context.WithCancel(ctx)
@@ -364,6 +368,20 @@ func (c *conn) ingester(ctx context.Context, batches <-chan batch, stop chan<- s
 		return err
 	}
 	for b := range batches {
+		// Batches already read and decoded while the last one committed go
+		// into the same transaction: one fsync for several, and one ack.
+	merge:
+		for len(b.raws) < maxMerged {
+			select {
+			case next, ok := <-batches:
+				if !ok {
+					break merge
+				}
+				b = b.merge(next)
+			default:
+				break merge
+			}
+		}
 		ack, err := c.s.ingest(c.terminal, c.store, c.epoch, b)
 		c.s.metrics.events.Add(int64(len(b.raws)))
 		if err != nil && !errors.Is(err, errChain) && !errors.Is(err, errMalformedEvent) {
