@@ -16,14 +16,26 @@ import (
 // This file is the agent's side of the sync link: the outbox (the tail of the
 // ledger past head office's ack) and the downstream feeds.
 
-// OutboxAfter returns up to max encoded events with a sequence above after, in
-// order: the events to send to head office.
-func (a *Agent) OutboxAfter(after uint64, max int) ([][]byte, error) {
-	var out [][]byte
+// outboxPrealloc and outboxSlab size OutboxAfter's allocations: a batch is
+// usually a thousand events of a few hundred bytes.
+const (
+	outboxPrealloc = 1024
+	outboxSlab     = 256 << 10
+)
+
+// OutboxAfter returns up to limit encoded events with a sequence above after,
+// in order: the events to send to head office.
+func (a *Agent) OutboxAfter(after uint64, limit int) ([][]byte, error) {
+	out := make([][]byte, 0, min(limit, outboxPrealloc))
+	var slab []byte // events are copied out of the transaction into shared slabs
 	err := a.st.View(func(tx *store.Tx) error {
 		tx.Events(after, func(_ uint64, b []byte) bool {
-			out = append(out, append([]byte(nil), b...))
-			return len(out) < max
+			if cap(slab)-len(slab) < len(b) {
+				slab = make([]byte, 0, max(len(b), outboxSlab))
+			}
+			slab = append(slab, b...)
+			out = append(out, slab[len(slab)-len(b):len(slab):len(slab)])
+			return len(out) < limit
 		})
 		return nil
 	})
