@@ -2,7 +2,7 @@
 // cards, idempotency records, stats aggregates and sync cursors.
 //
 // It is the only package that imports bbolt. It provides typed reads and
-// writes inside transactions and a group-commit writer; it decides nothing
+// writes inside transactions and group commit; it decides nothing
 // about points. Every write goes through Write, which commits (fsync) before it
 // returns, so a caller told "done" survives a crash or power cut.
 package store
@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -32,11 +33,6 @@ const (
 	// maxBatch caps how many writes share one commit; past it a queue of
 	// writers is drained over several commits so none waits unboundedly.
 	maxBatch = 256
-	// linger is how long the writer waits for more writes when the previous
-	// commit was shared by several writers: concurrent clients are then
-	// mid-round-trip, and a short wait lets one commit serve them all. A lone
-	// writer (previous batch of one) never waits.
-	linger = 300 * time.Microsecond
 	// fileMode: ledger files hold member data and are private to the owner.
 	fileMode = 0o600
 	// schemaVersion is written at creation and checked at open.
@@ -66,16 +62,22 @@ var (
 type Store struct {
 	db       *bolt.DB
 	path     string
-	reqs     chan *request
-	done     chan struct{}
-	stopped  chan struct{}
 	onCommit func()
+
+	mu      sync.Mutex
+	queue   []*request // writes waiting, the first one committing or about to
+	closed  bool
+	drained *sync.Cond // signalled when the queue empties
 }
 
+// request is one Write. Its wake channel is signalled once it is done or
+// once it is the first of the queue, which makes it the leader: it commits
+// itself and the writes queued behind it.
 type request struct {
-	fn    func(*Tx) error
-	err   error
-	ready chan struct{}
+	fn   func(*Tx) error
+	err  error
+	done bool
+	wake chan struct{}
 }
 
 // Open opens (creating if needed) the ledger in dir. onCommit, if not nil, is
@@ -112,12 +114,12 @@ func Open(dir string, onCommit func()) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("chmod %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, reqs: make(chan *request), done: make(chan struct{}), stopped: make(chan struct{}), onCommit: onCommit}
+	s := &Store{db: db, path: path, onCommit: onCommit}
+	s.drained = sync.NewCond(&s.mu)
 	if err := s.init(existed); err != nil {
 		db.Close()
 		return nil, err
 	}
-	go s.writer()
 	return s, nil
 }
 
@@ -178,16 +180,19 @@ func (s *Store) init(existed bool) error {
 	})
 }
 
-// Close stops the writer and closes the file. Writes queued before Close are
-// committed first.
+// Close refuses new writes, waits for the queued ones to commit and closes
+// the file.
 func (s *Store) Close() error {
-	select {
-	case <-s.done:
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
 		return nil
-	default:
 	}
-	close(s.done)
-	<-s.stopped
+	s.closed = true
+	for len(s.queue) > 0 {
+		s.drained.Wait()
+	}
+	s.mu.Unlock()
 	return s.db.Close()
 }
 
@@ -203,24 +208,90 @@ func (s *Store) View(fn func(*Tx) error) error {
 // Write runs fn in a read-write transaction shared with other concurrent
 // writes (group commit) and returns after the transaction is durable.
 //
+// The first write of the queue leads: it commits, on its own goroutine, itself
+// and every write queued behind it (up to maxBatch), then hands the lead to
+// the next write queued meanwhile. A lone write thus commits without waiting
+// for any other goroutine, and concurrent writes share the commit that
+// follows the one in progress when they came.
+//
 // fn must make all its checks before its first write: an error returned by a
 // fn that has not written anything fails only that write; an error after a
 // write aborts the shared transaction, which is then retried one write per
 // transaction. fn may therefore run more than once and must have no side
 // effects outside the transaction.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
-	r := &request{fn: fn, ready: make(chan struct{})}
-	select {
-	case s.reqs <- r:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.done:
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{fn: fn, wake: make(chan struct{}, 1)}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
+	s.queue = append(s.queue, r)
+	lead := len(s.queue) == 1
+	s.mu.Unlock()
 	// Once queued, wait for the outcome whatever the context says: returning
 	// early could report failure for a write that then commits.
-	<-r.ready
+	if !lead {
+		<-r.wake
+		if r.done {
+			return r.err
+		}
+	}
+	s.lead()
 	return r.err
+}
+
+// errPanicked fails the writes of a commit during which a write panicked.
+var errPanicked = errors.New("write aborted: another write of its commit panicked")
+
+// lead commits the writes at the front of the queue, the caller's first.
+func (s *Store) lead() {
+	s.mu.Lock()
+	n := min(len(s.queue), maxBatch)
+	batch := s.queue[:n:n]
+	s.mu.Unlock()
+	// A panicking write (a bug) must not wedge the queue: bbolt rolls the
+	// transaction back, the others of its batch fail, the next write leads,
+	// and the panic goes on up the leader's goroutine.
+	committed := false
+	defer func() {
+		if !committed {
+			for _, r := range batch {
+				r.err = errPanicked
+			}
+		}
+		s.release(batch)
+	}()
+	s.commit(batch)
+	committed = true
+}
+
+// release marks a batch done, wakes its writers and hands the lead to the
+// next queued write.
+func (s *Store) release(batch []*request) {
+	s.mu.Lock()
+	for _, r := range batch {
+		r.done = true
+	}
+	// Writes queued during the commit stay, the next one now leads.
+	s.queue = s.queue[len(batch):]
+	var next *request
+	if len(s.queue) > 0 {
+		next = s.queue[0]
+	} else {
+		s.queue = nil
+		s.drained.Broadcast()
+	}
+	s.mu.Unlock()
+	for _, r := range batch[1:] {
+		r.wake <- struct{}{}
+	}
+	if next != nil {
+		next.wake <- struct{}{}
+	}
 }
 
 // errTimeout is bbolt's lock timeout.
@@ -233,46 +304,6 @@ var errAbort = errors.New("abort batch")
 // cost two fsyncs for no change (repeated acks, a clock already ahead, an
 // idempotent retry).
 var errNothing = errors.New("nothing written")
-
-func (s *Store) writer() {
-	defer close(s.stopped)
-	batch := make([]*request, 0, maxBatch)
-	timer := time.NewTimer(linger)
-	timer.Stop()
-	last := 1
-	for {
-		select {
-		case r := <-s.reqs:
-			batch = append(batch[:0], r)
-		case <-s.done:
-			return
-		}
-		if last > 1 {
-			timer.Reset(linger)
-		wait:
-			for len(batch) < last {
-				select {
-				case r := <-s.reqs:
-					batch = append(batch, r)
-				case <-timer.C:
-					break wait
-				}
-			}
-			timer.Stop()
-		}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-s.reqs:
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		last = len(batch)
-		s.commit(batch)
-	}
-}
 
 func (s *Store) commit(batch []*request) {
 	wrote := false
@@ -315,8 +346,5 @@ func (s *Store) commit(batch []*request) {
 	// announces (the agent's notices) is out before any write returns.
 	if wrote && s.onCommit != nil {
 		s.onCommit()
-	}
-	for _, r := range batch {
-		close(r.ready)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,27 +109,22 @@ func TestNothingWrittenNoCommit(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	txid := func() int {
-		var id int
-		_ = s.db.View(func(btx *bolt.Tx) error { id = btx.ID(); return nil })
-		return id
-	}
 	if err := s.Write(ctx, func(tx *Tx) error { return tx.SetMeta("k", "1") }); err != nil {
 		t.Fatal(err)
 	}
-	before := txid()
+	before := txID(s)
 	for range 5 {
 		if err := s.Write(ctx, func(tx *Tx) error { _ = tx.Meta("k"); return nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := txid(); got != before {
+	if got := txID(s); got != before {
 		t.Fatalf("transaction id %d after writes of nothing, was %d", got, before)
 	}
 	if err := s.Write(ctx, func(tx *Tx) error { return tx.SetMeta("k", "2") }); err != nil {
 		t.Fatal(err)
 	}
-	if got := txid(); got != before+1 {
+	if got := txID(s); got != before+1 {
 		t.Fatalf("transaction id %d after a write, want %d", got, before+1)
 	}
 }
@@ -180,6 +176,170 @@ func TestCompact(t *testing.T) {
 	_ = s.View(func(tx *Tx) error {
 		if tx.Meta("epoch") == "" {
 			t.Error("compaction lost the metadata")
+		}
+		return nil
+	})
+}
+
+// txID is the file's last committed transaction id.
+func txID(s *Store) int {
+	var id int
+	_ = s.db.View(func(btx *bolt.Tx) error { id = btx.ID(); return nil })
+	return id
+}
+
+// TestQueuedWritesShareACommit: writes that arrive while a commit is in
+// progress are committed together by the next one, and each gets its own
+// outcome.
+func TestQueuedWritesShareACommit(t *testing.T) {
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	before := txID(s)
+	inCommit, release := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- s.Write(ctx, func(tx *Tx) error {
+			close(inCommit)
+			<-release
+			return tx.SetMeta("first", "v")
+		})
+	}()
+	<-inCommit
+	const queued = 10
+	errs := make(chan error, queued)
+	for i := range queued {
+		go func() {
+			errs <- s.Write(ctx, func(tx *Tx) error {
+				if i == 3 {
+					return errors.New("refused")
+				}
+				return tx.SetMeta(fmt.Sprint("k", i), "v")
+			})
+		}()
+	}
+	// Wait until all of them are queued behind the commit in progress.
+	for {
+		s.mu.Lock()
+		n := len(s.queue)
+		s.mu.Unlock()
+		if n == queued+1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for range queued {
+		if err := <-errs; err != nil {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d queued writes failed, want 1", failed)
+	}
+	if got := txID(s); got != before+2 {
+		t.Fatalf("%d commits for a write and %d queued behind it, want 2", got-before, queued)
+	}
+}
+
+// TestPanickingWrite: a write that panics fails the writes of its commit
+// but leaves the store working.
+func TestPanickingWrite(t *testing.T) {
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the write's panic did not reach its caller")
+			}
+		}()
+		_ = s.Write(ctx, func(tx *Tx) error {
+			if err := tx.SetMeta("k", "half"); err != nil {
+				return err
+			}
+			panic("bug")
+		})
+	}()
+	done := make(chan error, 1)
+	go func() { done <- s.Write(ctx, func(tx *Tx) error { return tx.SetMeta("k", "after") }) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the store is wedged after a panicking write")
+	}
+	_ = s.View(func(tx *Tx) error {
+		if v := tx.Meta("k"); v != "after" {
+			t.Errorf("k = %q, want after (the panicking write rolled back)", v)
+		}
+		return nil
+	})
+}
+
+// TestCloseDrainsQueue: Close waits for the writes already queued, which
+// commit; a write after Close is refused.
+func TestCloseDrainsQueue(t *testing.T) {
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	inCommit, release := make(chan struct{}), make(chan struct{})
+	errs := make(chan error, 2)
+	go func() {
+		errs <- s.Write(ctx, func(tx *Tx) error {
+			close(inCommit)
+			<-release
+			return tx.SetMeta("a", "v")
+		})
+	}()
+	<-inCommit
+	go func() { errs <- s.Write(ctx, func(tx *Tx) error { return tx.SetMeta("b", "v") }) }()
+	for {
+		s.mu.Lock()
+		n := len(s.queue)
+		s.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("a write queued before Close: %v", err)
+		}
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, func(*Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("write after close: %v", err)
+	}
+	s2, err := Open(filepath.Dir(s.Path()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	_ = s2.View(func(tx *Tx) error {
+		if tx.Meta("a") != "v" || tx.Meta("b") != "v" {
+			t.Errorf("after reopening: a=%q b=%q, want both written", tx.Meta("a"), tx.Meta("b"))
 		}
 		return nil
 	})
