@@ -5,8 +5,6 @@
 package localhttp
 
 import (
-	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 )
@@ -17,13 +15,7 @@ const maxIdleConns = 16
 
 // Unix returns a client whose every request goes to the unix socket at path.
 func Unix(path string) *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		},
-		MaxIdleConnsPerHost: maxIdleConns,
-	}}
+	return &http.Client{Transport: &unixTransport{path: path}}
 }
 
 // InProcess returns a client that calls h directly: the same requests,
