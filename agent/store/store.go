@@ -33,6 +33,11 @@ const (
 	// maxBatch caps how many writes share one commit; past it a queue of
 	// writers is drained over several commits so none waits unboundedly.
 	maxBatch = 256
+	// linger is the longest a leader waits for more writes when the last
+	// commit was shared by several writers: concurrent clients are then
+	// mid-round-trip, and a short wait lets one commit serve them all. A
+	// lone writer (last batch of one) never waits.
+	linger = 300 * time.Microsecond
 	// fileMode: ledger files hold member data and are private to the owner.
 	fileMode = 0o600
 	// schemaVersion is written at creation and checked at open.
@@ -68,6 +73,11 @@ type Store struct {
 	queue   []*request // writes waiting, the first one committing or about to
 	closed  bool
 	drained *sync.Cond // signalled when the queue empties
+	// last is the size of the last batch; while a leader lingers for more
+	// writes, each new one signals grew.
+	last      int
+	lingering bool
+	grew      chan struct{}
 }
 
 // request is one Write. Its wake channel is signalled once it is done or
@@ -114,7 +124,7 @@ func Open(dir string, onCommit func()) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("chmod %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, onCommit: onCommit}
+	s := &Store{db: db, path: path, onCommit: onCommit, grew: make(chan struct{}, 1)}
 	s.drained = sync.NewCond(&s.mu)
 	if err := s.init(existed); err != nil {
 		db.Close()
@@ -231,6 +241,12 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	}
 	s.queue = append(s.queue, r)
 	lead := len(s.queue) == 1
+	if s.lingering {
+		select {
+		case s.grew <- struct{}{}:
+		default:
+		}
+	}
 	s.mu.Unlock()
 	// Once queued, wait for the outcome whatever the context says: returning
 	// early could report failure for a write that then commits.
@@ -250,7 +266,33 @@ var errPanicked = errors.New("write aborted: another write of its commit panicke
 // lead commits the writes at the front of the queue, the caller's first.
 func (s *Store) lead() {
 	s.mu.Lock()
+	if s.last > 1 && len(s.queue) < s.last {
+		// Several writers shared the last commit: they are mid-round-trip
+		// and about to write again. A short wait lets them share this one
+		// instead of splitting into two commits that alternate.
+		s.lingering = true
+		s.mu.Unlock()
+		timer := time.NewTimer(linger)
+	wait:
+		for {
+			select {
+			case <-s.grew:
+				s.mu.Lock()
+				full := len(s.queue) >= s.last
+				s.mu.Unlock()
+				if full {
+					break wait
+				}
+			case <-timer.C:
+				break wait
+			}
+		}
+		timer.Stop()
+		s.mu.Lock()
+		s.lingering = false
+	}
 	n := min(len(s.queue), maxBatch)
+	s.last = n
 	batch := s.queue[:n:n]
 	s.mu.Unlock()
 	// A panicking write (a bug) must not wedge the queue: bbolt rolls the
