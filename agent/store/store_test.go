@@ -188,6 +188,35 @@ func txID(s *Store) int {
 	return id
 }
 
+// holdCommit starts a write that sets key and stays inside its commit until
+// release is called; its outcome comes on the channel.
+func holdCommit(s *Store, key string) (chan error, func()) {
+	inCommit, release := make(chan struct{}), make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- s.Write(context.Background(), func(tx *Tx) error {
+			close(inCommit)
+			<-release
+			return tx.SetMeta(key, "v")
+		})
+	}()
+	<-inCommit
+	return errc, func() { close(release) }
+}
+
+// waitQueued waits until n writes are queued (the one committing included).
+func waitQueued(s *Store, n int) {
+	for {
+		s.mu.Lock()
+		queued := len(s.queue)
+		s.mu.Unlock()
+		if queued == n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestQueuedWritesShareACommit: writes that arrive while a commit is in
 // progress are committed together by the next one, and each gets its own
 // outcome.
@@ -199,16 +228,7 @@ func TestQueuedWritesShareACommit(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	before := txID(s)
-	inCommit, release := make(chan struct{}), make(chan struct{})
-	first := make(chan error, 1)
-	go func() {
-		first <- s.Write(ctx, func(tx *Tx) error {
-			close(inCommit)
-			<-release
-			return tx.SetMeta("first", "v")
-		})
-	}()
-	<-inCommit
+	first, release := holdCommit(s, "first")
 	const queued = 10
 	errs := make(chan error, queued)
 	for i := range queued {
@@ -221,17 +241,8 @@ func TestQueuedWritesShareACommit(t *testing.T) {
 			})
 		}()
 	}
-	// Wait until all of them are queued behind the commit in progress.
-	for {
-		s.mu.Lock()
-		n := len(s.queue)
-		s.mu.Unlock()
-		if n == queued+1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	close(release)
+	waitQueued(s, queued+1)
+	release()
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
@@ -297,32 +308,16 @@ func TestCloseDrainsQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	inCommit, release := make(chan struct{}), make(chan struct{})
-	errs := make(chan error, 2)
-	go func() {
-		errs <- s.Write(ctx, func(tx *Tx) error {
-			close(inCommit)
-			<-release
-			return tx.SetMeta("a", "v")
-		})
-	}()
-	<-inCommit
-	go func() { errs <- s.Write(ctx, func(tx *Tx) error { return tx.SetMeta("b", "v") }) }()
-	for {
-		s.mu.Lock()
-		n := len(s.queue)
-		s.mu.Unlock()
-		if n == 2 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	first, release := holdCommit(s, "a")
+	second := make(chan error, 1)
+	go func() { second <- s.Write(ctx, func(tx *Tx) error { return tx.SetMeta("b", "v") }) }()
+	waitQueued(s, 2)
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
 	time.Sleep(20 * time.Millisecond)
-	close(release)
-	for range 2 {
-		if err := <-errs; err != nil {
+	release()
+	for _, errc := range []chan error{first, second} {
+		if err := <-errc; err != nil {
 			t.Fatalf("a write queued before Close: %v", err)
 		}
 	}
