@@ -13,15 +13,22 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// TestGroupCommitIsolation: a write that fails after writing aborts the shared
-// transaction, and every other write of the batch is then committed on its
-// own; a write that fails before writing fails alone.
-func TestGroupCommitIsolation(t *testing.T) {
+// openStore opens a store in a fresh directory, closed when the test ends.
+func openStore(t *testing.T) *Store {
+	t.Helper()
 	s, err := Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestGroupCommitIsolation: a write that fails after writing aborts the shared
+// transaction, and every other write of the batch is then committed on its
+// own; a write that fails before writing fails alone.
+func TestGroupCommitIsolation(t *testing.T) {
+	s := openStore(t)
 	ctx := context.Background()
 	errLate := errors.New("late failure")
 	errEarly := errors.New("early failure")
@@ -103,11 +110,7 @@ func TestCommitHookBeforeReturn(t *testing.T) {
 // TestNothingWrittenNoCommit: writes that write nothing leave the file's
 // transaction id alone (no commit, no fsync); the next real write commits.
 func TestNothingWrittenNoCommit(t *testing.T) {
-	s, err := Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	ctx := context.Background()
 	if err := s.Write(ctx, func(tx *Tx) error { return tx.SetMeta("k", "1") }); err != nil {
 		t.Fatal(err)
@@ -130,10 +133,7 @@ func TestNothingWrittenNoCommit(t *testing.T) {
 }
 
 func TestWriteAfterClose(t *testing.T) {
-	s, err := Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t)
 	s.Close()
 	if err := s.Write(context.Background(), func(*Tx) error { return nil }); !errors.Is(err, ErrClosed) {
 		t.Fatalf("write after close: %v", err)
@@ -221,11 +221,7 @@ func waitQueued(s *Store, n int) {
 // progress are committed together by the next one, and each gets its own
 // outcome.
 func TestQueuedWritesShareACommit(t *testing.T) {
-	s, err := Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	ctx := context.Background()
 	before := txID(s)
 	first, release := holdCommit(s, "first")
@@ -263,11 +259,7 @@ func TestQueuedWritesShareACommit(t *testing.T) {
 // TestPanickingWrite: a write that panics fails the writes of its commit
 // but leaves the store working.
 func TestPanickingWrite(t *testing.T) {
-	s, err := Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	ctx := context.Background()
 	func() {
 		defer func() {
@@ -303,10 +295,7 @@ func TestPanickingWrite(t *testing.T) {
 // TestCloseDrainsQueue: Close waits for the writes already queued, which
 // commit; a write after Close is refused.
 func TestCloseDrainsQueue(t *testing.T) {
-	s, err := Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t)
 	ctx := context.Background()
 	first, release := holdCommit(s, "a")
 	second := make(chan error, 1)

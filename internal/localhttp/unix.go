@@ -101,7 +101,7 @@ func (t *unixTransport) roundTrip(ctx context.Context, uc *unixConn, req *http.R
 		return fail(err)
 	}
 	if _, err := uc.br.Peek(1); err != nil {
-		if errors.Is(err, io.EOF) {
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 			err = fmt.Errorf("%w: %v", errNoAnswer, err)
 		}
 		return fail(err)
@@ -110,7 +110,7 @@ func (t *unixTransport) roundTrip(ctx context.Context, uc *unixConn, req *http.R
 	if err != nil {
 		return fail(err)
 	}
-	resp.Body = &unixBody{rc: resp.Body, t: t, uc: uc, stop: stop, keep: !resp.Close}
+	resp.Body = &unixBody{rc: resp.Body, t: t, uc: uc, stop: stop, keep: !resp.Close && !req.Close}
 	return resp, nil
 }
 
