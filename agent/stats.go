@@ -51,10 +51,25 @@ const (
 	rewardsSuffix = "/rewards"
 )
 
+// fields lists the record's numbers in their stored order (the struct's
+// field order, as encoding/binary lays it out).
+func (d *dayRecord) fields() [dayRecordSize / 8]*int64 {
+	f := [dayRecordSize / 8]*int64{&d.Checkouts, &d.MemberCheckouts, &d.UniqueMembers, &d.MemberSpend, &d.Issued,
+		&d.Redeemed, &d.Donated, &d.Expired, &d.Reversed, &d.Enrollments, &d.Voids, &d.Refunds, &d.WelcomeBack, &d.Liability}
+	for h := range d.Hours {
+		hs := &d.Hours[h]
+		copy(f[14+4*h:], []*int64{&hs.Checkouts, &hs.MemberCheckouts, &hs.PointsIssued, &hs.PointsRedeemed})
+	}
+	return f
+}
+
+// encode writes the record in its fixed layout: big-endian int64s, written
+// out by hand because every checkout pays for it (encoding/binary's
+// reflection cost ten times as much).
 func (d *dayRecord) encode() []byte {
-	b, err := binary.Append(make([]byte, 0, dayRecordSize), binary.BigEndian, d)
-	if err != nil {
-		panic("agent: day record layout: " + err.Error()) // fixed-size struct of int64s
+	b := make([]byte, 0, dayRecordSize)
+	for _, v := range d.fields() {
+		b = binary.BigEndian.AppendUint64(b, uint64(*v))
 	}
 	return b
 }
@@ -67,8 +82,10 @@ func decodeDay(b []byte) (dayRecord, error) {
 	if len(b) != dayRecordSize {
 		return d, fmt.Errorf("%w: day record of %d bytes, want %d", store.ErrCorrupt, len(b), dayRecordSize)
 	}
-	_, err := binary.Decode(b, binary.BigEndian, &d)
-	return d, err
+	for i, v := range d.fields() {
+		*v = int64(binary.BigEndian.Uint64(b[8*i:]))
+	}
+	return d, nil
 }
 
 // updateDay applies fn to the aggregates of the day of the operation.
