@@ -123,7 +123,7 @@ func reviewSpend(m *memberRecord, at time.Time) int64 {
 // still due.
 func (a *Agent) expireLot(ctx context.Context, t housekeepingTask, h *Housekeeping) error {
 	var took int64 // set only when this run writes the event, not when a stored result is returned
-	_, err := a.do(ctx, t.expire.Ref, "expire", func(o *op, co *checkoutRecord) (any, error) {
+	_, _, err := a.do(ctx, t.expire.Ref, "expire", func(o *op, co *checkoutRecord) (any, error) {
 		m, err := o.member(t.member)
 		if err != nil {
 			return nil, err
@@ -164,7 +164,7 @@ func (a *Agent) expireLot(ctx context.Context, t housekeepingTask, h *Housekeepi
 func (a *Agent) reviewTier(ctx context.Context, t housekeepingTask, h *Housekeeping) error {
 	ref := "review:" + t.member + ":" + t.review
 	wrote := false
-	_, err := a.do(ctx, ref, "review", func(o *op, co *checkoutRecord) (any, error) {
+	_, _, err := a.do(ctx, ref, "review", func(o *op, co *checkoutRecord) (any, error) {
 		m, err := o.member(t.member)
 		if err != nil {
 			return nil, err

@@ -31,19 +31,23 @@ type op struct {
 // operation opKey was done on that checkout before, its first result is
 // returned and nothing is written; otherwise fn's event, records and stats
 // and the result are committed in one transaction before do returns. fn
-// updates the checkout record it is given; do stores it with the result. The
-// result is returned as its stored JSON.
-func (a *Agent) do(ctx context.Context, ref, opKey string, fn func(o *op, co *checkoutRecord) (any, error)) ([]byte, error) {
+// updates the checkout record it is given; do stores it with the result.
+//
+// The result comes back as fn returned it when this call wrote it (fresh),
+// and as its stored JSON otherwise; decodeResult takes either.
+func (a *Agent) do(ctx context.Context, ref, opKey string, fn func(o *op, co *checkoutRecord) (any, error)) (fresh any, stored []byte, err error) {
 	now := a.now()
 	doc := a.Rules()
-	var out []byte
-	err := a.st.Write(ctx, func(tx *store.Tx) error {
+	err = a.st.Write(ctx, func(tx *store.Tx) error {
+		// The write may run more than once (a shared commit that aborted is
+		// retried alone): each run starts from nothing.
+		fresh, stored = nil, nil
 		var co checkoutRecord
 		if _, err := tx.Get(store.Checkouts, ref, &co); err != nil {
 			return err
 		}
 		if raw, ok := co.Results[opKey]; ok {
-			out = raw
+			stored = raw
 			return nil
 		}
 		o := &op{a: a, tx: tx, now: now, doc: doc, day: now.In(a.loc).Format(time.DateOnly)}
@@ -60,18 +64,27 @@ func (a *Agent) do(ctx context.Context, ref, opKey string, fn func(o *op, co *ch
 			co.Results = map[string]json.RawMessage{}
 		}
 		co.Results[opKey] = b
-		out = b
+		fresh, stored = res, b
 		return tx.Put(store.Checkouts, ref, &co)
 	})
-	return out, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return fresh, stored, nil
 }
 
-func decodeResult[T any](b []byte, err error) (T, error) {
+// decodeResult returns do's result as a T: the value itself when it is
+// fresh, else decoded from its stored JSON (a retry's answer is the first
+// one's, read back).
+func decodeResult[T any](fresh any, stored []byte, err error) (T, error) {
 	var v T
 	if err != nil {
 		return v, err
 	}
-	if err := json.Unmarshal(b, &v); err != nil {
+	if f, ok := fresh.(T); ok {
+		return f, nil
+	}
+	if err := json.Unmarshal(stored, &v); err != nil {
 		return v, fmt.Errorf("%w: stored result: %v", store.ErrCorrupt, err)
 	}
 	return v, nil
