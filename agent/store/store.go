@@ -218,11 +218,12 @@ func (s *Store) View(fn func(*Tx) error) error {
 // Write runs fn in a read-write transaction shared with other concurrent
 // writes (group commit) and returns after the transaction is durable.
 //
-// The first write of the queue leads: it commits, on its own goroutine, itself
-// and every write queued behind it (up to maxBatch), then hands the lead to
-// the next write queued meanwhile. A lone write thus commits without waiting
-// for any other goroutine, and concurrent writes share the commit that
-// follows the one in progress when they came.
+// The first write of the queue leads: on its own goroutine it runs, in one
+// transaction, itself and the writes queued behind it (up to maxBatch, those
+// queued while it runs included), commits, then hands the lead to the next
+// write queued meanwhile. A lone write thus commits without waiting for any
+// other goroutine, and concurrent writes share the commit that follows the
+// one being synced when they came.
 //
 // fn must make all its checks before its first write: an error returned by a
 // fn that has not written anything fails only that write; an error after a
@@ -264,51 +265,90 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 var errPanicked = errors.New("write aborted: another write of its commit panicked")
 
 // lead commits the writes at the front of the queue, the caller's first.
+//
+// When several writers shared the last commit, they are mid-round-trip and
+// about to write again: the leader lingers (up to linger) until as many are
+// queued, so they share this commit instead of splitting into two that
+// alternate. It runs each write as it arrives, inside the open transaction,
+// so the wait overlaps the work instead of adding to it.
 func (s *Store) lead() {
+	var batch []*request
+	var b *batchTx
+	// A panicking write (a bug) must not wedge the queue: the transaction
+	// is rolled back, the others of its batch fail (bar those a retry had
+	// committed already), the next write leads, and the panic goes on up
+	// the leader's goroutine.
+	defer func() {
+		settled := len(batch)
+		if b != nil {
+			b.rollback()
+			settled = b.settled
+		}
+		for _, r := range batch[settled:] {
+			r.err = errPanicked
+		}
+		s.release(batch)
+	}()
 	s.mu.Lock()
-	if s.last > 1 && len(s.queue) < s.last {
-		// Several writers shared the last commit: they are mid-round-trip
-		// and about to write again. A short wait lets them share this one
-		// instead of splitting into two commits that alternate.
-		s.lingering = true
+	want := s.last
+	batch = s.take(batch)
+	lingering := want > 1 && len(batch) < want
+	s.lingering = lingering
+	s.mu.Unlock()
+	var err error
+	if b, err = s.begin(); err != nil {
+		s.mu.Lock()
+		s.lingering = false
 		s.mu.Unlock()
+		for _, r := range batch {
+			r.err = err
+		}
+		b = &batchTx{settled: len(batch)}
+		return
+	}
+	for _, r := range batch {
+		b.run(r)
+	}
+	if lingering {
 		timer := time.NewTimer(linger)
 	wait:
-		for {
+		for !b.abort && len(batch) < want && len(batch) < maxBatch {
 			select {
 			case <-s.grew:
 				s.mu.Lock()
-				full := len(s.queue) >= s.last
+				had := len(batch)
+				batch = s.take(batch)
 				s.mu.Unlock()
-				if full {
-					break wait
+				for _, r := range batch[had:] {
+					b.run(r)
 				}
 			case <-timer.C:
 				break wait
 			}
 		}
 		timer.Stop()
-		s.mu.Lock()
-		s.lingering = false
 	}
-	n := min(len(s.queue), maxBatch)
-	s.last = n
-	batch := s.queue[:n:n]
+	s.mu.Lock()
+	s.lingering = false
+	had := len(batch)
+	if !b.abort {
+		batch = s.take(batch)
+	}
+	s.last = len(batch)
 	s.mu.Unlock()
-	// A panicking write (a bug) must not wedge the queue: bbolt rolls the
-	// transaction back, the others of its batch fail, the next write leads,
-	// and the panic goes on up the leader's goroutine.
-	committed := false
-	defer func() {
-		if !committed {
-			for _, r := range batch {
-				r.err = errPanicked
-			}
-		}
-		s.release(batch)
-	}()
-	s.commit(batch)
-	committed = true
+	for _, r := range batch[had:] {
+		b.run(r)
+	}
+	s.finish(b, batch)
+}
+
+// take extends batch, a prefix of the queue, to the writes queued since, up
+// to maxBatch. The caller holds s.mu.
+func (s *Store) take(batch []*request) []*request {
+	if n := min(len(s.queue), maxBatch); n > len(batch) {
+		return s.queue[:n:n]
+	}
+	return batch
 }
 
 // release marks a batch done, wakes its writers and hands the lead to the
@@ -339,54 +379,86 @@ func (s *Store) release(batch []*request) {
 // errTimeout is bbolt's lock timeout.
 var errTimeout = bolterr.ErrTimeout
 
-// errAbort rolls back a shared transaction whose member failed after writing.
-var errAbort = errors.New("abort batch")
+// batchTx is the transaction a leader runs its batch in.
+type batchTx struct {
+	s     *Store
+	btx   *bolt.Tx
+	wrote bool // a write changed something
+	// abort: a write failed after changing something, so the transaction
+	// is void; no further write runs in it, and each write of the batch is
+	// then retried in a transaction of its own.
+	abort bool
+	// settled counts the writes of the batch whose outcome is final, for a
+	// panic during the retries: those before it did commit.
+	settled int
+}
 
-// errNothing rolls back a transaction that wrote nothing: a commit would
+func (s *Store) begin() (*batchTx, error) {
+	btx, err := s.db.Begin(true)
+	if err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return &batchTx{s: s, btx: btx}, nil
+}
+
+// run runs one write in the batch's transaction.
+func (b *batchTx) run(r *request) {
+	if b.abort {
+		return
+	}
+	tx := &Tx{btx: b.btx}
+	r.err = r.fn(tx)
+	if r.err != nil && tx.dirty {
+		b.abort = true
+	}
+	b.wrote = b.wrote || tx.dirty
+}
+
+// rollback ends the transaction if finish has not (a panic).
+func (b *batchTx) rollback() {
+	if b.btx != nil {
+		_ = b.btx.Rollback()
+		b.btx = nil
+	}
+}
+
+// finish commits the batch, or retries its writes one by one if it was
+// aborted. A transaction that wrote nothing is rolled back: a commit would
 // cost two fsyncs for no change (repeated acks, a clock already ahead, an
 // idempotent retry).
-var errNothing = errors.New("nothing written")
-
-func (s *Store) commit(batch []*request) {
-	wrote := false
-	err := s.db.Update(func(btx *bolt.Tx) error {
-		for _, r := range batch {
-			tx := &Tx{btx: btx}
-			r.err = r.fn(tx)
-			if r.err != nil && tx.dirty {
-				return errAbort
-			}
-			wrote = wrote || tx.dirty
-		}
-		if !wrote {
-			return errNothing
-		}
-		return nil
-	})
-	if errors.Is(err, errNothing) {
-		err = nil
-	}
-	if errors.Is(err, errAbort) {
-		wrote = false
+func (s *Store) finish(b *batchTx, batch []*request) {
+	var err error
+	switch {
+	case b.abort:
+		b.rollback()
+		b.wrote = false
 		for _, r := range batch {
 			tx := &Tx{}
 			r.err = s.db.Update(func(btx *bolt.Tx) error {
 				tx.btx = btx
 				return r.fn(tx)
 			})
-			wrote = wrote || (r.err == nil && tx.dirty)
+			b.wrote = b.wrote || (r.err == nil && tx.dirty)
+			b.settled++
 		}
-	} else if err != nil {
+	case !b.wrote:
+		b.rollback()
+	default:
+		err = b.btx.Commit()
+		b.btx = nil
+	}
+	if err != nil {
 		for _, r := range batch {
 			if r.err == nil {
 				r.err = fmt.Errorf("commit: %w", err)
 			}
 		}
-		wrote = false
+		b.wrote = false
 	}
+	b.settled = len(batch)
 	// The hook runs before the writers are released, so whatever it
 	// announces (the agent's notices) is out before any write returns.
-	if wrote && s.onCommit != nil {
+	if b.wrote && s.onCommit != nil {
 		s.onCommit()
 	}
 }

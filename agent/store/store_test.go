@@ -188,9 +188,9 @@ func txID(s *Store) int {
 	return id
 }
 
-// holdCommit starts a write that sets key and stays inside its commit until
-// release is called; its outcome comes on the channel.
-func holdCommit(s *Store, key string) (chan error, func()) {
+// holdWrite starts a write that sets key and stays inside its transaction
+// until release is called; its outcome comes on the channel.
+func holdWrite(s *Store, key string) (chan error, func()) {
 	inCommit, release := make(chan struct{}), make(chan struct{})
 	errc := make(chan error, 1)
 	go func() {
@@ -217,19 +217,15 @@ func waitQueued(s *Store, n int) {
 	}
 }
 
-// TestQueuedWritesShareACommit: writes that arrive while a commit is in
-// progress are committed together by the next one, and each gets its own
-// outcome.
-func TestQueuedWritesShareACommit(t *testing.T) {
-	s := openStore(t)
-	ctx := context.Background()
-	before := txID(s)
-	first, release := holdCommit(s, "first")
-	const queued = 10
-	errs := make(chan error, queued)
-	for i := range queued {
+// queueWrites starts n writes of keys k0..k<n-1>, the one of k3 refused
+// before it writes, and waits until they are queued behind the n0 already
+// there. Their outcomes come on the channel.
+func queueWrites(t *testing.T, s *Store, n0, n int) chan error {
+	t.Helper()
+	errs := make(chan error, n)
+	for i := range n {
 		go func() {
-			errs <- s.Write(ctx, func(tx *Tx) error {
+			errs <- s.Write(context.Background(), func(tx *Tx) error {
 				if i == 3 {
 					return errors.New("refused")
 				}
@@ -237,13 +233,16 @@ func TestQueuedWritesShareACommit(t *testing.T) {
 			})
 		}()
 	}
-	waitQueued(s, queued+1)
-	release()
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
+	waitQueued(s, n0+n)
+	return errs
+}
+
+// checkOutcomes reads n outcomes and fails unless exactly the refused one
+// failed.
+func checkOutcomes(t *testing.T, errs chan error, n int) {
+	t.Helper()
 	failed := 0
-	for range queued {
+	for range n {
 		if err := <-errs; err != nil {
 			failed++
 		}
@@ -251,8 +250,54 @@ func TestQueuedWritesShareACommit(t *testing.T) {
 	if failed != 1 {
 		t.Fatalf("%d queued writes failed, want 1", failed)
 	}
+}
+
+// TestQueuedWritesShareACommit: writes that arrive while a commit is in
+// progress are committed together by the next one, and each gets its own
+// outcome.
+func TestQueuedWritesShareACommit(t *testing.T) {
+	s := openStore(t)
+	// The first commit's hook holds it after its fsync, before its write
+	// returns.
+	committed, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s.onCommit = func() {
+		once.Do(func() {
+			close(committed)
+			<-release
+		})
+	}
+	before := txID(s)
+	first := make(chan error, 1)
+	go func() { first <- s.Write(context.Background(), func(tx *Tx) error { return tx.SetMeta("first", "v") }) }()
+	<-committed
+	const queued = 10
+	errs := queueWrites(t, s, 1, queued)
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	checkOutcomes(t, errs, queued)
 	if got := txID(s); got != before+2 {
 		t.Fatalf("%d commits for a write and %d queued behind it, want 2", got-before, queued)
+	}
+}
+
+// TestWritesJoinTheOpenTransaction: writes that arrive while the leader's
+// transaction is still running writes (not yet committing) join it.
+func TestWritesJoinTheOpenTransaction(t *testing.T) {
+	s := openStore(t)
+	before := txID(s)
+	first, release := holdWrite(s, "first")
+	const queued = 10
+	errs := queueWrites(t, s, 1, queued)
+	release()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	checkOutcomes(t, errs, queued)
+	if got := txID(s); got != before+1 {
+		t.Fatalf("%d commits for a write and %d queued while it ran, want 1", got-before, queued)
 	}
 }
 
@@ -292,12 +337,67 @@ func TestPanickingWrite(t *testing.T) {
 	})
 }
 
+// TestPanicInRetries: when a shared transaction is aborted and its writes are
+// retried one by one, a panic in a retry fails only the writes not yet
+// retried; those already committed alone report success.
+func TestPanicInRetries(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	inTx, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	leader := make(chan any, 1)
+	go func() {
+		defer func() { leader <- recover() }()
+		_ = s.Write(ctx, func(tx *Tx) error {
+			once.Do(func() { close(inTx) })
+			<-release
+			return tx.SetMeta("lead", "v")
+		})
+	}()
+	<-inTx
+	fns := []func(tx *Tx) error{
+		func(tx *Tx) error { return tx.SetMeta("k1", "v") },
+		func(tx *Tx) error {
+			if err := tx.SetMeta("k2", "v"); err != nil {
+				return err
+			}
+			return errors.New("failed after writing")
+		},
+		func(*Tx) error { panic("bug") },
+	}
+	errs := make([]chan error, len(fns))
+	for i, fn := range fns {
+		errs[i] = make(chan error, 1)
+		go func() { errs[i] <- s.Write(ctx, fn) }()
+		waitQueued(s, i+2)
+	}
+	close(release)
+	if p := <-leader; p == nil {
+		t.Fatal("the panic did not reach the leader's caller")
+	}
+	if err := <-errs[0]; err != nil {
+		t.Errorf("write retried and committed before the panic: %v", err)
+	}
+	if err := <-errs[1]; err == nil || errors.Is(err, errPanicked) {
+		t.Errorf("write that failed after writing: %v, want its own error", err)
+	}
+	if err := <-errs[2]; !errors.Is(err, errPanicked) {
+		t.Errorf("panicking write: %v, want errPanicked", err)
+	}
+	_ = s.View(func(tx *Tx) error {
+		if tx.Meta("lead") != "v" || tx.Meta("k1") != "v" || tx.Meta("k2") != "" {
+			t.Errorf("lead=%q k1=%q k2=%q, want v, v and nothing", tx.Meta("lead"), tx.Meta("k1"), tx.Meta("k2"))
+		}
+		return nil
+	})
+}
+
 // TestCloseDrainsQueue: Close waits for the writes already queued, which
 // commit; a write after Close is refused.
 func TestCloseDrainsQueue(t *testing.T) {
 	s := openStore(t)
 	ctx := context.Background()
-	first, release := holdCommit(s, "a")
+	first, release := holdWrite(s, "a")
 	second := make(chan error, 1)
 	go func() { second <- s.Write(ctx, func(tx *Tx) error { return tx.SetMeta("b", "v") }) }()
 	waitQueued(s, 2)
