@@ -381,7 +381,6 @@ var errTimeout = bolterr.ErrTimeout
 
 // batchTx is the transaction a leader runs its batch in.
 type batchTx struct {
-	s     *Store
 	btx   *bolt.Tx
 	wrote bool // a write changed something
 	// abort: a write failed after changing something, so the transaction
@@ -398,7 +397,7 @@ func (s *Store) begin() (*batchTx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
-	return &batchTx{s: s, btx: btx}, nil
+	return &batchTx{btx: btx}, nil
 }
 
 // run runs one write in the batch's transaction.
