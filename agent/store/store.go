@@ -38,6 +38,8 @@ const (
 	// mid-round-trip, and a short wait lets one commit serve them all. A
 	// lone writer (last batch of one) never waits.
 	linger = 300 * time.Microsecond
+	// appendFill is how full the event pages are left when they split.
+	appendFill = 0.95
 	// fileMode: ledger files hold member data and are private to the owner.
 	fileMode = 0o600
 	// schemaVersion is written at creation and checked at open.

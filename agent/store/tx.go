@@ -67,6 +67,10 @@ func (tx *Tx) AppendEvent(seq uint64, encoded []byte) error {
 	if b.Get(seqKey(seq)) != nil {
 		return fmt.Errorf("event %d exists already", seq)
 	}
+	// Events are appended at the end: a page that splits is left full, not
+	// half empty (bbolt's default, made for random inserts), so the last
+	// page splits half as often and the file holds half the event pages.
+	b.FillPercent = appendFill
 	tx.dirty = true
 	return b.Put(seqKey(seq), encoded)
 }
