@@ -51,6 +51,10 @@ const (
 	rewardsSuffix = "/rewards"
 )
 
+// The day record must stay small enough to be kept inline (store.PutDay):
+// this fails to compile if it grows past that.
+var _ [store.MaxDayRecord - dayRecordSize]struct{}
+
 // fields lists the record's numbers in their stored order (the struct's
 // field order, as encoding/binary lays it out).
 func (d *dayRecord) fields() [dayRecordSize / 8]*int64 {
@@ -90,12 +94,12 @@ func decodeDay(b []byte) (dayRecord, error) {
 
 // updateDay applies fn to the aggregates of the day of the operation.
 func (o *op) updateDay(fn func(d *dayRecord, h *HourStats)) error {
-	d, err := decodeDay(o.tx.GetBytes(store.Days, o.day))
+	d, err := decodeDay(o.tx.Day(o.day))
 	if err != nil {
 		return err
 	}
 	fn(&d, &d.Hours[o.now.In(o.a.loc).Hour()])
-	return o.tx.PutBytes(store.Days, o.day, d.encode())
+	return o.tx.PutDay(o.day, d.encode())
 }
 
 func (o *op) addMetaInt(key string, delta int64) error {
@@ -196,7 +200,7 @@ func (a *Agent) Stats(day string) (Stats, error) {
 	rewards := map[string]int64{}
 	err := a.st.View(func(tx *store.Tx) error {
 		var err error
-		if d, err = decodeDay(tx.GetBytes(store.Days, day)); err != nil {
+		if d, err = decodeDay(tx.Day(day)); err != nil {
 			return err
 		}
 		if _, err := tx.Get(store.Days, day+rewardsSuffix, &rewards); err != nil {
@@ -208,7 +212,7 @@ func (a *Agent) Stats(day string) (Stats, error) {
 		}
 		// Outstanding points are the sum of every day's net change: a few
 		// hundred small records a year, never the ledger.
-		if err := tx.ForEach(store.Days, func(key string, raw []byte) error {
+		if err := tx.ForEachDay(func(key string, raw []byte) error {
 			if strings.HasSuffix(key, rewardsSuffix) {
 				return nil
 			}

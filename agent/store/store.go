@@ -62,7 +62,12 @@ var (
 	bMembers   = []byte("members")
 	bCards     = []byte("cards")
 	bDays      = []byte("days")
-	allBuckets = [][]byte{bMeta, bEvents, bCheckouts, bMembers, bCards, bDays}
+	// bToday holds the latest day's aggregates alone (see Tx.PutDay).
+	bToday     = []byte("today")
+	allBuckets = [][]byte{bMeta, bEvents, bCheckouts, bMembers, bCards, bDays, bToday}
+	// addedBuckets came after schema 1's first files and are created when
+	// missing.
+	addedBuckets = [][]byte{bToday}
 )
 
 // Store is an open ledger file.
@@ -182,6 +187,11 @@ func (s *Store) init(existed bool) error {
 		}
 		if v := meta.Get([]byte("schema")); string(v) != schemaVersion {
 			return fmt.Errorf("%w: %s: schema %q, want %q", ErrCorrupt, s.path, v, schemaVersion)
+		}
+		for _, b := range addedBuckets {
+			if _, err := btx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
 		}
 		for _, b := range allBuckets {
 			if btx.Bucket(b) == nil {

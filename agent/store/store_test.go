@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -450,5 +451,74 @@ func TestEventPagesStayFull(t *testing.T) {
 	// half-full ones would be about twice the full count (149 measured).
 	if full := n * (len(ev) + 16 + 8) / 4096; leaves > full*3/2 {
 		t.Fatalf("%d event pages for %d events, want at most %d (full pages: %d)", leaves, n, full*3/2, full)
+	}
+}
+
+// TestDays: the latest day's aggregates are kept inline, the others in the
+// days bucket, and every day reads back whichever way it is kept, including
+// a record left in the days bucket by an earlier version.
+func TestDays(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	rec := func(c byte) []byte { return bytes.Repeat([]byte{c}, MaxDayRecord) }
+	put := func(day string, b []byte) {
+		t.Helper()
+		if err := s.Write(ctx, func(tx *Tx) error { return tx.PutDay(day, b) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A file of an earlier version: today's aggregates among the others.
+	if err := s.Write(ctx, func(tx *Tx) error { return tx.PutBytes(Days, "2026-12-01", rec('a')) }); err != nil {
+		t.Fatal(err)
+	}
+	put("2026-12-01", rec('b')) // takes it out of the days bucket
+	dayKeys := func() string {
+		var keys []string
+		_ = s.View(func(tx *Tx) error {
+			return tx.ForEachDay(func(k string, _ []byte) error { keys = append(keys, k); return nil })
+		})
+		return strings.Join(keys, " ")
+	}
+	if got := dayKeys(); got != "2026-12-01" {
+		t.Fatalf("ForEachDay after the first day's update: %s, want the day once", got)
+	}
+	put("2026-12-02", rec('c')) // a new day: the 1st joins the others
+	put("2026-11-30", rec('d')) // a clock set back
+	// Another per-day record.
+	if err := s.Write(ctx, func(tx *Tx) error { return tx.Put(Days, "2026-12-02/x", 1) }); err != nil {
+		t.Fatal(err)
+	}
+	if want := "2026-11-30 2026-12-01 2026-12-02 2026-12-02/x"; dayKeys() != want {
+		t.Errorf("ForEachDay: %s, want %s", dayKeys(), want)
+	}
+	_ = s.View(func(tx *Tx) error {
+		for day, want := range map[string][]byte{"2026-12-01": rec('b'), "2026-12-02": rec('c'), "2026-11-30": rec('d'), "2026-12-03": nil} {
+			if got := tx.Day(day); !bytes.Equal(got, want) {
+				t.Errorf("Day(%s) = %.8q…, want %.8q…", day, got, want)
+			}
+		}
+		if st := tx.btx.Bucket(bToday).Stats(); st.KeyN != 1 || st.InlineBucketN != 1 {
+			t.Errorf("the latest day: %d records, inline %d; want 1 record, inline", st.KeyN, st.InlineBucketN)
+		}
+		return nil
+	})
+}
+
+// TestOpenAddsBuckets: a ledger written before a bucket was added opens, and
+// gets it.
+func TestOpenAddsBuckets(t *testing.T) {
+	s := openStore(t)
+	dir := filepath.Dir(s.Path())
+	if err := s.db.Update(func(btx *bolt.Tx) error { return btx.DeleteBucket(bToday) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatalf("opening a ledger without %s: %v", bToday, err)
+	}
+	defer s.Close()
+	if err := s.Write(context.Background(), func(tx *Tx) error { return tx.PutDay("2026-12-02", []byte("x")) }); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -18,7 +18,7 @@ const (
 	Checkouts Kind = iota // checkout ref → its state and the first result of each operation on it
 	Members               // member id → member record
 	Cards                 // card number → card record
-	Days                  // YYYY-MM-DD → the day's aggregates
+	Days                  // per-day records; the day's aggregates go through Tx.Day and Tx.PutDay
 )
 
 func (k Kind) bucket() []byte {
@@ -134,6 +134,70 @@ func (tx *Tx) Put(kind Kind, key string, v any) error {
 	}
 	tx.dirty = true
 	return tx.btx.Bucket(kind.bucket()).Put([]byte(key), b)
+}
+
+// MaxDayRecord is the largest day record (see PutDay) that stays inline in
+// the root page: a quarter of a 4 KiB page, less bbolt's page and element
+// headers and a YYYY-MM-DD key.
+const MaxDayRecord = 4096/4 - 16 - 16 - len("2006-01-02")
+
+// Day returns the aggregates PutDay stored for day (a copy), or nil.
+func (tx *Tx) Day(day string) []byte {
+	if k, v := tx.btx.Bucket(bToday).Cursor().First(); k != nil && string(k) == day {
+		return bytes.Clone(v)
+	}
+	return bytes.Clone(tx.btx.Bucket(bDays).Get([]byte(day)))
+}
+
+// PutDay stores the aggregates of day, a record every checkout rewrites. The
+// latest day's is kept apart, alone in its bucket: that small, bbolt keeps
+// the bucket inside the root page, which every commit writes anyway, so the
+// rewrite costs no page of its own; in the days bucket (once a few days are
+// stored) it would cost a page and its parent on every checkout. The other
+// days are moved there once, when the next day begins.
+func (tx *Tx) PutDay(day string, b []byte) error {
+	tx.dirty = true
+	today, days := tx.btx.Bucket(bToday), tx.btx.Bucket(bDays)
+	k, v := today.Cursor().First()
+	switch {
+	case k != nil && string(k) == day:
+		return today.Put([]byte(day), b)
+	case k != nil && string(k) > day: // an earlier day (a clock set back)
+		return days.Put([]byte(day), b)
+	case k != nil:
+		if err := days.Put(bytes.Clone(k), bytes.Clone(v)); err != nil {
+			return err
+		}
+		if err := today.Delete(bytes.Clone(k)); err != nil {
+			return err
+		}
+	}
+	// A record of the day in the days bucket (written by a version that
+	// kept them all there) is the one the caller read and updated.
+	if err := days.Delete([]byte(day)); err != nil {
+		return err
+	}
+	return today.Put([]byte(day), b)
+}
+
+// ForEachDay calls fn, in key order, for every record of the Days kind and
+// the latest day's aggregates (which ForEach(Days) does not see), until fn
+// returns an error. The bytes are valid only during the call.
+func (tx *Tx) ForEachDay(fn func(key string, raw []byte) error) error {
+	tk, tv := tx.btx.Bucket(bToday).Cursor().First()
+	err := tx.btx.Bucket(bDays).ForEach(func(k, v []byte) error {
+		if tk != nil && string(tk) < string(k) {
+			if err := fn(string(tk), tv); err != nil {
+				return err
+			}
+			tk = nil
+		}
+		return fn(string(k), v)
+	})
+	if err == nil && tk != nil {
+		err = fn(string(tk), tv)
+	}
+	return err
 }
 
 // ForEach calls fn for every record of a kind, in key order, until fn returns
