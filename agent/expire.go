@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -71,7 +70,7 @@ func (a *Agent) dueTasks(h *Housekeeping) ([]housekeepingTask, error) {
 		reports := tx.Meta("store") != ""
 		return tx.ForEach(store.Members, func(_ string, raw []byte) error {
 			var m memberRecord
-			if err := json.Unmarshal(raw, &m); err != nil {
+			if err := m.UnmarshalBinary(raw); err != nil {
 				return fmt.Errorf("%w: member: %v", store.ErrCorrupt, err)
 			}
 			if len(m.Cards) == 0 {

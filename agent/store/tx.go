@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -102,14 +103,21 @@ func (tx *Tx) LastEvent() (uint64, []byte) {
 	return binary.BigEndian.Uint64(k), bytes.Clone(v)
 }
 
-// Get reads the record key of the given kind into v. It reports whether the
-// record exists.
+// Get reads the record key of the given kind into v: with its
+// UnmarshalBinary if it has one, else as JSON. It reports whether the record
+// exists.
 func (tx *Tx) Get(kind Kind, key string, v any) (bool, error) {
 	b := tx.btx.Bucket(kind.bucket()).Get([]byte(key))
 	if b == nil {
 		return false, nil
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	var err error
+	if u, ok := v.(encoding.BinaryUnmarshaler); ok {
+		err = u.UnmarshalBinary(b)
+	} else {
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
 		return true, fmt.Errorf("%w: %s record %q: %v", ErrCorrupt, kind.bucket(), key, err)
 	}
 	return true, nil
@@ -126,9 +134,16 @@ func (tx *Tx) PutBytes(kind Kind, key string, b []byte) error {
 	return tx.btx.Bucket(kind.bucket()).Put([]byte(key), b)
 }
 
-// Put writes v as the record key of the given kind.
+// Put writes v as the record key of the given kind: with its MarshalBinary
+// if it has one, else as JSON.
 func (tx *Tx) Put(kind Kind, key string, v any) error {
-	b, err := json.Marshal(v)
+	var b []byte
+	var err error
+	if m, ok := v.(encoding.BinaryMarshaler); ok {
+		b, err = m.MarshalBinary()
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		return fmt.Errorf("encode %s record %q: %w", kind.bucket(), key, err)
 	}

@@ -1,0 +1,239 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/agent/store"
+)
+
+// jsonOf is the record as JSON shows it: what the binary form must keep.
+func jsonOf(t testing.TB, m *memberRecord) string {
+	t.Helper()
+	type plain memberRecord
+	b, err := json.Marshal((*plain)(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func roundTrip(t testing.TB, m *memberRecord) *memberRecord {
+	t.Helper()
+	b, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back memberRecord
+	if err := back.UnmarshalBinary(b); err != nil {
+		t.Fatalf("decode %x: %v", b, err)
+	}
+	return &back
+}
+
+// TestMemberBinaryKeepsEveryField: every field set survives, so a field added
+// to memberRecord and forgotten in the codec fails here.
+func TestMemberBinaryKeepsEveryField(t *testing.T) {
+	var m memberRecord
+	v := reflect.ValueOf(&m).Elem()
+	when := time.Date(2026, 12, 2, 8, 30, 15, 123456789, time.FixedZone("", 3600))
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Interface().(type) {
+		case string:
+			f.SetString("s" + v.Type().Field(i).Name)
+		case bool:
+			f.SetBool(true)
+		case int64:
+			f.SetInt(-int64(i + 1))
+		case uint64:
+			f.SetUint(uint64(i + 1))
+		case time.Time:
+			f.Set(reflect.ValueOf(when.Add(time.Duration(i) * time.Hour)))
+		case []string:
+			f.Set(reflect.ValueOf([]string{"a", "b"}))
+		case rules.Lots:
+			f.Set(reflect.ValueOf(rules.Lots{"2026-11": 5, "2026-12": 7}))
+		case map[string]int64:
+			f.Set(reflect.ValueOf(map[string]int64{"2026-12": 9}))
+		default:
+			t.Fatalf("field %s of type %s: teach the codec and this test", v.Type().Field(i).Name, f.Type())
+		}
+	}
+	back := roundTrip(t, &m)
+	bv := reflect.ValueOf(back).Elem()
+	for i := range bv.NumField() {
+		if bv.Field(i).IsZero() {
+			t.Errorf("field %s is lost", bv.Type().Field(i).Name)
+		}
+	}
+	if got, want := jsonOf(t, back), jsonOf(t, &m); got != want {
+		t.Fatalf("round trip:\n got %s\nwant %s", got, want)
+	}
+}
+
+// randomMember draws a record with every kind of value: empty and unicode
+// text, nil and empty lists, zero and zoned times, large and negative
+// numbers.
+func randomMember(r *rand.Rand) *memberRecord {
+	text := func() string {
+		return []string{"", "M-1", "Zoë Åström", "a\x00b", strings.Repeat("x", 300), "2026-12-02"}[r.IntN(6)]
+	}
+	num := func() int64 {
+		return []int64{0, 1, -1, 1 << 62, -(1 << 63), r.Int64()}[r.IntN(6)]
+	}
+	when := func() time.Time {
+		switch r.IntN(4) {
+		case 0:
+			return time.Time{}
+		case 1:
+			return time.Unix(r.Int64N(4e9), r.Int64N(1e9)).UTC()
+		case 2:
+			return time.Unix(r.Int64N(4e9), 0).In(time.FixedZone("", 60*(r.IntN(1500)-720)))
+		}
+		return time.Unix(r.Int64N(4e9), r.Int64N(1e9)).In(time.Local)
+	}
+	counts := func() map[string]int64 {
+		if r.IntN(3) == 0 {
+			return nil
+		}
+		m := map[string]int64{}
+		for range r.IntN(5) {
+			m[text()] = num()
+		}
+		return m
+	}
+	m := &memberRecord{ID: text(), Name: text(), Email: text(), Phone: text(), Consent: r.IntN(2) == 0, Tier: text(), Status: text(),
+		Base: num(), BaseAt: when(), AsOfSeq: r.Uint64(), Pending: num(), Balance: num(), Spend12m: num(), Lifetime: num(),
+		LastVisit: when(), Enrolled: when(), Checkouts: num(), LastDay: text(), BurnDay: text(), BurnedDay: num(),
+		RedeemOpen: when(), Birthday: text(), Lots: counts(), Months: counts(), TierSince: when()}
+	switch r.IntN(3) {
+	case 0:
+		m.Cards = []string{}
+	case 1:
+		for range r.IntN(4) + 1 {
+			m.Cards = append(m.Cards, text())
+		}
+	}
+	return m
+}
+
+// TestMemberBinaryProperty: random records read back as JSON showed them,
+// from the binary form and from the JSON of earlier versions alike.
+func TestMemberBinaryProperty(t *testing.T) {
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
+	for range 2000 {
+		m := randomMember(r)
+		want := jsonOf(t, m)
+		if got := jsonOf(t, roundTrip(t, m)); got != want {
+			t.Fatalf("binary round trip:\n got %s\nwant %s", got, want)
+		}
+		var legacy memberRecord
+		if err := legacy.UnmarshalBinary([]byte(want)); err != nil {
+			t.Fatalf("JSON record: %v", err)
+		}
+		if got := jsonOf(t, &legacy); got != want {
+			t.Fatalf("JSON record:\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+// TestMemberBinaryRefusesDamage: a cut, lengthened or unknown record is an
+// error, never a member with wrong figures.
+func TestMemberBinaryRefusesDamage(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 50 {
+		b, err := randomMember(r).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n := range len(b) {
+			var m memberRecord
+			if err := m.UnmarshalBinary(b[:n]); err == nil {
+				t.Fatalf("record cut to %d of %d bytes was accepted", n, len(b))
+			}
+		}
+		var m memberRecord
+		if err := m.UnmarshalBinary(append(bytes.Clone(b), 0)); err == nil {
+			t.Fatal("a record with a byte past its end was accepted")
+		}
+	}
+	var m memberRecord
+	if err := m.UnmarshalBinary([]byte{9, 0, 0}); err == nil {
+		t.Fatal("a record of an unknown version was accepted")
+	}
+}
+
+// TestMemberJSONRecordsStillWork: a member stored as JSON by an earlier
+// version earns as before and is stored in binary from then on.
+func TestMemberJSONRecordsStillWork(t *testing.T) {
+	ctx := context.Background()
+	a, err := Open(ctx, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	const card = "4000000000000101"
+	res, err := a.Enroll(ctx, EnrollRequest{Card: card})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite the member as an earlier version stored it.
+	err = a.st.Write(ctx, func(tx *store.Tx) error {
+		var m memberRecord
+		if _, err := tx.Get(store.Members, res.Member, &m); err != nil {
+			return err
+		}
+		return tx.PutBytes(store.Members, res.Member, []byte(jsonOf(t, &m)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Earn(ctx, EarnRequest{Card: card, Amount: "10.00"}); err != nil {
+		t.Fatal(err)
+	}
+	_ = a.st.View(func(tx *store.Tx) error {
+		if b := tx.GetBytes(store.Members, res.Member); len(b) == 0 || b[0] != memberBinV1 {
+			t.Errorf("member record after an earn: %.20q, want the binary form", b)
+		}
+		return nil
+	})
+	m, err := a.Member(ctx, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Balance <= 0 {
+		t.Fatalf("balance %d after an earn", m.Balance)
+	}
+}
+
+// FuzzMemberRecord: any bytes decode to an error or to a record that
+// encodes and decodes to itself; never a panic.
+func FuzzMemberRecord(f *testing.F) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 8 {
+		b, err := randomMember(r).MarshalBinary()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"id":"M-1","cards":["4000"],"balance":5}`))
+	f.Add([]byte{memberBinV1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m memberRecord
+		if err := m.UnmarshalBinary(b); err != nil {
+			return
+		}
+		if got, want := jsonOf(t, roundTrip(t, &m)), jsonOf(t, &m); got != want {
+			t.Fatalf("re-encoded record differs:\n got %s\nwant %s", got, want)
+		}
+	})
+}
