@@ -42,8 +42,11 @@ const (
 	appendFill = 0.95
 	// fileMode: ledger files hold member data and are private to the owner.
 	fileMode = 0o600
-	// schemaVersion is written at creation and checked at open.
-	schemaVersion = "1"
+	// schemaVersion is written at creation and checked at open. Version 2
+	// stores member records in binary, which a version-1 program cannot
+	// read: it refuses the file at open instead of failing member by member.
+	// A version-1 file is upgraded when opened.
+	schemaVersion = "2"
 )
 
 // Errors returned by Open.
@@ -65,8 +68,8 @@ var (
 	// bToday holds the latest day's aggregates alone (see Tx.PutDay).
 	bToday     = []byte("today")
 	allBuckets = [][]byte{bMeta, bEvents, bCheckouts, bMembers, bCards, bDays, bToday}
-	// addedBuckets came after schema 1's first files and are created when
-	// missing.
+	// addedBuckets came after the first files of schema 1 and are created
+	// when missing.
 	addedBuckets = [][]byte{bToday}
 )
 
@@ -185,8 +188,14 @@ func (s *Store) init(existed bool) error {
 			}
 			return nil
 		}
-		if v := meta.Get([]byte("schema")); string(v) != schemaVersion {
-			return fmt.Errorf("%w: %s: schema %q, want %q", ErrCorrupt, s.path, v, schemaVersion)
+		switch v := string(meta.Get([]byte("schema"))); v {
+		case schemaVersion:
+		case "1":
+			if err := meta.Put([]byte("schema"), []byte(schemaVersion)); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%w: %s: schema %q, want %q (a newer program's ledger?)", ErrCorrupt, s.path, v, schemaVersion)
 		}
 		for _, b := range addedBuckets {
 			if _, err := btx.CreateBucketIfNotExists(b); err != nil {

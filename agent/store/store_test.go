@@ -504,21 +504,43 @@ func TestDays(t *testing.T) {
 	})
 }
 
-// TestOpenAddsBuckets: a ledger written before a bucket was added opens, and
-// gets it.
-func TestOpenAddsBuckets(t *testing.T) {
+// TestOpenUpgrades: a ledger of schema 1, without the buckets added since,
+// opens, gets them and is marked schema 2 (which a schema-1 program
+// refuses); a ledger of an unknown schema is refused.
+func TestOpenUpgrades(t *testing.T) {
 	s := openStore(t)
 	dir := filepath.Dir(s.Path())
-	if err := s.db.Update(func(btx *bolt.Tx) error { return btx.DeleteBucket(bToday) }); err != nil {
+	err := s.db.Update(func(btx *bolt.Tx) error {
+		if err := btx.DeleteBucket(bToday); err != nil {
+			return err
+		}
+		return btx.Bucket(bMeta).Put([]byte("schema"), []byte("1"))
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err := Open(dir, nil)
+	s, err = Open(dir, nil)
 	if err != nil {
-		t.Fatalf("opening a ledger without %s: %v", bToday, err)
+		t.Fatalf("opening a schema-1 ledger: %v", err)
 	}
-	defer s.Close()
 	if err := s.Write(context.Background(), func(tx *Tx) error { return tx.PutDay("2026-12-02", []byte("x")) }); err != nil {
 		t.Fatal(err)
+	}
+	_ = s.View(func(tx *Tx) error {
+		if v := tx.Meta("schema"); v != "2" {
+			t.Errorf("schema %q after opening, want 2", v)
+		}
+		return nil
+	})
+	if err := s.db.Update(func(btx *bolt.Tx) error { return btx.Bucket(bMeta).Put([]byte("schema"), []byte("3")) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err := Open(dir, nil); !errors.Is(err, ErrCorrupt) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("opening a schema-3 ledger: %v, want ErrCorrupt", err)
 	}
 }
