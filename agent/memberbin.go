@@ -52,7 +52,7 @@ func (m *memberRecord) MarshalBinary() ([]byte, error) {
 	e.counts(m.Lots)
 	e.counts(m.Months)
 	e.time(m.TierSince)
-	return e.b, nil
+	return e.b, e.err
 }
 
 // UnmarshalBinary decodes a record MarshalBinary wrote, or the JSON of an
@@ -109,7 +109,10 @@ func (m *memberRecord) UnmarshalBinary(b []byte) error {
 }
 
 // recEncoder appends fields: integers as varints, strings length-prefixed.
-type recEncoder struct{ b []byte }
+type recEncoder struct {
+	b   []byte
+	err error
+}
 
 func (e *recEncoder) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
 func (e *recEncoder) int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
@@ -153,6 +156,9 @@ func (e *recEncoder) counts(m map[string]int64) {
 // time keeps the instant and the zone offset (JSON kept the offset to the
 // minute only).
 func (e *recEncoder) time(t time.Time) {
+	if y := t.Year(); (y < 0 || y > 9999) && e.err == nil {
+		e.err = fmt.Errorf("time %s: year outside 0-9999", t)
+	}
 	_, offset := t.Zone()
 	e.int(t.Unix())
 	e.uint(uint64(t.Nanosecond()))
@@ -259,13 +265,20 @@ func (d *recDecoder) time() time.Time {
 		return time.Time{}
 	}
 	t := time.Unix(sec, int64(nsec))
-	if offset == 0 {
-		return t.UTC()
+	switch {
+	case offset == 0:
+		t = t.UTC()
+	case zoneOffset(t.In(time.Local)) == int(offset):
+		t = t.In(time.Local)
+	default:
+		t = t.In(time.FixedZone("", int(offset)))
 	}
-	if l := t.In(time.Local); zoneOffset(l) == int(offset) {
-		return l
+	// Years JSON cannot show (nor a clock or head office give) are damage.
+	if y := t.Year(); y < 0 || y > 9999 {
+		d.fail("time")
+		return time.Time{}
 	}
-	return t.In(time.FixedZone("", int(offset)))
+	return t
 }
 
 func zoneOffset(t time.Time) int {

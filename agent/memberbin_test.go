@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"math/rand/v2"
 	"reflect"
@@ -168,6 +169,28 @@ func TestMemberBinaryRefusesDamage(t *testing.T) {
 	var m memberRecord
 	if err := m.UnmarshalBinary([]byte{9, 0, 0}); err == nil {
 		t.Fatal("a record of an unknown version was accepted")
+	}
+	// A year JSON could not show is neither written nor read.
+	far := memberRecord{ID: "M-1", LastVisit: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if _, err := far.MarshalBinary(); err == nil {
+		t.Fatal("a record with a time in the year 10000 was encoded")
+	}
+	last := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+	edge, err := (&memberRecord{ID: "M-1", LastVisit: last}).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.UnmarshalBinary(edge); err != nil || !m.LastVisit.Equal(last) {
+		t.Fatalf("the last second of 9999: %v, %v", m.LastVisit, err)
+	}
+	// The same record one second later, as damage might make it.
+	sec := binary.AppendVarint(nil, last.Unix())
+	if bytes.Count(edge, sec) != 1 {
+		t.Fatalf("cannot find the time in %x", edge)
+	}
+	bad := bytes.Replace(edge, sec, binary.AppendVarint(nil, last.Unix()+1), 1)
+	if err := m.UnmarshalBinary(bad); err == nil {
+		t.Fatal("a record with a time in the year 10000 was decoded")
 	}
 }
 
