@@ -249,9 +249,14 @@ func (d *recDecoder) counts() map[string]int64 {
 		return nil
 	}
 	m := make(map[string]int64, n)
-	for range n {
+	prev := ""
+	for i := range n {
 		k := d.str()
-		m[k] = d.int()
+		if i > 0 && k <= prev { // written in key order, each once
+			d.fail("counts")
+			return nil
+		}
+		m[k], prev = d.int(), k
 	}
 	return m
 }

@@ -194,6 +194,24 @@ func TestMemberBinaryRefusesDamage(t *testing.T) {
 	}
 }
 
+// TestMemberBinaryCountsInOrder: month counts are written in key order, each
+// once; a record that repeats or reorders them is damaged.
+func TestMemberBinaryCountsInOrder(t *testing.T) {
+	for _, keys := range [][]string{{"2026-11", "2026-12"}, {"2026-12", "2026-11"}, {"2026-11", "2026-11"}} {
+		var e recEncoder
+		e.uint(uint64(len(keys)))
+		for _, k := range keys {
+			e.str(k)
+			e.int(5)
+		}
+		d := recDecoder{b: e.b}
+		got := d.counts()
+		if ordered := keys[0] < keys[1]; ordered != (d.err == nil) {
+			t.Errorf("counts %v: %v, err %v", keys, got, d.err)
+		}
+	}
+}
+
 // TestMemberJSONRecordsStillWork: a member stored as JSON by an earlier
 // version earns as before and is stored in binary from then on.
 func TestMemberJSONRecordsStillWork(t *testing.T) {
