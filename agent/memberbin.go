@@ -179,18 +179,12 @@ func (d *recDecoder) fail(what string) {
 	d.b = nil
 }
 
-func (d *recDecoder) uint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("number")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
+func (d *recDecoder) uint() uint64 { return readVarint(d, binary.Uvarint) }
+func (d *recDecoder) int() int64   { return readVarint(d, binary.Varint) }
 
-func (d *recDecoder) int() int64 {
-	v, n := binary.Varint(d.b)
+// readVarint reads a number with read (binary.Uvarint or binary.Varint).
+func readVarint[T uint64 | int64](d *recDecoder, read func([]byte) (T, int)) T {
+	v, n := read(d.b)
 	if n <= 0 {
 		d.fail("number")
 		return 0
