@@ -126,6 +126,16 @@ func randomMember(r *rand.Rand) *memberRecord {
 	return m
 }
 
+// encodeRandom is the binary form of a random record.
+func encodeRandom(tb testing.TB, r *rand.Rand) []byte {
+	tb.Helper()
+	b, err := randomMember(r).MarshalBinary()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
 // TestMemberBinaryProperty: random records read back as JSON showed them,
 // from the binary form and from the JSON of earlier versions alike.
 func TestMemberBinaryProperty(t *testing.T) {
@@ -151,10 +161,7 @@ func TestMemberBinaryProperty(t *testing.T) {
 func TestMemberBinaryRefusesDamage(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for range 50 {
-		b, err := randomMember(r).MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := encodeRandom(t, r)
 		for n := range len(b) {
 			var m memberRecord
 			if err := m.UnmarshalBinary(b[:n]); err == nil {
@@ -260,11 +267,7 @@ func TestMemberJSONRecordsStillWork(t *testing.T) {
 func FuzzMemberRecord(f *testing.F) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 8 {
-		b, err := randomMember(r).MarshalBinary()
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
+		f.Add(encodeRandom(f, r))
 	}
 	f.Add([]byte(`{"id":"M-1","cards":["4000"],"balance":5}`))
 	f.Add([]byte{memberBinV1})

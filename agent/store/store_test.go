@@ -254,13 +254,10 @@ func checkOutcomes(t *testing.T, errs chan error, n int) {
 	}
 }
 
-// TestQueuedWritesShareACommit: writes that arrive while a commit is in
-// progress are committed together by the next one, and each gets its own
-// outcome.
-func TestQueuedWritesShareACommit(t *testing.T) {
-	s := openStore(t)
-	// The first commit's hook holds it after its fsync, before its write
-	// returns.
+// holdAfterCommit starts a write that sets key and holds its commit after
+// the fsync, in the commit hook, before the write returns, until release is
+// called; its outcome comes on the channel. It takes the store's hook.
+func holdAfterCommit(s *Store, key string) (chan error, func()) {
 	committed, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	s.onCommit = func() {
@@ -269,37 +266,39 @@ func TestQueuedWritesShareACommit(t *testing.T) {
 			<-release
 		})
 	}
-	before := txID(s)
-	first := make(chan error, 1)
-	go func() { first <- s.Write(context.Background(), func(tx *Tx) error { return tx.SetMeta("first", "v") }) }()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Write(context.Background(), func(tx *Tx) error { return tx.SetMeta(key, "v") }) }()
 	<-committed
-	const queued = 10
-	errs := queueWrites(t, s, 1, queued)
-	close(release)
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	checkOutcomes(t, errs, queued)
-	if got := txID(s); got != before+2 {
-		t.Fatalf("%d commits for a write and %d queued behind it, want 2", got-before, queued)
-	}
+	return errc, func() { close(release) }
 }
 
-// TestWritesJoinTheOpenTransaction: writes that arrive while the leader's
-// transaction is still running writes (not yet committing) join it.
-func TestWritesJoinTheOpenTransaction(t *testing.T) {
-	s := openStore(t)
-	before := txID(s)
-	first, release := holdWrite(s, "first")
-	const queued = 10
-	errs := queueWrites(t, s, 1, queued)
-	release()
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	checkOutcomes(t, errs, queued)
-	if got := txID(s); got != before+1 {
-		t.Fatalf("%d commits for a write and %d queued while it ran, want 1", got-before, queued)
+// TestQueuedWrites: writes that queue while the leader's transaction is
+// still running writes join it; writes that queue while a commit is being
+// synced share the next commit. Each gets its own outcome either way.
+func TestQueuedWrites(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		hold    func(*Store, string) (chan error, func())
+		commits int
+	}{
+		{"while the transaction runs", holdWrite, 1},
+		{"while the commit syncs", holdAfterCommit, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := openStore(t)
+			before := txID(s)
+			first, release := c.hold(s, "first")
+			const queued = 10
+			errs := queueWrites(t, s, 1, queued)
+			release()
+			if err := <-first; err != nil {
+				t.Fatal(err)
+			}
+			checkOutcomes(t, errs, queued)
+			if got := txID(s); got != before+c.commits {
+				t.Fatalf("%d commits for a write and %d queued behind it, want %d", got-before, queued, c.commits)
+			}
+		})
 	}
 }
 
