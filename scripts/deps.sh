@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building, packaging and testing need on a fresh Debian
 # machine: the C toolchain and X11/GL headers for Fyne's cgo build, Xvfb and
-# xwd for screenshots, socat for pty tests, the packaging tools (mingw-w64 for
-# the Windows build, NSIS, osslsigncode, openssl, dpkg-dev, systemd for
-# systemd-analyze, desktop-file-utils), and staticcheck and nfpm (pinned)
-# into ./bin. Idempotent and quick when everything is already there.
+# xwd for screenshots, socat for pty tests, curl to test the local API as
+# scripts call it, the packaging tools (mingw-w64 for the Windows build, NSIS,
+# osslsigncode, openssl, dpkg-dev, systemd for systemd-analyze,
+# desktop-file-utils), and staticcheck and nfpm (pinned) into ./bin.
+# Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_pkgs=(gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev xvfb xauth x11-apps socat libgl1-mesa-dri shellcheck
+apt_pkgs=(gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev xvfb xauth x11-apps socat curl libgl1-mesa-dri shellcheck
   gcc-mingw-w64-x86-64-win32 nsis osslsigncode openssl dpkg-dev systemd desktop-file-utils)
 missing=()
 for p in "${apt_pkgs[@]}"; do

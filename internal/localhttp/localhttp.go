@@ -1,7 +1,7 @@
-// Package localhttp makes the HTTP clients of the programs' local APIs: one
-// that dials a unix socket, and one that calls a handler in this process
-// (for CLI verbs run while no daemon serves the data directory). It holds no
-// API of its own.
+// Package localhttp makes the HTTP clients of the programs' local APIs (one
+// that dials a unix socket, and one that calls a handler in this process,
+// for CLI verbs run while no daemon serves the data directory) and the lean
+// HTTP/1.x server the agent's local API runs on. It holds no API of its own.
 package localhttp
 
 import (
