@@ -19,6 +19,7 @@ import (
 
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/agent/store"
+	"github.com/offline-loyalty/terminal/internal/localhttp"
 	"github.com/offline-loyalty/terminal/internal/version"
 )
 
@@ -225,7 +226,7 @@ func respond(w http.ResponseWriter, log *slog.Logger, v any, err error) {
 // Server serves the API on the data directory's socket and, optionally, a
 // loopback TCP address.
 type Server struct {
-	srv       *http.Server
+	srv       *localhttp.Server
 	listeners []net.Listener
 	socket    string
 }
@@ -234,7 +235,7 @@ type Server struct {
 // one) and, if tcpAddr is not empty, a TCP listener that must be on a
 // loopback address.
 func Listen(socketPath, tcpAddr string, h http.Handler) (*Server, error) {
-	s := &Server{socket: socketPath, srv: &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}}
+	s := &Server{socket: socketPath, srv: &localhttp.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}}
 	if c, err := net.DialTimeout("unix", socketPath, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("another agent is serving %s", socketPath)
