@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -213,5 +214,61 @@ func TestNothingOnStderrUnderCLocales(t *testing.T) {
 		if errb.Len() != 0 || !strings.HasPrefix(out.String(), "pos-agent ") {
 			t.Errorf("%v: stdout %q stderr %q", env, out.String(), errb.String())
 		}
+	}
+}
+
+// TestCurlDrivesTheAPI: a script calls the serving agent's local API with
+// curl, as integrations outside the project do: the same answers as the
+// CLI's, a retried ref answered once, a bad amount refused in one line, the
+// export streamed.
+func TestCurlDrivesTheAPI(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Fatal("curl not found: make deps installs it")
+	}
+	data := t.TempDir()
+	srv := startServe(t, data)
+	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+	call := func(path, body string) (string, int) {
+		t.Helper()
+		args := []string{"-sS", "--unix-socket", filepath.Join(data, "agent.sock"), "-w", "\n%{http_code}"}
+		if body != "" {
+			args = append(args, "-H", "Content-Type: application/json", "--data-binary", body)
+		}
+		out, err := exec.Command(curl, append(args, "http://agent"+path)...).Output()
+		if err != nil {
+			t.Fatalf("curl %s: %v", path, err)
+		}
+		// The body, then a line with the status (-w).
+		i := bytes.LastIndexByte(out, '\n')
+		status, err := strconv.Atoi(string(out[i+1:]))
+		if i < 0 || err != nil {
+			t.Fatalf("curl %s: %q", path, out)
+		}
+		return string(out[:i]), status
+	}
+	const card = "4000000000000002"
+	if out, code := call("/v1/enroll", `{"card":"`+card+`"}`); code != 200 {
+		t.Fatalf("enroll: %d %s", code, out)
+	}
+	earn := `{"card":"` + card + `","amount":"12.50","ref":"receipt-1"}`
+	first, code := call("/v1/earn", earn)
+	again, code2 := call("/v1/earn", earn)
+	if code != 200 || code2 != 200 || first != again {
+		t.Fatalf("earn twice: %d %s, then %d %s", code, first, code2, again)
+	}
+	out, code := call("/v1/earn", `{"card":"`+card+`","amount":"12.345","ref":"receipt-2"}`)
+	var eb struct{ Error, Code string }
+	if code != 400 || strings.Count(out, "\n") != 1 || json.Unmarshal([]byte(out), &eb) != nil || eb.Code != "invalid" {
+		t.Fatalf("a bad amount: %d %q", code, out)
+	}
+	out, code = call("/v1/member?card="+card, "")
+	var m map[string]any
+	var res map[string]any
+	if err := json.Unmarshal([]byte(first), &res); err != nil || code != 200 || json.Unmarshal([]byte(out), &m) != nil || m["balance"] != res["points"] {
+		t.Fatalf("member %d %s after earn %s", code, out, first)
+	}
+	if out, code = call("/v1/export", ""); code != 200 || strings.Count(out, "\n") != 2 {
+		t.Fatalf("export: %d, %q; want the enroll and one earn", code, out)
 	}
 }
