@@ -33,9 +33,12 @@ import (
 type Server struct {
 	Handler http.Handler
 	// ReadHeaderTimeout bounds a request from its first byte to the end
-	// of its headers; IdleTimeout a kept connection's wait for the next
+	// of its headers, ReadTimeout to the end of its body (a client that
+	// stalls mid-body gets a read error in the handler, and its connection
+	// is closed), IdleTimeout a kept connection's wait for the next
 	// request. Zero means no limit.
 	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
 	IdleTimeout       time.Duration
 	// Log receives handler panics; nil means slog.Default().
 	Log *slog.Logger
@@ -201,14 +204,15 @@ func (s *Server) serveConn(c *serverConn) {
 			return
 		}
 		lr.N = maxHeaderBytes
-		s.deadline(c.rwc, s.IdleTimeout)
+		s.deadline(c.rwc, time.Now(), s.IdleTimeout)
 		if _, err := br.Peek(1); err != nil {
 			return
 		}
 		if !s.setBusy(c, true) {
 			return
 		}
-		s.deadline(c.rwc, s.ReadHeaderTimeout)
+		t0 := time.Now()
+		s.deadline(c.rwc, t0, s.ReadHeaderTimeout)
 		req, err := http.ReadRequest(br)
 		if err != nil {
 			var ne net.Error
@@ -223,16 +227,17 @@ func (s *Server) serveConn(c *serverConn) {
 			return
 		}
 		lr.N = math.MaxInt64
-		_ = c.rwc.SetReadDeadline(time.Time{})
+		s.deadline(c.rwc, t0, s.ReadTimeout)
 		if !s.serveRequest(c.rwc, req, bw) {
 			return
 		}
 	}
 }
 
-func (s *Server) deadline(rwc net.Conn, d time.Duration) {
+// deadline sets rwc's read deadline d after from, or none if d is zero.
+func (s *Server) deadline(rwc net.Conn, from time.Time, d time.Duration) {
 	if d > 0 {
-		_ = rwc.SetReadDeadline(time.Now().Add(d))
+		_ = rwc.SetReadDeadline(from.Add(d))
 	} else {
 		_ = rwc.SetReadDeadline(time.Time{})
 	}
@@ -286,8 +291,9 @@ func (s *Server) serveRequest(rwc net.Conn, req *http.Request, bw *bufio.Writer)
 		return false
 	}
 	// The rest of a body the handler did not read is dropped, so the next
-	// request starts at its first byte; too much of it ends the connection.
-	if n, _ := io.CopyN(io.Discard, req.Body, maxDiscard+1); n > maxDiscard {
+	// request starts at its first byte; too much of it, or a body that
+	// cannot be read to its end (stalled, malformed), ends the connection.
+	if n, err := io.CopyN(io.Discard, req.Body, maxDiscard+1); n > maxDiscard || err != io.EOF {
 		w.close = true
 	}
 	if w.finish() != nil {
@@ -419,11 +425,14 @@ func (w *response) start(length int) {
 	case !bodyAllowed(w.status):
 	case length >= 0:
 		fmt.Fprintf(bw, "Content-Length: %d\r\n", length)
+	case w.req.Method == http.MethodHead:
+		// Flushed before its length was known; no body follows anyway.
 	case proto == "HTTP/1.1":
 		w.chunked = true
 		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
 	default:
-		// No length and no chunks: the body ends with the connection.
+		// HTTP/1.0: no length and no chunks, the body ends with the
+		// connection (w.close is set).
 	}
 	if w.close {
 		_, _ = bw.WriteString("Connection: close\r\n")
@@ -460,9 +469,6 @@ func (w *response) finish() error {
 		w.chunk(w.body)
 	case w.chunked && w.err == nil:
 		_, w.err = w.bw.WriteString("0\r\n\r\n")
-	case !w.chunked:
-		// A close-delimited body ends only with the connection.
-		w.close = true
 	}
 	if w.err != nil {
 		return w.err

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -192,14 +193,24 @@ func TestServerWire(t *testing.T) {
 func TestServerHeadLength(t *testing.T) {
 	long := strings.Repeat("l", 3*bufferedBody)
 	s := serveLean(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/flush" {
+			w.(http.Flusher).Flush()
+		}
 		_, _ = io.WriteString(w, long[:len(r.URL.RawQuery)])
 	})})
 	q := strings.Repeat("q", len(long))
-	resps, bodies, _ := exchange(t, s, "HEAD /?qq HTTP/1.1\r\nHost: x\r\n\r\nHEAD /?"+q+" HTTP/1.1\r\nHost: x\r\n\r\n", get("HEAD", "/"), get("HEAD", "/"))
-	for i, want := range []int64{2, int64(len(long))} {
+	raw := "HEAD /?qq HTTP/1.1\r\nHost: x\r\n\r\nHEAD /?" + q + " HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"HEAD /flush?qq HTTP/1.1\r\nHost: x\r\n\r\nGET /?qqq HTTP/1.1\r\nHost: x\r\n\r\n"
+	resps, bodies, closed := exchange(t, s, raw, get("HEAD", "/"), get("HEAD", "/"), get("HEAD", "/flush"), get("GET", "/"))
+	// A HEAD flushed before its length was known has none (-1) and, like
+	// the others, no body: the GET after it is read intact.
+	for i, want := range []int64{2, int64(len(long)), -1} {
 		if resps[i].ContentLength != want || bodies[i] != "" {
 			t.Errorf("HEAD %d: length %d body %q, want length %d and no body", i, resps[i].ContentLength, bodies[i], want)
 		}
+	}
+	if bodies[3] != "lll" || closed {
+		t.Fatalf("the GET after them: %q, connection closed %v", bodies[3], closed)
 	}
 }
 
@@ -227,7 +238,7 @@ func TestServerStreams(t *testing.T) {
 	}
 	close(release)
 	rest, err := io.ReadAll(resp.Body)
-	if err != nil || string(rest) != "end" || resp.TransferEncoding[0] != "chunked" {
+	if err != nil || string(rest) != "end" || !slices.Equal(resp.TransferEncoding, []string{"chunked"}) {
 		t.Fatalf("rest %q, %v, transfer encoding %v", rest, err, resp.TransferEncoding)
 	}
 }
@@ -294,20 +305,40 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// TestServerTimeouts: a connection idle past IdleTimeout, and one stalled
-// inside its headers past ReadHeaderTimeout, are closed.
+// TestServerTimeouts: a connection idle past IdleTimeout, one stalled
+// inside its headers past ReadHeaderTimeout and one stalled inside its body
+// past ReadTimeout are closed; the handler of the last sees a read error.
 func TestServerTimeouts(t *testing.T) {
-	s := serveLean(t, &Server{Handler: echo, IdleTimeout: 50 * time.Millisecond, ReadHeaderTimeout: 50 * time.Millisecond})
-	for _, sent := range []string{"", "GET / HTTP/1.1\r\nHost: x\r\n", "GET /?1 HTTP/1.1\r\nHost: x\r\n\r\n"} {
+	bodyErr := make(chan error, 1)
+	s := serveLean(t, &Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, err := io.ReadAll(r.Body)
+			if r.ContentLength > 0 {
+				bodyErr <- err
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}),
+		IdleTimeout: 50 * time.Millisecond, ReadHeaderTimeout: 50 * time.Millisecond, ReadTimeout: 100 * time.Millisecond,
+	})
+	for _, tc := range []struct{ sent, answer string }{
+		{"", ""},
+		{"GET / HTTP/1.1\r\nHost: x\r\n", ""},
+		{"GET /?1 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 204"},
+		{"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", "HTTP/1.1 204"},
+	} {
 		c := s.dial(t)
-		_, _ = io.WriteString(c, sent)
+		_, _ = io.WriteString(c, tc.sent)
 		b, err := io.ReadAll(c)
 		if err != nil {
-			t.Fatalf("after %q: %v (the server did not close the connection)", sent, err)
+			t.Fatalf("after %q: %v (the server did not close the connection)", tc.sent, err)
 		}
-		if strings.HasSuffix(sent, "\r\n\r\n") != bytes.HasPrefix(b, []byte("HTTP/1.1 200")) {
-			t.Fatalf("after %q: %q", sent, b)
+		if !bytes.HasPrefix(b, []byte(tc.answer)) || (tc.answer == "") != (len(b) == 0) {
+			t.Fatalf("after %q: %q, want %q...", tc.sent, b, tc.answer)
 		}
+	}
+	var ne net.Error
+	if err := <-bodyErr; !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("the handler read the stalled body with %v, want a timeout", err)
 	}
 }
 
@@ -360,12 +391,12 @@ func TestServerShutdown(t *testing.T) {
 	}
 
 	// A request that does not end in time is cut off.
-	stuck := make(chan struct{})
+	stuck, in := make(chan struct{}), make(chan struct{})
 	defer close(stuck)
-	s = serveLean(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-stuck })})
+	s = serveLean(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { close(in); <-stuck })})
 	c := s.dial(t)
 	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(10 * time.Millisecond)
+	<-in
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
