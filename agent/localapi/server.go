@@ -47,6 +47,7 @@ type Agent interface {
 const (
 	maxBody           = 1 << 20          // a 500-item basket is well under this
 	readHeaderTimeout = 5 * time.Second  // a local client that stalls is dropped
+	readTimeout       = 10 * time.Second // ... also within a request body
 	idleTimeout       = 60 * time.Second // keep-alive for POS integrations
 	socketMode        = 0o600            // only the agent's user may call it
 )
@@ -235,7 +236,7 @@ type Server struct {
 // one) and, if tcpAddr is not empty, a TCP listener that must be on a
 // loopback address.
 func Listen(socketPath, tcpAddr string, h http.Handler) (*Server, error) {
-	s := &Server{socket: socketPath, srv: &localhttp.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}}
+	s := &Server{socket: socketPath, srv: &localhttp.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}}
 	if c, err := net.DialTimeout("unix", socketPath, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("another agent is serving %s", socketPath)
