@@ -19,8 +19,8 @@ import (
 // rewritten in binary on their next update.
 const memberBinV1 = 1
 
-// errMemberRecord is a member record that cannot be read.
-var errMemberRecord = errors.New("unreadable member record")
+// errRecord is a binary record that cannot be read.
+var errRecord = errors.New("unreadable record")
 
 // MarshalBinary encodes the record (store.Tx.Put uses it).
 func (m *memberRecord) MarshalBinary() ([]byte, error) {
@@ -68,7 +68,7 @@ func (m *memberRecord) UnmarshalBinary(b []byte) error {
 		return nil
 	}
 	if len(b) == 0 || b[0] != memberBinV1 {
-		return fmt.Errorf("%w: unknown format", errMemberRecord)
+		return fmt.Errorf("%w: unknown format", errRecord)
 	}
 	d := recDecoder{b: b[1:]}
 	var r memberRecord
@@ -99,7 +99,7 @@ func (m *memberRecord) UnmarshalBinary(b []byte) error {
 	r.Months = d.counts()
 	r.TierSince = d.time()
 	if d.err == nil && len(d.b) > 0 {
-		d.err = fmt.Errorf("%w: %d bytes past its end", errMemberRecord, len(d.b))
+		d.err = fmt.Errorf("%w: %d bytes past its end", errRecord, len(d.b))
 	}
 	if d.err != nil {
 		return d.err
@@ -174,7 +174,7 @@ type recDecoder struct {
 
 func (d *recDecoder) fail(what string) {
 	if d.err == nil {
-		d.err = fmt.Errorf("%w: bad %s", errMemberRecord, what)
+		d.err = fmt.Errorf("%w: bad %s", errRecord, what)
 	}
 	d.b = nil
 }

@@ -43,7 +43,19 @@ func roundTrip(t testing.TB, m *memberRecord) *memberRecord {
 // to memberRecord and forgotten in the codec fails here.
 func TestMemberBinaryKeepsEveryField(t *testing.T) {
 	var m memberRecord
-	v := reflect.ValueOf(&m).Elem()
+	setEveryField(t, &m)
+	back := roundTrip(t, &m)
+	checkEveryField(t, back)
+	if got, want := jsonOf(t, back), jsonOf(t, &m); got != want {
+		t.Fatalf("round trip:\n got %s\nwant %s", got, want)
+	}
+}
+
+// setEveryField gives every field of the record *rec a value that is not
+// its zero value.
+func setEveryField(t *testing.T, rec any) {
+	t.Helper()
+	v := reflect.ValueOf(rec).Elem()
 	when := time.Date(2026, 12, 2, 8, 30, 15, 123456789, time.FixedZone("", 3600))
 	for i := range v.NumField() {
 		f := v.Field(i)
@@ -64,19 +76,36 @@ func TestMemberBinaryKeepsEveryField(t *testing.T) {
 			f.Set(reflect.ValueOf(rules.Lots{"2026-11": 5, "2026-12": 7}))
 		case map[string]int64:
 			f.Set(reflect.ValueOf(map[string]int64{"2026-12": 9}))
+		case map[string]json.RawMessage:
+			f.Set(reflect.ValueOf(map[string]json.RawMessage{"earn": json.RawMessage(`{"points":5}`), "void": json.RawMessage(`{"points":-5}`)}))
 		default:
 			t.Fatalf("field %s of type %s: teach the codec and this test", v.Type().Field(i).Name, f.Type())
 		}
 	}
-	back := roundTrip(t, &m)
-	bv := reflect.ValueOf(back).Elem()
-	for i := range bv.NumField() {
-		if bv.Field(i).IsZero() {
-			t.Errorf("field %s is lost", bv.Type().Field(i).Name)
+}
+
+// checkEveryField fails for each field of the record *rec that is zero.
+func checkEveryField(t *testing.T, rec any) {
+	t.Helper()
+	v := reflect.ValueOf(rec).Elem()
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Errorf("field %s is lost", v.Type().Field(i).Name)
 		}
 	}
-	if got, want := jsonOf(t, back), jsonOf(t, &m); got != want {
-		t.Fatalf("round trip:\n got %s\nwant %s", got, want)
+}
+
+// refusesCuts fails if decode accepts the record b cut short anywhere or with
+// a byte past its end.
+func refusesCuts(t *testing.T, b []byte, decode func([]byte) error) {
+	t.Helper()
+	for n := range len(b) {
+		if err := decode(b[:n]); err == nil {
+			t.Fatalf("record cut to %d of %d bytes was accepted", n, len(b))
+		}
+	}
+	if err := decode(append(bytes.Clone(b), 0)); err == nil {
+		t.Fatal("a record with a byte past its end was accepted")
 	}
 }
 
@@ -161,17 +190,7 @@ func TestMemberBinaryProperty(t *testing.T) {
 func TestMemberBinaryRefusesDamage(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for range 50 {
-		b := encodeRandom(t, r)
-		for n := range len(b) {
-			var m memberRecord
-			if err := m.UnmarshalBinary(b[:n]); err == nil {
-				t.Fatalf("record cut to %d of %d bytes was accepted", n, len(b))
-			}
-		}
-		var m memberRecord
-		if err := m.UnmarshalBinary(append(bytes.Clone(b), 0)); err == nil {
-			t.Fatal("a record with a byte past its end was accepted")
-		}
+		refusesCuts(t, encodeRandom(t, r), func(b []byte) error { var m memberRecord; return m.UnmarshalBinary(b) })
 	}
 	var m memberRecord
 	if err := m.UnmarshalBinary([]byte{9, 0, 0}); err == nil {

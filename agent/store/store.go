@@ -43,10 +43,11 @@ const (
 	// fileMode: ledger files hold member data and are private to the owner.
 	fileMode = 0o600
 	// schemaVersion is written at creation and checked at open. Version 2
-	// stores member records in binary, which a version-1 program cannot
-	// read: it refuses the file at open instead of failing member by member.
-	// A version-1 file is upgraded when opened.
-	schemaVersion = "2"
+	// stores member records in binary, version 3 checkout records too, which
+	// a program of an earlier version cannot read: it refuses the file at
+	// open instead of failing record by record. A file of an earlier version
+	// is upgraded when opened (its JSON records still read).
+	schemaVersion = "3"
 )
 
 // Errors returned by Open.
@@ -190,7 +191,7 @@ func (s *Store) init(existed bool) error {
 		}
 		switch v := string(meta.Get([]byte("schema"))); v {
 		case schemaVersion:
-		case "1":
+		case "1", "2":
 			if err := meta.Put([]byte("schema"), []byte(schemaVersion)); err != nil {
 				return err
 			}

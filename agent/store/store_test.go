@@ -504,42 +504,47 @@ func TestDays(t *testing.T) {
 }
 
 // TestOpenUpgrades: a ledger of schema 1, without the buckets added since,
-// opens, gets them and is marked schema 2 (which a schema-1 program
-// refuses); a ledger of an unknown schema is refused.
+// opens, gets them and is marked schema 3 (which programs of schema 1 and 2
+// refuse); so does a ledger of schema 2; a ledger of an unknown schema is
+// refused.
 func TestOpenUpgrades(t *testing.T) {
-	s := openStore(t)
-	dir := filepath.Dir(s.Path())
-	err := s.db.Update(func(btx *bolt.Tx) error {
-		if err := btx.DeleteBucket(bToday); err != nil {
-			return err
+	for _, old := range []string{"1", "2"} {
+		s := openStore(t)
+		dir := filepath.Dir(s.Path())
+		err := s.db.Update(func(btx *bolt.Tx) error {
+			if old == "1" {
+				if err := btx.DeleteBucket(bToday); err != nil {
+					return err
+				}
+			}
+			return btx.Bucket(bMeta).Put([]byte("schema"), []byte(old))
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return btx.Bucket(bMeta).Put([]byte("schema"), []byte("1"))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	s, err = Open(dir, nil)
-	if err != nil {
-		t.Fatalf("opening a schema-1 ledger: %v", err)
-	}
-	if err := s.Write(context.Background(), func(tx *Tx) error { return tx.PutDay("2026-12-02", []byte("x")) }); err != nil {
-		t.Fatal(err)
-	}
-	_ = s.View(func(tx *Tx) error {
-		if v := tx.Meta("schema"); v != "2" {
-			t.Errorf("schema %q after opening, want 2", v)
+		s.Close()
+		s, err = Open(dir, nil)
+		if err != nil {
+			t.Fatalf("opening a schema-%s ledger: %v", old, err)
 		}
-		return nil
-	})
-	if err := s.db.Update(func(btx *bolt.Tx) error { return btx.Bucket(bMeta).Put([]byte("schema"), []byte("3")) }); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	if s, err := Open(dir, nil); !errors.Is(err, ErrCorrupt) {
-		if err == nil {
-			s.Close()
+		if err := s.Write(context.Background(), func(tx *Tx) error { return tx.PutDay("2026-12-02", []byte("x")) }); err != nil {
+			t.Fatal(err)
 		}
-		t.Fatalf("opening a schema-3 ledger: %v, want ErrCorrupt", err)
+		_ = s.View(func(tx *Tx) error {
+			if v := tx.Meta("schema"); v != "3" {
+				t.Errorf("schema %q after opening a schema-%s ledger, want 3", v, old)
+			}
+			return nil
+		})
+		if err := s.db.Update(func(btx *bolt.Tx) error { return btx.Bucket(bMeta).Put([]byte("schema"), []byte("4")) }); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if s, err := Open(dir, nil); !errors.Is(err, ErrCorrupt) {
+			if err == nil {
+				s.Close()
+			}
+			t.Fatalf("opening a schema-4 ledger: %v, want ErrCorrupt", err)
+		}
 	}
 }

@@ -1,0 +1,234 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/offline-loyalty/terminal/agent/store"
+)
+
+// checkoutJSON is the record as JSON shows it: what the binary form must keep.
+func checkoutJSON(t testing.TB, c *checkoutRecord) string {
+	t.Helper()
+	type plain checkoutRecord
+	b, err := json.Marshal((*plain)(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func checkoutRoundTrip(t testing.TB, c *checkoutRecord) *checkoutRecord {
+	t.Helper()
+	b, err := c.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back checkoutRecord
+	if err := back.UnmarshalBinary(b); err != nil {
+		t.Fatalf("decode %x: %v", b, err)
+	}
+	return &back
+}
+
+// TestCheckoutBinaryKeepsEveryField: every field set survives, so a field
+// added to checkoutRecord and forgotten in the codec fails here.
+func TestCheckoutBinaryKeepsEveryField(t *testing.T) {
+	var c checkoutRecord
+	setEveryField(t, &c)
+	back := checkoutRoundTrip(t, &c)
+	checkEveryField(t, back)
+	if got, want := checkoutJSON(t, back), checkoutJSON(t, &c); got != want {
+		t.Fatalf("round trip:\n got %s\nwant %s", got, want)
+	}
+}
+
+// randomCheckout draws a record with every kind of value, its results
+// included: none, empty, several.
+func randomCheckout(r *rand.Rand) *checkoutRecord {
+	text := func() string {
+		return []string{"", "R-1", "Zoë Åström", "a\x00b", strings.Repeat("x", 300), "2026-12-02"}[r.IntN(6)]
+	}
+	num := func() int64 {
+		return []int64{0, 1, -1, 1 << 62, -(1 << 63), r.Int64()}[r.IntN(6)]
+	}
+	c := &checkoutRecord{Ref: text(), Member: text(), Card: text(), EarnEvent: text(), Day: text(),
+		Time:   time.Unix(r.Int64N(4e9), r.Int64N(1e9)).In(time.FixedZone("", 60*(r.IntN(1500)-720))),
+		Amount: num(), Earned: num(), Burned: num(), Refunded: num(), Clawed: num(), Voided: r.IntN(2) == 0}
+	if r.IntN(4) == 0 {
+		c.Time = time.Time{}
+	}
+	switch r.IntN(3) {
+	case 0:
+		c.Results = map[string]json.RawMessage{}
+	case 1:
+		c.Results = map[string]json.RawMessage{}
+		for range r.IntN(4) + 1 {
+			c.Results[text()] = json.RawMessage([]string{`{}`, `{"ref":"R-1","points":12,"lines":[{"label":"base","points":12}]}`, `"x"`, `-3`}[r.IntN(4)])
+		}
+	}
+	return c
+}
+
+// TestCheckoutBinaryProperty: random records read back as JSON showed them,
+// from the binary form and from the JSON of earlier versions alike.
+func TestCheckoutBinaryProperty(t *testing.T) {
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 12))
+	for range 2000 {
+		c := randomCheckout(r)
+		want := checkoutJSON(t, c)
+		if got := checkoutJSON(t, checkoutRoundTrip(t, c)); got != want {
+			t.Fatalf("binary round trip:\n got %s\nwant %s", got, want)
+		}
+		var legacy checkoutRecord
+		if err := legacy.UnmarshalBinary([]byte(want)); err != nil {
+			t.Fatalf("JSON record: %v", err)
+		}
+		if got := checkoutJSON(t, &legacy); got != want {
+			t.Fatalf("JSON record:\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+// TestCheckoutBinaryRefusesDamage: a cut, lengthened or unknown record, or
+// results out of order, repeated or not JSON, is an error, never a checkout
+// with wrong figures or a retry answered with garbage.
+func TestCheckoutBinaryRefusesDamage(t *testing.T) {
+	decode := func(b []byte) error { var c checkoutRecord; return c.UnmarshalBinary(b) }
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 50 {
+		b, err := randomCheckout(r).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		refusesCuts(t, b, decode)
+	}
+	if err := decode([]byte{9, 0, 0}); err == nil {
+		t.Fatal("a record of an unknown version was accepted")
+	}
+	withResults := func(kv ...string) []byte {
+		e := recEncoder{b: []byte{checkoutBinV1}}
+		for range 5 {
+			e.str("")
+		}
+		e.time(time.Time{})
+		for range 5 {
+			e.int(0)
+		}
+		e.bool(false)
+		e.uint(uint64(len(kv) / 2))
+		for i := 0; i < len(kv); i += 2 {
+			e.str(kv[i])
+			e.str(kv[i+1])
+		}
+		return e.b
+	}
+	if err := decode(withResults("earn", `{}`, "void", `{}`)); err != nil {
+		t.Fatalf("results in order: %v", err)
+	}
+	for _, kv := range [][]string{{"void", `{}`, "earn", `{}`}, {"earn", `{}`, "earn", `{}`}, {"earn", `{"points":`}, {"earn", ``}} {
+		if err := decode(withResults(kv...)); err == nil {
+			t.Errorf("results %q were accepted", kv)
+		}
+	}
+	bad := checkoutRecord{Ref: "R-1", Results: map[string]json.RawMessage{"earn": json.RawMessage(`{"points":`)}}
+	if _, err := bad.MarshalBinary(); err == nil {
+		t.Fatal("a result that is not JSON was encoded")
+	}
+}
+
+// TestCheckoutJSONRecordsStillWork: a checkout stored as JSON by an earlier
+// version answers a retry with its first result, can be voided, and is
+// stored in binary from then on.
+func TestCheckoutJSONRecordsStillWork(t *testing.T) {
+	ctx := context.Background()
+	a, err := Open(ctx, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	const card = "4000000000000102"
+	if _, err := a.Enroll(ctx, EnrollRequest{Card: card}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := a.Earn(ctx, EarnRequest{Card: card, Amount: "10.00", Ref: "R-old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := func() []byte {
+		var b []byte
+		_ = a.st.View(func(tx *store.Tx) error { b = tx.GetBytes(store.Checkouts, "R-old"); return nil })
+		return b
+	}
+	if b := stored(); len(b) == 0 || b[0] != checkoutBinV1 {
+		t.Fatalf("checkout record: %.20q, want the binary form", b)
+	}
+	// Rewrite the checkout as an earlier version stored it.
+	err = a.st.Write(ctx, func(tx *store.Tx) error {
+		var c checkoutRecord
+		if _, err := tx.Get(store.Checkouts, "R-old", &c); err != nil {
+			return err
+		}
+		return tx.PutBytes(store.Checkouts, "R-old", []byte(checkoutJSON(t, &c)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := a.Earn(ctx, EarnRequest{Card: card, Amount: "10.00", Ref: "R-old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(mustJSON(t, again)), string(mustJSON(t, first)); got != want {
+		t.Fatalf("retry of a JSON checkout:\n got %s\nwant %s", got, want)
+	}
+	if _, err := a.Void(ctx, VoidRequest{Ref: "R-old"}); err != nil {
+		t.Fatal(err)
+	}
+	if b := stored(); len(b) == 0 || b[0] != checkoutBinV1 {
+		t.Fatalf("checkout record after a void: %.20q, want the binary form", b)
+	}
+	m, err := a.Member(ctx, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Balance != 0 {
+		t.Fatalf("balance %d after earning and voiding, want 0", m.Balance)
+	}
+}
+
+func mustJSON(t *testing.T, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// FuzzCheckoutRecord: any bytes decode to an error or to a record that
+// encodes and decodes to itself; never a panic.
+func FuzzCheckoutRecord(f *testing.F) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 8 {
+		b, err := randomCheckout(r).MarshalBinary()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"ref":"R-1","member":"M-1","amount":1250,"results":{"earn":{"points":12}}}`))
+	f.Add([]byte{checkoutBinV1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c checkoutRecord
+		if err := c.UnmarshalBinary(b); err != nil {
+			return
+		}
+		if got, want := checkoutJSON(t, checkoutRoundTrip(t, &c)), checkoutJSON(t, &c); got != want {
+			t.Fatalf("re-encoded record differs:\n got %s\nwant %s", got, want)
+		}
+	})
+}
