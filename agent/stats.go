@@ -92,14 +92,23 @@ func decodeDay(b []byte) (dayRecord, error) {
 	return d, nil
 }
 
-// updateDay applies fn to the aggregates of the day of the operation.
+// updateDay applies fn to the aggregates of the day of the operation. The
+// record is read and stored once per commit, however many operations of the
+// commit update it (store.Tx.Deferred).
 func (o *op) updateDay(fn func(d *dayRecord, h *HourStats)) error {
-	d, err := decodeDay(o.tx.Day(o.day))
+	day := o.day
+	v, err := o.tx.Deferred("day "+day, func(tx *store.Tx) (any, error) {
+		d, err := decodeDay(tx.Day(day))
+		return &d, err
+	}, func(tx *store.Tx, v any) error {
+		return tx.PutDay(day, v.(*dayRecord).encode())
+	})
 	if err != nil {
 		return err
 	}
-	fn(&d, &d.Hours[o.now.In(o.a.loc).Hour()])
-	return o.tx.PutDay(o.day, d.encode())
+	d := v.(*dayRecord)
+	fn(d, &d.Hours[o.now.In(o.a.loc).Hour()])
+	return nil
 }
 
 func (o *op) addMetaInt(key string, delta int64) error {

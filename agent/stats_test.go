@@ -2,8 +2,12 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/offline-loyalty/terminal/agent/store"
@@ -36,5 +40,54 @@ func TestDayRecordLayout(t *testing.T) {
 	}
 	if zero, err := decodeDay(nil); err != nil || zero != (dayRecord{}) {
 		t.Fatalf("no record: %+v, %v", zero, err)
+	}
+}
+
+// TestDayFiguresUnderConcurrency: checkouts from many clients at once share
+// commits, which store the day's figures once each (store.Tx.Deferred); the
+// figures still count every checkout once, and a redeem refused among them
+// counts for nothing.
+func TestDayFiguresUnderConcurrency(t *testing.T) {
+	ctx := context.Background()
+	a, err := Open(ctx, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	const clients, each = 16, 10
+	cards := make([]string, clients)
+	for i := range cards {
+		cards[i] = fmt.Sprintf("40000000000%05d", i)
+		if _, err := a.Enroll(ctx, EnrollRequest{Card: cards[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	var points atomic.Int64
+	for c, card := range cards {
+		wg.Go(func() {
+			for i := range each {
+				res, err := a.Earn(ctx, EarnRequest{Card: card, Amount: "12.50", Ref: fmt.Sprintf("R-%d-%d", c, i)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				points.Add(res.Points)
+				// A redeem over the balance is refused among the others' earns.
+				if _, err := a.Redeem(ctx, RedeemRequest{Card: card, Reward: "voucher5", Ref: fmt.Sprintf("X-%d-%d", c, i)}); !errors.Is(err, ErrInsufficientPoints) {
+					t.Errorf("redeem over the balance: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st, err := a.Stats("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Checkouts != clients*each || st.MemberSpend != clients*each*1250 || st.PointsIssued != points.Load() ||
+		st.UniqueMembers != clients || st.Enrollments != clients || st.PointsRedeemed != 0 {
+		t.Fatalf("day figures: %d checkouts, spend %d, %d points issued, %d redeemed, %d unique members, %d enrollments; after %d earns of 12.50 (%d points) by %d new members",
+			st.Checkouts, st.MemberSpend, st.PointsIssued, st.PointsRedeemed, st.UniqueMembers, st.Enrollments, clients*each, points.Load(), clients)
 	}
 }

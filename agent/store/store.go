@@ -404,7 +404,8 @@ var errTimeout = bolterr.ErrTimeout
 // batchTx is the transaction a leader runs its batch in.
 type batchTx struct {
 	btx   *bolt.Tx
-	wrote bool // a write changed something
+	late  lateWrites // the records its writes keep until the commit (Tx.Deferred)
+	wrote bool       // a write changed something
 	// abort: a write failed after changing something, so the transaction
 	// is void; no further write runs in it, and each write of the batch is
 	// then retried in a transaction of its own.
@@ -427,7 +428,7 @@ func (b *batchTx) run(r *request) {
 	if b.abort {
 		return
 	}
-	tx := &Tx{btx: b.btx}
+	tx := &Tx{btx: b.btx, late: &b.late}
 	r.err = r.fn(tx)
 	if r.err != nil && tx.dirty {
 		b.abort = true
@@ -448,6 +449,11 @@ func (b *batchTx) rollback() {
 // cost two fsyncs for no change (repeated acks, a clock already ahead, an
 // idempotent retry).
 func (s *Store) finish(b *batchTx, batch []*request) {
+	// Records kept until the commit are written now; if that fails, each
+	// write is retried alone, as if it had failed itself.
+	if !b.abort && b.wrote {
+		b.abort = (&Tx{btx: b.btx, late: &b.late}).flushLate() != nil
+	}
 	var err error
 	switch {
 	case b.abort:
@@ -456,8 +462,11 @@ func (s *Store) finish(b *batchTx, batch []*request) {
 		for _, r := range batch {
 			tx := &Tx{}
 			r.err = s.db.Update(func(btx *bolt.Tx) error {
-				tx.btx = btx
-				return r.fn(tx)
+				tx.btx, tx.late = btx, &lateWrites{}
+				if err := r.fn(tx); err != nil {
+					return err
+				}
+				return tx.flushLate()
 			})
 			b.wrote = b.wrote || (r.err == nil && tx.dirty)
 			b.settled++

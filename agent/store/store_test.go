@@ -548,3 +548,114 @@ func TestOpenUpgrades(t *testing.T) {
 		}
 	}
 }
+
+// TestDeferred: writes sharing a commit change a record kept by Deferred in
+// turn; it is loaded and stored once for the commit, with every write's
+// change. A write that fails after changing it aborts the shared
+// transaction, and so does a store that fails: each write is then retried
+// alone and gets its own outcome. A read-only transaction has no deferred
+// records.
+func TestDeferred(t *testing.T) {
+	errLate := errors.New("late failure")
+	errTooBig := errors.New("over 5")
+	for _, c := range []struct {
+		name        string
+		failing     int   // the queued write that fails after its change, or -1
+		limit       int   // the store fails over this count (0: never)
+		count       int   // the count at the end
+		loads       int64 // how often it was read
+		commits     int
+		failed      int
+		wantFailure error
+	}{
+		{"all succeed", -1, 0, 11, 1, 1, 0, nil},
+		{"a write fails", 3, 0, 10, 12, 10, 1, errLate},
+		{"the store fails", -1, 5, 5, 12, 5, 6, errTooBig},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := openStore(t)
+			var loads atomic.Int64
+			add := func(tx *Tx) error {
+				v, err := tx.Deferred("count", func(tx *Tx) (any, error) {
+					loads.Add(1)
+					n := int(tx.MetaUint("count"))
+					return &n, nil
+				}, func(tx *Tx, v any) error {
+					if n := *v.(*int); c.limit == 0 || n <= c.limit {
+						return tx.SetMetaUint("count", uint64(n))
+					}
+					return errTooBig
+				})
+				if err != nil {
+					return err
+				}
+				*v.(*int)++
+				return nil
+			}
+			before := txID(s)
+			// The first write holds its transaction open until the others
+			// are queued behind it, so that they all share it.
+			started, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			first := make(chan error, 1)
+			go func() {
+				first <- s.Write(context.Background(), func(tx *Tx) error {
+					once.Do(func() { close(started); <-release })
+					return add(tx)
+				})
+			}()
+			<-started
+			const queued = 10
+			errs := make(chan error, queued)
+			for i := range queued {
+				go func() {
+					errs <- s.Write(context.Background(), func(tx *Tx) error {
+						if err := add(tx); err != nil || i != c.failing {
+							return err
+						}
+						return errLate
+					})
+				}()
+			}
+			waitQueued(s, 1+queued)
+			close(release)
+			failed := 0
+			for _, err := range append([]error{<-first}, collect(errs, queued)...) {
+				switch {
+				case err == nil:
+				case errors.Is(err, c.wantFailure):
+					failed++
+				default:
+					t.Errorf("write: %v", err)
+				}
+			}
+			if failed != c.failed {
+				t.Errorf("%d writes failed, want %d", failed, c.failed)
+			}
+			_ = s.View(func(tx *Tx) error {
+				if n := tx.MetaUint("count"); n != uint64(c.count) {
+					t.Errorf("count %d, want %d", n, c.count)
+				}
+				if _, err := tx.Deferred("count", nil, nil); !errors.Is(err, errReadOnly) {
+					t.Errorf("Deferred in a read-only transaction: %v", err)
+				}
+				return nil
+			})
+			if n := loads.Load(); n != c.loads {
+				t.Errorf("read %d times, want %d", n, c.loads)
+			}
+			if got := txID(s) - before; got != c.commits {
+				t.Errorf("%d commits, want %d", got, c.commits)
+			}
+		})
+	}
+}
+
+// collect reads n values from ch.
+func collect(ch chan error, n int) []error {
+	out := make([]error, n)
+	for i := range out {
+		out[i] = <-ch
+	}
+	return out
+}

@@ -5,6 +5,7 @@ import (
 	"encoding"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -31,6 +32,59 @@ func (k Kind) bucket() []byte {
 type Tx struct {
 	btx   *bolt.Tx
 	dirty bool
+	// late holds the records kept by Deferred, shared by the writes of one
+	// transaction; nil in a read-only one.
+	late *lateWrites
+}
+
+// lateWrites are the records of a transaction kept by Deferred, in the order
+// they were first asked for.
+type lateWrites []*lateWrite
+
+type lateWrite struct {
+	key   string
+	v     any
+	flush func(*Tx, any) error
+}
+
+// errReadOnly: Deferred in a read-only transaction.
+var errReadOnly = errors.New("deferred write in a read-only transaction")
+
+// Deferred returns the record kept under key until the transaction commits,
+// calling load to read it the first time. The caller changes it in place,
+// and flush writes it once, just before the commit. Writes sharing a commit
+// (group commit) that each update the same record thus decode and store it
+// once per commit instead of once each. While the transaction is open the
+// record must be read through Deferred only. It counts as a write: an error
+// returned after it aborts a shared transaction (see Store.Write).
+func (tx *Tx) Deferred(key string, load func(*Tx) (any, error), flush func(*Tx, any) error) (any, error) {
+	if tx.late == nil {
+		return nil, errReadOnly
+	}
+	for _, w := range *tx.late {
+		if w.key == key {
+			tx.dirty = true
+			return w.v, nil
+		}
+	}
+	v, err := load(tx)
+	if err != nil {
+		return nil, err
+	}
+	*tx.late = append(*tx.late, &lateWrite{key: key, v: v, flush: flush})
+	tx.dirty = true
+	return v, nil
+}
+
+// flushLate writes the records kept by Deferred, in the order they were
+// first asked for.
+func (tx *Tx) flushLate() error {
+	for _, w := range *tx.late {
+		if err := w.flush(tx, w.v); err != nil {
+			return fmt.Errorf("%s: %w", w.key, err)
+		}
+	}
+	return nil
 }
 
 // Meta returns a metadata value ("" when unset).
