@@ -121,8 +121,10 @@ func writtenBytes() int64 {
 // BenchmarkEarnLivedIn measures an earn called in-process on a ledger in use
 // (2,000 members, 40 days of 250 checkouts), each interleaved with a raw bbolt
 // commit of one put on the same disk, and what an earn writes to storage
-// (Linux: the process's write_bytes).
+// (Linux: the process's write_bytes). The garbage collector runs as pos-agent
+// serve sets it (agent.TuneGC).
 func BenchmarkEarnLivedIn(b *testing.B) {
+	defer agent.TuneGC()()
 	a := livedAgent(b)
 	db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {

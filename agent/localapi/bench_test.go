@@ -27,8 +27,10 @@ import (
 // machine) falls on all alike. Throughput: a single client and 8 clients
 // earn on agents of their own in alternating blocks, each alone while it
 // runs, as they would on a till. The single client runs b.N earns in each
-// phase.
+// phase. The garbage collector runs as pos-agent serve sets it
+// (agent.TuneGC), unless GOGC or GOMEMLIMIT say otherwise.
 func BenchmarkEarnVsRawCommit(b *testing.B) {
+	defer agent.TuneGC()()
 	n := max(b.N, 200)
 	raw, shaped, direct, one := interleaved(b, n)
 	alone, eight, aloneWall, eightWall := throughputs(b, n)

@@ -41,6 +41,7 @@ func startAgent(ctx context.Context, verb string, args []string) (*cli.Common, s
 		return nil, sf, nil, nil, nil, fmt.Errorf("%w: %s: unexpected argument %q", cli.ErrUsage, verb, fs.Arg(0))
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	agent.TuneGC()
 	a, err := agent.Open(ctx, c.Data, agent.Options{Logger: log})
 	if err != nil {
 		return nil, sf, nil, nil, nil, err
