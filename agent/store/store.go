@@ -89,6 +89,9 @@ type Store struct {
 	last      int
 	lingering bool
 	grew      chan struct{}
+	// zero keeps the file written past the ledger's end (zero.go); only
+	// the leader uses it.
+	zero zeroer
 }
 
 // request is one Write. Its wake channel is signalled once it is done or
@@ -141,6 +144,7 @@ func Open(dir string, onCommit func()) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	s.zero = openZeroer(path)
 	return s, nil
 }
 
@@ -225,6 +229,7 @@ func (s *Store) Close() error {
 		s.drained.Wait()
 	}
 	s.mu.Unlock()
+	s.zero.close()
 	return s.db.Close()
 }
 
@@ -474,8 +479,16 @@ func (s *Store) finish(b *batchTx, batch []*request) {
 	case !b.wrote:
 		b.rollback()
 	default:
-		err = b.btx.Commit()
+		btx := b.btx
+		end := btx.Size()
+		err = btx.Commit()
 		b.btx = nil
+		if err == nil {
+			// The commit may have allocated past the transaction's size
+			// before it, by the pages it allocated at most.
+			st := btx.Stats()
+			s.zeroAhead(end + st.GetPageAlloc())
+		}
 	}
 	if err != nil {
 		for _, r := range batch {
