@@ -62,6 +62,10 @@ func (s *Store) zeroAhead(end int64) {
 		z.stop()
 		return
 	}
+	// Out of the page cache with them: kept, they sit in pages as large as
+	// the writes, and a page bbolt writes later into one of those would
+	// make the whole of it dirty, written out again at the next sync.
+	evict(z.f, z.to, zeroChunk)
 	z.to += zeroChunk
 }
 

@@ -1,6 +1,10 @@
 package store
 
-import "os"
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
 
 // seekHole is lseek's SEEK_HOLE on Linux.
 const seekHole = 4
@@ -23,4 +27,10 @@ func writtenFrom(f *os.File, off int64) int64 {
 		return off // no SEEK_HOLE: assume nothing is written
 	}
 	return hole
+}
+
+// evict drops n bytes of the file from off on from the page cache (they are
+// synced).
+func evict(f *os.File, off, n int64) {
+	_ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED)
 }

@@ -9,3 +9,5 @@ import "os"
 func openZeroer(string) zeroer { return zeroer{} }
 
 func writtenFrom(_ *os.File, off int64) int64 { return off }
+
+func evict(*os.File, int64, int64) {}
