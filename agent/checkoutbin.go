@@ -49,19 +49,10 @@ func (c *checkoutRecord) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary decodes a record MarshalBinary wrote, or the JSON of an
 // earlier version.
 func (c *checkoutRecord) UnmarshalBinary(b []byte) error {
-	if len(b) > 0 && b[0] == '{' {
-		type plain checkoutRecord // without these methods
-		var p plain
-		if err := json.Unmarshal(b, &p); err != nil {
-			return err
-		}
-		*c = checkoutRecord(p)
-		return nil
+	d, err := openRecord(b, checkoutBinV1, c)
+	if d == nil {
+		return err
 	}
-	if len(b) == 0 || b[0] != checkoutBinV1 {
-		return fmt.Errorf("%w: unknown format", errRecord)
-	}
-	d := recDecoder{b: b[1:]}
 	var r checkoutRecord
 	r.Ref = d.str()
 	r.Member = d.str()
@@ -76,11 +67,8 @@ func (c *checkoutRecord) UnmarshalBinary(b []byte) error {
 	r.Clawed = d.int()
 	r.Voided = d.bool()
 	r.Results = d.results()
-	if d.err == nil && len(d.b) > 0 {
-		d.err = fmt.Errorf("%w: %d bytes past its end", errRecord, len(d.b))
-	}
-	if d.err != nil {
-		return d.err
+	if err := d.end(); err != nil {
+		return err
 	}
 	*c = r
 	return nil

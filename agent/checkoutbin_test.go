@@ -11,41 +11,9 @@ import (
 	"github.com/offline-loyalty/terminal/agent/store"
 )
 
-// checkoutJSON is the record as JSON shows it: what the binary form must keep.
-func checkoutJSON(t testing.TB, c *checkoutRecord) string {
-	t.Helper()
-	type plain checkoutRecord
-	b, err := json.Marshal((*plain)(c))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func checkoutRoundTrip(t testing.TB, c *checkoutRecord) *checkoutRecord {
-	t.Helper()
-	b, err := c.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back checkoutRecord
-	if err := back.UnmarshalBinary(b); err != nil {
-		t.Fatalf("decode %x: %v", b, err)
-	}
-	return &back
-}
-
 // TestCheckoutBinaryKeepsEveryField: every field set survives, so a field
 // added to checkoutRecord and forgotten in the codec fails here.
-func TestCheckoutBinaryKeepsEveryField(t *testing.T) {
-	var c checkoutRecord
-	setEveryField(t, &c)
-	back := checkoutRoundTrip(t, &c)
-	checkEveryField(t, back)
-	if got, want := checkoutJSON(t, back), checkoutJSON(t, &c); got != want {
-		t.Fatalf("round trip:\n got %s\nwant %s", got, want)
-	}
-}
+func TestCheckoutBinaryKeepsEveryField(t *testing.T) { keepsEveryField[checkoutRecord](t) }
 
 // randomCheckout draws a record with every kind of value, its results
 // included: none, empty, several.
@@ -76,23 +44,7 @@ func randomCheckout(r *rand.Rand) *checkoutRecord {
 
 // TestCheckoutBinaryProperty: random records read back as JSON showed them,
 // from the binary form and from the JSON of earlier versions alike.
-func TestCheckoutBinaryProperty(t *testing.T) {
-	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 12))
-	for range 2000 {
-		c := randomCheckout(r)
-		want := checkoutJSON(t, c)
-		if got := checkoutJSON(t, checkoutRoundTrip(t, c)); got != want {
-			t.Fatalf("binary round trip:\n got %s\nwant %s", got, want)
-		}
-		var legacy checkoutRecord
-		if err := legacy.UnmarshalBinary([]byte(want)); err != nil {
-			t.Fatalf("JSON record: %v", err)
-		}
-		if got := checkoutJSON(t, &legacy); got != want {
-			t.Fatalf("JSON record:\n got %s\nwant %s", got, want)
-		}
-	}
-}
+func TestCheckoutBinaryProperty(t *testing.T) { binaryProperty(t, 12, randomCheckout) }
 
 // TestCheckoutBinaryRefusesDamage: a cut, lengthened or unknown record, or
 // results out of order, repeated or not JSON, is an error, never a checkout
@@ -146,11 +98,7 @@ func TestCheckoutBinaryRefusesDamage(t *testing.T) {
 // stored in binary from then on.
 func TestCheckoutJSONRecordsStillWork(t *testing.T) {
 	ctx := context.Background()
-	a, err := Open(ctx, t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := openAgent(t)
 	const card = "4000000000000102"
 	if _, err := a.Enroll(ctx, EnrollRequest{Card: card}); err != nil {
 		t.Fatal(err)
@@ -173,7 +121,7 @@ func TestCheckoutJSONRecordsStillWork(t *testing.T) {
 		if _, err := tx.Get(store.Checkouts, "R-old", &c); err != nil {
 			return err
 		}
-		return tx.PutBytes(store.Checkouts, "R-old", []byte(checkoutJSON(t, &c)))
+		return tx.PutBytes(store.Checkouts, "R-old", []byte(jsonOf(t, &c)))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -222,13 +170,5 @@ func FuzzCheckoutRecord(f *testing.F) {
 	}
 	f.Add([]byte(`{"ref":"R-1","member":"M-1","amount":1250,"results":{"earn":{"points":12}}}`))
 	f.Add([]byte{checkoutBinV1})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var c checkoutRecord
-		if err := c.UnmarshalBinary(b); err != nil {
-			return
-		}
-		if got, want := checkoutJSON(t, checkoutRoundTrip(t, &c)), checkoutJSON(t, &c); got != want {
-			t.Fatalf("re-encoded record differs:\n got %s\nwant %s", got, want)
-		}
-	})
+	f.Fuzz(fuzzRecord[checkoutRecord])
 }

@@ -58,19 +58,10 @@ func (m *memberRecord) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary decodes a record MarshalBinary wrote, or the JSON of an
 // earlier version.
 func (m *memberRecord) UnmarshalBinary(b []byte) error {
-	if len(b) > 0 && b[0] == '{' {
-		type plain memberRecord // without these methods
-		var p plain
-		if err := json.Unmarshal(b, &p); err != nil {
-			return err
-		}
-		*m = memberRecord(p)
-		return nil
+	d, err := openRecord(b, memberBinV1, m)
+	if d == nil {
+		return err
 	}
-	if len(b) == 0 || b[0] != memberBinV1 {
-		return fmt.Errorf("%w: unknown format", errRecord)
-	}
-	d := recDecoder{b: b[1:]}
 	var r memberRecord
 	r.ID = d.str()
 	r.Name = d.str()
@@ -98,14 +89,38 @@ func (m *memberRecord) UnmarshalBinary(b []byte) error {
 	r.Lots = rules.Lots(d.counts())
 	r.Months = d.counts()
 	r.TierSince = d.time()
-	if d.err == nil && len(d.b) > 0 {
-		d.err = fmt.Errorf("%w: %d bytes past its end", errRecord, len(d.b))
-	}
-	if d.err != nil {
-		return d.err
+	if err := d.end(); err != nil {
+		return err
 	}
 	*m = r
 	return nil
+}
+
+// openRecord starts reading a stored record: the JSON of an earlier
+// version is decoded into v whole (no decoder then); the binary form of
+// version gets a decoder for its fields.
+func openRecord[T any](b []byte, version byte, v *T) (*recDecoder, error) {
+	if len(b) > 0 && b[0] == '{' {
+		var p T // encoding/json ignores the binary methods
+		if err := json.Unmarshal(b, &p); err != nil {
+			return nil, err
+		}
+		*v = p
+		return nil, nil
+	}
+	if len(b) == 0 || b[0] != version {
+		return nil, fmt.Errorf("%w: unknown format", errRecord)
+	}
+	return &recDecoder{b: b[1:]}, nil
+}
+
+// end is the error of the record read, if any: a field that could not be
+// read, or bytes left past its last.
+func (d *recDecoder) end() error {
+	if d.err == nil && len(d.b) > 0 {
+		d.err = fmt.Errorf("%w: %d bytes past its end", errRecord, len(d.b))
+	}
+	return d.err
 }
 
 // recEncoder appends fields: integers as varints, strings length-prefixed.

@@ -15,46 +15,59 @@ import (
 	"github.com/offline-loyalty/terminal/agent/store"
 )
 
-// jsonOf is the record as JSON shows it: what the binary form must keep.
-func jsonOf(t testing.TB, m *memberRecord) string {
+// jsonOf is a record as JSON shows it (encoding/json ignores the binary
+// methods): what the binary form must keep.
+func jsonOf(t testing.TB, rec any) string {
 	t.Helper()
-	type plain memberRecord
-	b, err := json.Marshal((*plain)(m))
+	b, err := json.Marshal(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return string(b)
 }
 
-func roundTrip(t testing.TB, m *memberRecord) *memberRecord {
+// binaryRecord is a record type with a binary form: *memberRecord,
+// *checkoutRecord.
+type binaryRecord[T any] interface {
+	*T
+	MarshalBinary() ([]byte, error)
+	UnmarshalBinary([]byte) error
+}
+
+// roundTrip encodes rec and decodes it into a new record.
+func roundTrip[T any, P binaryRecord[T]](t testing.TB, rec P) P {
 	t.Helper()
-	b, err := m.MarshalBinary()
+	b, err := rec.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back memberRecord
+	back := P(new(T))
 	if err := back.UnmarshalBinary(b); err != nil {
 		t.Fatalf("decode %x: %v", b, err)
 	}
-	return &back
+	return back
+}
+
+// openAgent opens an agent on a new directory, closed when the test ends.
+func openAgent(t *testing.T) *Agent {
+	t.Helper()
+	a, err := Open(context.Background(), t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
 }
 
 // TestMemberBinaryKeepsEveryField: every field set survives, so a field added
 // to memberRecord and forgotten in the codec fails here.
-func TestMemberBinaryKeepsEveryField(t *testing.T) {
-	var m memberRecord
-	setEveryField(t, &m)
-	back := roundTrip(t, &m)
-	checkEveryField(t, back)
-	if got, want := jsonOf(t, back), jsonOf(t, &m); got != want {
-		t.Fatalf("round trip:\n got %s\nwant %s", got, want)
-	}
-}
+func TestMemberBinaryKeepsEveryField(t *testing.T) { keepsEveryField[memberRecord](t) }
 
-// setEveryField gives every field of the record *rec a value that is not
-// its zero value.
-func setEveryField(t *testing.T, rec any) {
+// keepsEveryField: a record of type T with every field set to a value that
+// is not its zero value reads back the same from its binary form.
+func keepsEveryField[T any, P binaryRecord[T]](t *testing.T) {
 	t.Helper()
+	rec := P(new(T))
 	v := reflect.ValueOf(rec).Elem()
 	when := time.Date(2026, 12, 2, 8, 30, 15, 123456789, time.FixedZone("", 3600))
 	for i := range v.NumField() {
@@ -82,16 +95,14 @@ func setEveryField(t *testing.T, rec any) {
 			t.Fatalf("field %s of type %s: teach the codec and this test", v.Type().Field(i).Name, f.Type())
 		}
 	}
-}
-
-// checkEveryField fails for each field of the record *rec that is zero.
-func checkEveryField(t *testing.T, rec any) {
-	t.Helper()
-	v := reflect.ValueOf(rec).Elem()
-	for i := range v.NumField() {
-		if v.Field(i).IsZero() {
-			t.Errorf("field %s is lost", v.Type().Field(i).Name)
+	back := reflect.ValueOf(roundTrip(t, rec)).Elem()
+	for i := range back.NumField() {
+		if back.Field(i).IsZero() {
+			t.Errorf("field %s is lost", back.Type().Field(i).Name)
 		}
+	}
+	if got, want := jsonOf(t, back.Addr().Interface()), jsonOf(t, rec); got != want {
+		t.Fatalf("round trip:\n got %s\nwant %s", got, want)
 	}
 }
 
@@ -167,19 +178,23 @@ func encodeRandom(tb testing.TB, r *rand.Rand) []byte {
 
 // TestMemberBinaryProperty: random records read back as JSON showed them,
 // from the binary form and from the JSON of earlier versions alike.
-func TestMemberBinaryProperty(t *testing.T) {
-	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
+func TestMemberBinaryProperty(t *testing.T) { binaryProperty(t, 11, randomMember) }
+
+// binaryProperty: 2,000 records drawn by random read back as JSON showed
+// them, from the binary form and from the JSON of earlier versions alike.
+func binaryProperty[T any, P binaryRecord[T]](t *testing.T, seed uint64, random func(*rand.Rand) P) {
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), seed))
 	for range 2000 {
-		m := randomMember(r)
-		want := jsonOf(t, m)
-		if got := jsonOf(t, roundTrip(t, m)); got != want {
+		rec := random(r)
+		want := jsonOf(t, rec)
+		if got := jsonOf(t, roundTrip(t, rec)); got != want {
 			t.Fatalf("binary round trip:\n got %s\nwant %s", got, want)
 		}
-		var legacy memberRecord
+		legacy := P(new(T))
 		if err := legacy.UnmarshalBinary([]byte(want)); err != nil {
 			t.Fatalf("JSON record: %v", err)
 		}
-		if got := jsonOf(t, &legacy); got != want {
+		if got := jsonOf(t, legacy); got != want {
 			t.Fatalf("JSON record:\n got %s\nwant %s", got, want)
 		}
 	}
@@ -242,11 +257,7 @@ func TestMemberBinaryCountsInOrder(t *testing.T) {
 // version earns as before and is stored in binary from then on.
 func TestMemberJSONRecordsStillWork(t *testing.T) {
 	ctx := context.Background()
-	a, err := Open(ctx, t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := openAgent(t)
 	const card = "4000000000000101"
 	res, err := a.Enroll(ctx, EnrollRequest{Card: card})
 	if err != nil {
@@ -290,13 +301,17 @@ func FuzzMemberRecord(f *testing.F) {
 	}
 	f.Add([]byte(`{"id":"M-1","cards":["4000"],"balance":5}`))
 	f.Add([]byte{memberBinV1})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var m memberRecord
-		if err := m.UnmarshalBinary(b); err != nil {
-			return
-		}
-		if got, want := jsonOf(t, roundTrip(t, &m)), jsonOf(t, &m); got != want {
-			t.Fatalf("re-encoded record differs:\n got %s\nwant %s", got, want)
-		}
-	})
+	f.Fuzz(fuzzRecord[memberRecord])
+}
+
+// fuzzRecord decodes b as a record: an error, or a record that encodes and
+// decodes to itself.
+func fuzzRecord[T any, P binaryRecord[T]](t *testing.T, b []byte) {
+	rec := P(new(T))
+	if err := rec.UnmarshalBinary(b); err != nil {
+		return
+	}
+	if got, want := jsonOf(t, roundTrip(t, rec)), jsonOf(t, rec); got != want {
+		t.Fatalf("re-encoded record differs:\n got %s\nwant %s", got, want)
+	}
 }

@@ -49,11 +49,7 @@ func TestDayRecordLayout(t *testing.T) {
 // counts for nothing.
 func TestDayFiguresUnderConcurrency(t *testing.T) {
 	ctx := context.Background()
-	a, err := Open(ctx, t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := openAgent(t)
 	const clients, each = 16, 10
 	cards := make([]string, clients)
 	for i := range cards {
