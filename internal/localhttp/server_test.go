@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -510,4 +511,36 @@ func FuzzServer(f *testing.F) {
 			t.Fatalf("%d answers to %d requests", finals, len(reqs))
 		}
 	})
+}
+
+// TestServerStatusAndDate: the status line and Date header the server
+// writes by hand read back through net/http's client: a known status with
+// its text, an unknown one, and the date of now (formatted once a second,
+// so it is never more than a second old).
+func TestServerStatusAndDate(t *testing.T) {
+	s := serveLean(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		w.WriteHeader(code)
+		_, _ = io.WriteString(w, "body")
+	})})
+	c := stdClient(s.path)
+	for _, tc := range []struct {
+		code   int
+		status string
+	}{{200, "200 OK"}, {418, "418 I'm a teapot"}, {299, "299 status code 299"}, {201, "201 Created"}} {
+		before := time.Now().Truncate(time.Second)
+		resp, err := c.Get("http://agent/?code=" + strconv.Itoa(tc.code))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.Status != tc.status || string(body) != "body" || resp.ContentLength != 4 {
+			t.Errorf("status %q, body %q, length %d; want %q, \"body\", 4", resp.Status, body, resp.ContentLength, tc.status)
+		}
+		d, err := http.ParseTime(resp.Header.Get("Date"))
+		if err != nil || d.Before(before) || d.After(time.Now()) {
+			t.Errorf("Date %q (%v), want between %v and now", resp.Header.Get("Date"), err, before)
+		}
+	}
 }
