@@ -65,15 +65,25 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	if resp.StatusCode != http.StatusOK {
 		return decodeError(resp)
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(out); err != nil {
+	if err := readJSON(resp.Body, out); err != nil {
 		return fmt.Errorf("local api: response: %w", err)
 	}
 	return nil
 }
 
+// readJSON decodes a response body of at most maxBody bytes. Read whole and
+// then decoded, it is scanned once (a json.Decoder scans it twice).
+func readJSON(body io.Reader, v any) error {
+	b, err := io.ReadAll(io.LimitReader(body, maxBody))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
 func decodeError(resp *http.Response) error {
 	var eb ErrorBody
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(&eb); err != nil || eb.Error == "" {
+	if err := readJSON(resp.Body, &eb); err != nil || eb.Error == "" {
 		return fmt.Errorf("local api: %s", resp.Status)
 	}
 	e := &Error{Msg: eb.Error, Code: eb.Code}
