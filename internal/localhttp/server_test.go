@@ -263,18 +263,22 @@ func TestServerUnreadBody(t *testing.T) {
 	}
 }
 
-// TestServerPanic: a handler that panics ends its connection without an
-// answer (the client reports no answer and does not send a POST again); the
-// panic is logged and the server goes on serving.
+// TestServerPanic: a handler that panics, or writes a status outside
+// 100-999, ends its connection without an answer (the client reports no
+// answer and does not send a POST again); the panic is logged and the
+// server goes on serving.
 func TestServerPanic(t *testing.T) {
 	var logged bytes.Buffer
 	var mu sync.Mutex
 	var posts atomic.Int64
 	s := serveLean(t, &Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/panic" {
+			switch r.URL.Path {
+			case "/panic":
 				posts.Add(1)
 				panic("bug")
+			case "/bad-status":
+				w.WriteHeader(1000)
 			}
 			echo(w, r)
 		}),
@@ -288,9 +292,13 @@ func TestServerPanic(t *testing.T) {
 	if got, err := call(t, c, ctx, http.MethodGet, "http://agent/echo?on", ""); err != nil || got != "on" {
 		t.Fatalf("the next call: %q, %v", got, err)
 	}
+	// A status that would not fit the status line is a handler bug too.
+	if _, err := call(t, c, ctx, http.MethodGet, "http://agent/bad-status", ""); !errors.Is(err, errNoAnswer) {
+		t.Fatalf("a call whose handler wrote status 1000: %v", err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	if posts.Load() != 1 || !strings.Contains(logged.String(), "panic=bug") {
+	if posts.Load() != 1 || !strings.Contains(logged.String(), "panic=bug") || !strings.Contains(logged.String(), "invalid WriteHeader code 1000") {
 		t.Fatalf("%d POSTs; log %q", posts.Load(), logged.String())
 	}
 }
