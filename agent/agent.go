@@ -11,10 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/offline-loyalty/terminal/agent/ledger"
-	"github.com/offline-loyalty/terminal/agent/money"
-	"github.com/offline-loyalty/terminal/agent/rules"
 	"github.com/offline-loyalty/terminal/agent/store"
+	"github.com/offline-loyalty/terminal/ledger"
+	"github.com/offline-loyalty/terminal/money"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // lookupBudget is how long a checkout may wait for head office to resolve a
@@ -57,9 +57,16 @@ type Agent struct {
 	basket   Basket
 }
 
+// LedgerFile is the ledger's file name inside the data directory.
+const LedgerFile = store.FileName
+
+// Compact rewrites the ledger file of a stopped agent in dir without its free
+// pages and returns the file's size before and after.
+func Compact(dir string) (before, after int64, err error) { return store.Compact(dir) }
+
 // Open opens the agent on dir, creating the ledger on first use. A second
-// agent on the same directory fails fast with store.ErrLocked; a corrupt
-// ledger is store.ErrCorrupt.
+// agent on the same directory fails fast with ErrLocked; a corrupt ledger is
+// ErrCorrupt.
 func Open(ctx context.Context, dir string, opts Options) (*Agent, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

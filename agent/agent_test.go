@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/agent/ledger"
-	"github.com/offline-loyalty/terminal/agent/rules"
 	"github.com/offline-loyalty/terminal/agent/store"
+	"github.com/offline-loyalty/terminal/ledger"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 const card = "4000000000000002"

@@ -10,8 +10,8 @@ package agent
 import (
 	"time"
 
-	"github.com/offline-loyalty/terminal/agent/ledger"
-	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/ledger"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // EarnRequest is a purchase by a member. Amount is decimal text in the rules'

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/offline-loyalty/terminal/agent/ledger"
-	"github.com/offline-loyalty/terminal/agent/money"
-	"github.com/offline-loyalty/terminal/agent/rules"
 	"github.com/offline-loyalty/terminal/agent/store"
+	"github.com/offline-loyalty/terminal/ledger"
+	"github.com/offline-loyalty/terminal/money"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // Housekeeping is what one run of expiry and the tier review did.

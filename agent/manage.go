@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/offline-loyalty/terminal/agent/ledger"
 	"github.com/offline-loyalty/terminal/agent/store"
+	"github.com/offline-loyalty/terminal/cardnum"
+	"github.com/offline-loyalty/terminal/ledger"
 )
 
 // maxReason bounds an adjustment's reason.
@@ -86,7 +87,7 @@ func (a *Agent) ReplaceCard(ctx context.Context, r ReplaceCardRequest) (Result, 
 		if ok, err := o.tx.Get(store.Cards, r.NewCard, &cardRecord{}); err != nil {
 			return nil, err
 		} else if ok {
-			return nil, fmt.Errorf("%w: %s", ErrCardExists, MaskCard(r.NewCard))
+			return nil, fmt.Errorf("%w: %s", ErrCardExists, cardnum.Mask(r.NewCard))
 		}
 		e := ledger.Event{Type: ledger.CardReplace, Member: m.ID, Card: r.Card, NewCard: r.NewCard, Ref: r.Ref}
 		if err := o.appendEvent(&e); err != nil {

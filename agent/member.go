@@ -11,8 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/offline-loyalty/terminal/agent/rules"
 	"github.com/offline-loyalty/terminal/agent/store"
+	"github.com/offline-loyalty/terminal/cardnum"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // Member returns the member a card belongs to, as this terminal sees them.
@@ -28,7 +29,7 @@ func (a *Agent) Member(ctx context.Context, card string) (MemberView, error) {
 		if err != nil {
 			return err
 		}
-		v = MemberView{Member: m.ID, Name: m.Name, Card: MaskCard(card), Tier: m.Tier, Balance: m.Balance,
+		v = MemberView{Member: m.ID, Name: m.Name, Card: cardnum.Mask(card), Tier: m.Tier, Balance: m.Balance,
 			Pending: m.Pending, Enrolled: m.Enrolled, Status: m.Status, Spend12m: m.Spend12m,
 			Lifetime: m.Lifetime, Email: m.Email, Phone: m.Phone, Consent: m.Consent, Currency: a.Rules().Currency}
 		if c.Blocked {

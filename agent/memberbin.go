@@ -9,7 +9,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // Member records are read and rewritten by every operation, so they are

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/offline-loyalty/terminal/agent/rules"
 	"github.com/offline-loyalty/terminal/agent/store"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // jsonOf is a record as JSON shows it (encoding/json ignores the binary

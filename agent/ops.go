@@ -11,10 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/offline-loyalty/terminal/agent/ledger"
-	"github.com/offline-loyalty/terminal/agent/money"
-	"github.com/offline-loyalty/terminal/agent/rules"
 	"github.com/offline-loyalty/terminal/agent/store"
+	"github.com/offline-loyalty/terminal/cardnum"
+	"github.com/offline-loyalty/terminal/ledger"
+	"github.com/offline-loyalty/terminal/money"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // op is one operation inside a write transaction: it reads, decides, then
@@ -692,7 +693,7 @@ func (a *Agent) Enroll(ctx context.Context, r EnrollRequest) (Result, error) {
 		if ok, err := o.tx.Get(store.Cards, r.Card, &cardRecord{}); err != nil {
 			return nil, err
 		} else if ok {
-			return nil, fmt.Errorf("%w: %s", ErrCardExists, MaskCard(r.Card))
+			return nil, fmt.Errorf("%w: %s", ErrCardExists, cardnum.Mask(r.Card))
 		}
 		id := make([]byte, 8)
 		_, _ = rand.Read(id)

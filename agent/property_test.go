@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/agent/ledger"
-	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/ledger"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // TestPropertyBalances runs random sequences of operations, valid and not,

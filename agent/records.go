@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/offline-loyalty/terminal/agent/rules"
 	"github.com/offline-loyalty/terminal/agent/store"
+	"github.com/offline-loyalty/terminal/cardnum"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // Errors callers branch on. Their messages are what the cashier reads.
@@ -27,6 +27,13 @@ var (
 	ErrRefund             = errors.New("cannot refund")
 	ErrBadPIN             = errors.New("wrong PIN")
 	ErrRewardUnavailable  = errors.New("reward is not available today")
+
+	// The ledger file's errors, for callers that do not reach into the
+	// store: another process holds the directory, the file is damaged, the
+	// agent is closing.
+	ErrLocked  = store.ErrLocked
+	ErrCorrupt = store.ErrCorrupt
+	ErrClosed  = store.ErrClosed
 )
 
 // memberRecord is a member as stored on this terminal: head office's last
@@ -107,15 +114,6 @@ type checkoutRecord struct {
 	Results map[string]json.RawMessage `json:"results,omitempty"`
 }
 
-// MaskCard hides all but the last four characters of a card number, for logs
-// and screens.
-func MaskCard(card string) string {
-	if len(card) <= 4 {
-		return strings.Repeat("*", len(card))
-	}
-	return strings.Repeat("*", len(card)-4) + card[len(card)-4:]
-}
-
 // Limits on request fields.
 const (
 	maxCardLen = 64  // longest card number or token accepted
@@ -171,7 +169,7 @@ func memberByCard(tx *store.Tx, card string) (*memberRecord, *cardRecord, error)
 		return nil, nil, err
 	}
 	if !ok {
-		return nil, nil, fmt.Errorf("%w %s: enroll the member or check the number", ErrUnknownCard, MaskCard(card))
+		return nil, nil, fmt.Errorf("%w %s: enroll the member or check the number", ErrUnknownCard, cardnum.Mask(card))
 	}
 	var m memberRecord
 	ok, err = tx.Get(store.Members, c.Member, &m)
@@ -179,7 +177,7 @@ func memberByCard(tx *store.Tx, card string) (*memberRecord, *cardRecord, error)
 		return nil, nil, err
 	}
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: card %s points to missing member %s", store.ErrCorrupt, MaskCard(card), c.Member)
+		return nil, nil, fmt.Errorf("%w: card %s points to missing member %s", store.ErrCorrupt, cardnum.Mask(card), c.Member)
 	}
 	return &m, &c, nil
 }
@@ -192,7 +190,7 @@ func usableMember(tx *store.Tx, card string) (*memberRecord, error) {
 		return nil, err
 	}
 	if c.Blocked {
-		return nil, fmt.Errorf("%w: %s", ErrBlockedCard, MaskCard(card))
+		return nil, fmt.Errorf("%w: %s", ErrBlockedCard, cardnum.Mask(card))
 	}
 	if m.Status == statusBlocked {
 		return nil, fmt.Errorf("%w: member %s is blocked", ErrBlockedCard, m.ID)

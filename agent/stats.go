@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/offline-loyalty/terminal/agent/ledger"
 	"github.com/offline-loyalty/terminal/agent/store"
+	"github.com/offline-loyalty/terminal/ledger"
 )
 
 // rewardReturnWindow: a member who redeemed and checks out again within it

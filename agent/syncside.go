@@ -8,9 +8,10 @@ import (
 	"math"
 	"time"
 
-	"github.com/offline-loyalty/terminal/agent/ledger"
-	"github.com/offline-loyalty/terminal/agent/rules"
 	"github.com/offline-loyalty/terminal/agent/store"
+	"github.com/offline-loyalty/terminal/cardnum"
+	"github.com/offline-loyalty/terminal/ledger"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // This file is the agent's side of the sync link: the outbox (the tail of the
@@ -324,11 +325,11 @@ func (a *Agent) resolveCard(ctx context.Context, card string) {
 	snap, err := lookup(ctx, card)
 	if err != nil || snap == nil {
 		if err != nil {
-			a.log.Info("online lookup failed", "card", MaskCard(card), "err", err)
+			a.log.Info("online lookup failed", "card", cardnum.Mask(card), "err", err)
 		}
 		return
 	}
 	if err := a.ApplyMembers([]MemberSnapshot{*snap}, 0); err != nil {
-		a.log.Warn("online lookup: applying snapshot", "card", MaskCard(card), "err", err)
+		a.log.Warn("online lookup: applying snapshot", "card", cardnum.Mask(card), "err", err)
 	}
 }

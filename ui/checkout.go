@@ -17,8 +17,9 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/agent/money"
-	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/cardnum"
+	"github.com/offline-loyalty/terminal/money"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // checkout is the cashier's screen: the scan prompt, the member panel, the
@@ -183,7 +184,7 @@ func (c *checkout) scanned(s Scan) {
 		c.t.fail(errors.New(lang.L("Scan a card or type its number first")))
 		return
 	}
-	c.t.log.Info("scan", "kind", s.Kind, "card", agent.MaskCard(s.Card))
+	c.t.log.Info("scan", "kind", s.Kind, "card", cardnum.Mask(s.Card))
 	c.lookup(s.Card)
 }
 
@@ -197,7 +198,7 @@ func (c *checkout) lookupSaying(card, hello string) {
 			if errors.Is(err, agent.ErrUnknownCard) {
 				c.clearMember()
 				c.unknown = card
-				c.t.fail(fmt.Errorf("%s %s: %s", lang.L("Unknown card"), agent.MaskCard(card), lang.L("press F8 to enroll")))
+				c.t.fail(fmt.Errorf("%s %s: %s", lang.L("Unknown card"), cardnum.Mask(card), lang.L("press F8 to enroll")))
 				return
 			}
 			if err != nil {

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // MemberFacts is the member panel's view model beyond agent.MemberView: what

@@ -15,7 +15,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // clock is the fixed wall time of the flow tests, shared by the agent and

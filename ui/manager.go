@@ -22,7 +22,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/agent/money"
+	"github.com/offline-loyalty/terminal/money"
 )
 
 // historyDays is how many days the issued-vs-redeemed chart covers.

@@ -15,7 +15,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // rewardCell is the size of one reward in the grid: a large touch target.

@@ -12,7 +12,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/offline-loyalty/terminal/agent/money"
+	"github.com/offline-loyalty/terminal/money"
 	"github.com/offline-loyalty/terminal/ui/i18n"
 )
 

@@ -20,7 +20,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/rules"
 	"github.com/offline-loyalty/terminal/ui/i18n"
 )
 

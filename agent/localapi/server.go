@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/agent/store"
 	"github.com/offline-loyalty/terminal/internal/localhttp"
 	"github.com/offline-loyalty/terminal/internal/version"
 )
@@ -71,8 +70,8 @@ var errorCodes = []struct {
 	{agent.ErrRewardUnavailable, "reward_unavailable", http.StatusConflict},
 	{agent.ErrVoid, "cannot_void", http.StatusConflict},
 	{agent.ErrRefund, "cannot_refund", http.StatusConflict},
-	{store.ErrCorrupt, "corrupt", http.StatusInternalServerError},
-	{store.ErrClosed, "closed", http.StatusServiceUnavailable},
+	{agent.ErrCorrupt, "corrupt", http.StatusInternalServerError},
+	{agent.ErrClosed, "closed", http.StatusServiceUnavailable},
 }
 
 // Handler returns the API's HTTP handler.

@@ -19,7 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/offline-loyalty/terminal/agent/ledger"
+	"github.com/offline-loyalty/terminal/ledger"
 	"github.com/offline-loyalty/terminal/sync/syncproto"
 	"github.com/offline-loyalty/terminal/sync/syncserver"
 )

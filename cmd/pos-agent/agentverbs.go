@@ -19,12 +19,11 @@ import (
 
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/agent/demo"
-	"github.com/offline-loyalty/terminal/agent/ledger"
 	"github.com/offline-loyalty/terminal/agent/localapi"
-	"github.com/offline-loyalty/terminal/agent/money"
-	"github.com/offline-loyalty/terminal/agent/rules"
-	"github.com/offline-loyalty/terminal/agent/store"
 	"github.com/offline-loyalty/terminal/internal/cli"
+	"github.com/offline-loyalty/terminal/ledger"
+	"github.com/offline-loyalty/terminal/money"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // lockWait is how long a CLI verb run without a serving agent waits for
@@ -66,7 +65,7 @@ func connect(ctx context.Context, dir string, readOnly bool) (*localapi.Client, 
 		return localapi.Dial(sock), func() {}, nil
 	}
 	if readOnly {
-		if _, err := os.Stat(filepath.Join(dir, store.FileName)); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(dir, agent.LedgerFile)); errors.Is(err, fs.ErrNotExist) {
 			return nil, nil, fmt.Errorf("no ledger in %s: nothing recorded yet", dir)
 		}
 	}
@@ -77,7 +76,7 @@ func connect(ctx context.Context, dir string, readOnly bool) (*localapi.Client, 
 		if err == nil {
 			return localapi.InProcess(localapi.Handler(a, log)), func() { a.Close() }, nil
 		}
-		if !errors.Is(err, store.ErrLocked) || time.Now().After(deadline) {
+		if !errors.Is(err, agent.ErrLocked) || time.Now().After(deadline) {
 			return nil, nil, err
 		}
 		if serving(sock) {
@@ -459,12 +458,12 @@ func runCompact(_ context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: compact: unexpected argument %q", cli.ErrUsage, fs.Arg(0))
 	}
-	before, after, err := store.Compact(c.Data)
+	before, after, err := agent.Compact(c.Data)
 	if err != nil {
 		return err
 	}
 	return c.Print(map[string]int64{"before": before, "after": after}, func(w io.Writer) {
-		fmt.Fprintf(w, "%s: %d bytes → %d bytes\n", filepath.Join(c.Data, store.FileName), before, after)
+		fmt.Fprintf(w, "%s: %d bytes → %d bytes\n", filepath.Join(c.Data, agent.LedgerFile), before, after)
 	})
 }
 

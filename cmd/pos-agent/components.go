@@ -6,6 +6,7 @@ import (
 
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/agent/demo"
+	"github.com/offline-loyalty/terminal/cardnum"
 	"github.com/offline-loyalty/terminal/drivers/scancode"
 	"github.com/offline-loyalty/terminal/drivers/scanner"
 	"github.com/offline-loyalty/terminal/drivers/scansim"
@@ -60,7 +61,7 @@ func feedBasket(a *agent.Agent, scans <-chan scanner.Result, log *slog.Logger) {
 			continue
 		}
 		if err := a.ScanCard(res.Card); err != nil {
-			log.Warn("scan", "card", agent.MaskCard(res.Card), "err", err)
+			log.Warn("scan", "card", cardnum.Mask(res.Card), "err", err)
 		}
 	}
 }

@@ -5,9 +5,10 @@ import (
 	"log/slog"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/agent/ledger"
+	"github.com/offline-loyalty/terminal/cardnum"
 	"github.com/offline-loyalty/terminal/drivers/printer"
 	"github.com/offline-loyalty/terminal/drivers/serialport"
+	"github.com/offline-loyalty/terminal/ledger"
 )
 
 // slipBatch is how many new events the slip printer reads at a time.
@@ -53,7 +54,7 @@ func printSlips(ctx context.Context, a *agent.Agent, port string, last uint64, l
 func printSlip(ctx context.Context, a *agent.Agent, e ledger.Event, port string, log *slog.Logger) {
 	m, err := a.Member(ctx, e.Card)
 	if err != nil {
-		log.Warn("slip printer: member", "card", agent.MaskCard(e.Card), "err", err)
+		log.Warn("slip printer: member", "card", cardnum.Mask(e.Card), "err", err)
 		return
 	}
 	slip := printer.Slip{Store: a.Identity().Store, Time: e.Time, Member: m.Name, Card: e.Card, Earned: e.Points, Balance: m.Balance}

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/agent/rules"
 	"github.com/offline-loyalty/terminal/drivers/portlist"
 	"github.com/offline-loyalty/terminal/drivers/scancode"
+	"github.com/offline-loyalty/terminal/rules"
 	"github.com/offline-loyalty/terminal/sync/syncclient"
 	"github.com/offline-loyalty/terminal/ui"
 )

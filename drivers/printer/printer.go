@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/offline-loyalty/terminal/drivers/scancode"
+	"github.com/offline-loyalty/terminal/cardnum"
 	"github.com/offline-loyalty/terminal/drivers/serialport"
 )
 
@@ -73,7 +73,7 @@ func Render(s Slip) []byte {
 	if s.Member != "" {
 		text("Member: " + s.Member)
 	}
-	text("Card: " + scancode.MaskCard(s.Card))
+	text("Card: " + cardnum.Mask(s.Card))
 	text(strings.Repeat("-", Width))
 	for _, l := range s.Lines {
 		row(l.Text, l.Points)

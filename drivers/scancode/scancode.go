@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/offline-loyalty/terminal/cardnum"
 	"github.com/offline-loyalty/terminal/drivers/qrtoken"
 )
 
@@ -161,7 +162,7 @@ func eanUPC(s Scan, digits string) (Scan, error) {
 		return s, fmt.Errorf("%w: EAN/UPC must be 8, 12 or 13 digits", ErrNotCard)
 	}
 	if !CheckDigitOK(digits) {
-		return s, fmt.Errorf("%w: %s %s", ErrCheckDigit, name, MaskCard(digits))
+		return s, fmt.Errorf("%w: %s %s", ErrCheckDigit, name, cardnum.Mask(digits))
 	}
 	if s.Symbology == "" || s.Symbology == "ean-13" && len(digits) != 13 {
 		s.Symbology = name
@@ -252,13 +253,4 @@ func allDigits(s string) bool {
 
 func isAlnum(b byte) bool {
 	return b >= '0' && b <= '9' || b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z'
-}
-
-// MaskCard hides all but the last four characters of a card number, for
-// errors and logs.
-func MaskCard(card string) string {
-	if len(card) <= 4 {
-		return strings.Repeat("*", len(card))
-	}
-	return strings.Repeat("*", len(card)-4) + card[len(card)-4:]
 }

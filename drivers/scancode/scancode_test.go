@@ -123,15 +123,6 @@ func TestWedge(t *testing.T) {
 	}
 }
 
-func TestMaskCard(t *testing.T) {
-	if got := MaskCard("2000000000015"); got != "*********0015" {
-		t.Errorf("MaskCard = %q", got)
-	}
-	if got := MaskCard("123"); got != "***" {
-		t.Errorf("MaskCard short = %q", got)
-	}
-}
-
 func FuzzDecode(f *testing.F) {
 	d, priv := testDecoder()
 	for _, s := range []string{

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/offline-loyalty/terminal/cardnum"
 	"github.com/offline-loyalty/terminal/drivers/scancode"
 	"github.com/offline-loyalty/terminal/drivers/scanframe"
 	"github.com/offline-loyalty/terminal/drivers/serialport"
@@ -169,7 +170,7 @@ func (r *Reader) deliver(ctx context.Context, fr scanframe.Frame, log *slog.Logg
 	if res.Err != nil {
 		log.Info("scan refused", "err", res.Err, "bytes", len(fr.Raw))
 	} else {
-		log.Info("scan", "kind", res.Kind, "symbology", res.Symbology, "card", scancode.MaskCard(res.Card))
+		log.Info("scan", "kind", res.Kind, "symbology", res.Symbology, "card", cardnum.Mask(res.Card))
 	}
 	select {
 	case r.scans <- res:

@@ -74,18 +74,35 @@ func TestThirdPartyImports(t *testing.T) {
 	}
 }
 
-// TestLayering: dependencies point one way (cmd → ui → agent ← sync;
-// drivers know nothing of the ledger).
+// TestLayering: dependencies point one way. The terminal (cmd → ui → agent ←
+// sync) and head office (cmd → headoffice ← sync/syncserver) share only the
+// pure packages (ledger, rules, money, cardnum), which import neither; drivers
+// know nothing of the ledger; only the agent itself reaches into its store.
 func TestLayering(t *testing.T) {
+	shared := []string{"ledger", "rules", "money", "cardnum"}
 	forbidden := []struct {
 		from []string
 		to   string
 	}{
-		{[]string{"agent", "drivers", "sync", "internal"}, "cmd"},
-		{[]string{"agent", "drivers", "sync", "internal"}, "ui"},
+		{[]string{"agent", "drivers", "sync", "internal", "headoffice"}, "cmd"},
+		{[]string{"agent", "drivers", "sync", "internal", "headoffice"}, "ui"},
 		{[]string{"agent", "drivers", "internal"}, "sync"},
 		{[]string{"drivers", "internal"}, "agent"},
 		{[]string{"agent"}, "drivers"},
+		{[]string{"agent", "ui", "drivers"}, "headoffice"},
+		{[]string{"headoffice"}, "agent"},
+		{[]string{"headoffice"}, "drivers"},
+		{[]string{"sync/syncserver", "sync/syncproto"}, "agent"},
+		{[]string{"sync/syncserver", "sync/syncproto"}, "headoffice"},
+		{[]string{"cmd", "ui", "agent/localapi"}, "agent/store"},
+	}
+	for _, s := range shared {
+		for _, to := range []string{"agent", "headoffice", "sync", "ui", "cmd", "drivers", "internal"} {
+			forbidden = append(forbidden, struct {
+				from []string
+				to   string
+			}{[]string{s}, to})
+		}
 	}
 	for _, p := range listPackages(t) {
 		from := rel(p.ImportPath)

@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/agent/ledger"
-	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/cardnum"
+	"github.com/offline-loyalty/terminal/ledger"
+	"github.com/offline-loyalty/terminal/rules"
 	"github.com/offline-loyalty/terminal/sync/hqstore"
 	"github.com/offline-loyalty/terminal/sync/syncproto"
 )
@@ -271,7 +271,7 @@ func (s *Server) MemberByCard(card string) (MemberView, error) {
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("%w: no member has card %s", ErrNotFound, agent.MaskCard(card))
+			return fmt.Errorf("%w: no member has card %s", ErrNotFound, cardnum.Mask(card))
 		}
 		m, ok, err := tx.Member(c.Member)
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/rules"
 	"github.com/offline-loyalty/terminal/sync/hqstore"
 )
 

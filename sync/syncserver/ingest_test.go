@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/offline-loyalty/terminal/agent/ledger"
+	"github.com/offline-loyalty/terminal/ledger"
 	"github.com/offline-loyalty/terminal/sync/hqstore"
 )
 

@@ -11,8 +11,8 @@ import (
 	stdsync "sync"
 	"time"
 
-	"github.com/offline-loyalty/terminal/agent/ledger"
-	"github.com/offline-loyalty/terminal/agent/rules"
+	"github.com/offline-loyalty/terminal/ledger"
+	"github.com/offline-loyalty/terminal/rules"
 	"github.com/offline-loyalty/terminal/sync/hqstore"
 	"github.com/offline-loyalty/terminal/sync/syncproto"
 )

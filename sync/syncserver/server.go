@@ -23,7 +23,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/offline-loyalty/terminal/agent/ledger"
+	"github.com/offline-loyalty/terminal/ledger"
 	"github.com/offline-loyalty/terminal/sync/hqstore"
 	"github.com/offline-loyalty/terminal/sync/syncproto"
 )

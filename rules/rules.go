@@ -3,7 +3,8 @@
 // Evaluation is pure: functions here take the checkout, the member's facts and
 // the time as values and return what the ledger should write, with the lines
 // that explain it. The package never reads a clock, a file or the network and
-// never writes anything; the agent decides what to do with its answers.
+// never writes anything; its callers (the terminal's agent, head office)
+// decide what to do with its answers.
 package rules
 
 import (

@@ -103,9 +103,11 @@ func TestTierProblems(t *testing.T) {
 // evaluates without negative points.
 func FuzzParse(f *testing.F) {
 	f.Add(defaultJSON)
-	if demo, err := os.ReadFile("../../scripts/demo-rules.json"); err == nil {
-		f.Add(demo) // campaigns with conditions and budgets, surprise, welcome back, expiry, review
+	demo, err := os.ReadFile("../scripts/demo-rules.json")
+	if err != nil {
+		f.Fatal(err)
 	}
+	f.Add(demo) // campaigns with conditions and budgets, surprise, welcome back, expiry, review
 	f.Add([]byte(`{"version":1}`))
 	f.Add([]byte(`{"version":2,"currency":"EUR","earn":{"points_per_unit":1},"tiers":[{"id":"a","name":"A","min_spend":0,"multiplier_bp":10000}],` +
 		`"campaigns":[{"id":"c","name":"C","skus":["X"],"categories":["d"],"first_purchase":true,"bonus":5,"budget":9}],` +
@@ -132,7 +134,7 @@ func FuzzParse(f *testing.F) {
 
 // TestDocExample keeps docs/rules.md's example a valid document.
 func TestDocExample(t *testing.T) {
-	b, err := os.ReadFile("../../docs/rules.md")
+	b, err := os.ReadFile("../docs/rules.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +207,7 @@ func TestCampaigns(t *testing.T) {
 
 // TestDemoRules keeps the rules `make run` publishes valid.
 func TestDemoRules(t *testing.T) {
-	b, err := os.ReadFile("../../scripts/demo-rules.json")
+	b, err := os.ReadFile("../scripts/demo-rules.json")
 	if err != nil {
 		t.Fatal(err)
 	}
