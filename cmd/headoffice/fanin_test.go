@@ -19,9 +19,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/offline-loyalty/terminal/headoffice/adminapi"
 	"github.com/offline-loyalty/terminal/ledger"
 	"github.com/offline-loyalty/terminal/sync/syncproto"
-	"github.com/offline-loyalty/terminal/sync/syncserver"
 )
 
 func envInt(name string, def int) int {
@@ -62,13 +62,13 @@ func fanIn(b *testing.B, n int, dur time.Duration) {
 	hq := &daemon{t: b, name: "headoffice", args: []string{"serve", "--listen", addr, "--data", dir}, ready: listening("tcp", addr)}
 	hq.start()
 	defer hq.kill()
-	admin := syncserver.DialAdmin(filepath.Join(dir, syncserver.SocketName))
+	admin := adminapi.Dial(filepath.Join(dir, adminapi.SocketName))
 	url := "ws://" + addr + "/v1/sync"
 
 	terms := make([]*simTerminal, n)
 	for i := range terms {
 		var added map[string]string
-		if err := admin.Do(ctx, http.MethodPost, "/admin/terminals", syncserver.Body(map[string]string{"Store": fmt.Sprint("s", i%50), "Name": fmt.Sprint("t", i)}), &added); err != nil {
+		if err := admin.Do(ctx, http.MethodPost, "/admin/terminals", adminapi.Body(map[string]string{"Store": fmt.Sprint("s", i%50), "Name": fmt.Sprint("t", i)}), &added); err != nil {
 			b.Fatal(err)
 		}
 		pub, priv, _ := ed25519.GenerateKey(nil)

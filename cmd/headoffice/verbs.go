@@ -13,8 +13,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/offline-loyalty/terminal/headoffice"
+	"github.com/offline-loyalty/terminal/headoffice/adminapi"
+	"github.com/offline-loyalty/terminal/headoffice/hqbolt"
 	"github.com/offline-loyalty/terminal/internal/cli"
-	"github.com/offline-loyalty/terminal/sync/hqstore"
 	"github.com/offline-loyalty/terminal/sync/syncserver"
 )
 
@@ -49,16 +51,18 @@ func runServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("%w: serve: give both --tls-cert and --tls-key, or neither", cli.ErrUsage)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	db, err := hqstore.Open(c.Data)
+	db, err := hqbolt.Open(c.Data)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	srv, err := syncserver.New(db, syncserver.Options{Logger: log, Compression: *compress})
+	office, err := headoffice.New(ctx, db, headoffice.Options{Logger: log})
 	if err != nil {
 		return err
 	}
-	sock := filepath.Join(c.Data, syncserver.SocketName)
+	defer office.Close()
+	srv := syncserver.New(office, syncserver.Options{Logger: log, Compression: *compress})
+	sock := filepath.Join(c.Data, adminapi.SocketName)
 	_ = os.Remove(sock) // left by a head office that was killed; the store lock proves none runs
 	old := umask(0o177)
 	adminLn, err := net.Listen("unix", sock)
@@ -72,7 +76,7 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	pub := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: readHeaderTimeout}
-	admin := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: readHeaderTimeout}
+	admin := &http.Server{Handler: adminapi.Handler(office), ReadHeaderTimeout: readHeaderTimeout}
 	errc := make(chan error, 2)
 	go func() {
 		if *cert != "" {
@@ -110,25 +114,25 @@ func parse(fs *flag.FlagSet, c *cli.Common, args []string) error {
 
 // admin returns a client of the head office serving dir or, when none is, of
 // one opened in this process for the verb.
-func admin(dir string) (*syncserver.AdminClient, func(), error) {
-	sock := filepath.Join(dir, syncserver.SocketName)
+func admin(ctx context.Context, dir string) (*adminapi.Client, func(), error) {
+	sock := filepath.Join(dir, adminapi.SocketName)
 	if conn, err := net.DialTimeout("unix", sock, dialTimeout); err == nil {
 		conn.Close()
-		return syncserver.DialAdmin(sock), func() {}, nil
+		return adminapi.Dial(sock), func() {}, nil
 	}
-	if _, err := os.Stat(filepath.Join(dir, hqstore.FileName)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, hqbolt.FileName)); err != nil {
 		return nil, nil, fmt.Errorf("no head office data in %s (start headoffice serve --data %s)", dir, dir)
 	}
-	db, err := hqstore.Open(dir)
+	db, err := hqbolt.Open(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := syncserver.New(db, syncserver.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	office, err := headoffice.New(ctx, db, headoffice.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		db.Close()
 		return nil, nil, err
 	}
-	return syncserver.InProcessAdmin(srv.AdminHandler()), func() { db.Close() }, nil
+	return adminapi.InProcess(adminapi.Handler(office)), func() { office.Close(); db.Close() }, nil
 }
 
 func runTerminalAdd(ctx context.Context, args []string) error {
@@ -144,21 +148,21 @@ func runTerminalAdd(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(c.Data, 0o700); err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(c.Data, hqstore.FileName)); err != nil {
+	if _, err := os.Stat(filepath.Join(c.Data, hqbolt.FileName)); err != nil {
 		// The first terminal creates head office's store.
-		db, err := hqstore.Open(c.Data)
+		db, err := hqbolt.Open(c.Data)
 		if err != nil {
 			return err
 		}
 		db.Close()
 	}
-	cl, done, err := admin(c.Data)
+	cl, done, err := admin(ctx, c.Data)
 	if err != nil {
 		return err
 	}
 	defer done()
 	var out map[string]string
-	if err := cl.Do(ctx, http.MethodPost, "/admin/terminals", syncserver.Body(map[string]string{"Store": *store, "Name": *name}), &out); err != nil {
+	if err := cl.Do(ctx, http.MethodPost, "/admin/terminals", adminapi.Body(map[string]string{"Store": *store, "Name": *name}), &out); err != nil {
 		return err
 	}
 	return c.Print(out, func(w io.Writer) {
@@ -197,7 +201,7 @@ func runRulesSet(ctx context.Context, args []string) error {
 		return err
 	}
 	defer f.Close()
-	cl, done, err := admin(c.Data)
+	cl, done, err := admin(ctx, c.Data)
 	if err != nil {
 		return err
 	}
@@ -214,7 +218,7 @@ func runRulesGet(ctx context.Context, args []string) error {
 	if err := parse(fs, c, args); err != nil {
 		return err
 	}
-	cl, done, err := admin(c.Data)
+	cl, done, err := admin(ctx, c.Data)
 	if err != nil {
 		return err
 	}
@@ -238,7 +242,7 @@ func runMembersImport(ctx context.Context, args []string) error {
 		return err
 	}
 	defer f.Close()
-	cl, done, err := admin(c.Data)
+	cl, done, err := admin(ctx, c.Data)
 	if err != nil {
 		return err
 	}
@@ -259,13 +263,13 @@ func runMember(ctx context.Context, args []string) error {
 	if err := cli.Require("member", map[string]string{"card": *card}); err != nil {
 		return err
 	}
-	cl, done, err := admin(c.Data)
+	cl, done, err := admin(ctx, c.Data)
 	if err != nil {
 		return err
 	}
 	defer done()
-	var m syncserver.MemberView
-	if err := cl.Do(ctx, http.MethodGet, syncserver.Query("/admin/member", "card", *card), nil, &m); err != nil {
+	var m headoffice.MemberView
+	if err := cl.Do(ctx, http.MethodGet, adminapi.Query("/admin/member", "card", *card), nil, &m); err != nil {
 		return err
 	}
 	return c.Print(m, func(w io.Writer) {
@@ -279,12 +283,12 @@ func runEvents(ctx context.Context, args []string) error {
 	if err := parse(fs, c, args); err != nil {
 		return err
 	}
-	cl, done, err := admin(c.Data)
+	cl, done, err := admin(ctx, c.Data)
 	if err != nil {
 		return err
 	}
 	defer done()
-	return cl.Lines(ctx, syncserver.Query("/admin/events", "terminal", *terminal), func(line []byte) error {
+	return cl.Lines(ctx, adminapi.Query("/admin/events", "terminal", *terminal), func(line []byte) error {
 		_, err := fmt.Printf("%s\n", line)
 		return err
 	})
@@ -298,13 +302,13 @@ func runReport(ctx context.Context, args []string) error {
 	if err := parse(fs, c, args); err != nil {
 		return err
 	}
-	cl, done, err := admin(c.Data)
+	cl, done, err := admin(ctx, c.Data)
 	if err != nil {
 		return err
 	}
 	defer done()
-	var rep syncserver.Report
-	if err := cl.Do(ctx, http.MethodGet, syncserver.Query("/admin/report", "from", *from, "to", *to, "store", *store), nil, &rep); err != nil {
+	var rep headoffice.Report
+	if err := cl.Do(ctx, http.MethodGet, adminapi.Query("/admin/report", "from", *from, "to", *to, "store", *store), nil, &rep); err != nil {
 		return err
 	}
 	return c.Print(rep, func(w io.Writer) {

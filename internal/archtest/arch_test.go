@@ -58,7 +58,8 @@ func TestThirdPartyImports(t *testing.T) {
 		dep     string
 		allowed []string
 	}{
-		{"go.etcd.io/bbolt", []string{"agent/store", "sync/hqstore", "sync/syncserver/hqstore"}},
+		{"go.etcd.io/bbolt", []string{"agent/store", "headoffice/hqbolt"}},
+		{"github.com/jackc/pgx", []string{"headoffice/hqpg"}},
 		{"fyne.io/fyne/v2", []string{"ui"}},
 		{"github.com/tarm/serial", []string{"drivers/serialport"}},
 		{"github.com/gorilla/websocket", []string{"sync"}},

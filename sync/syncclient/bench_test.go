@@ -121,9 +121,9 @@ func BenchmarkCatchUp(b *testing.B) {
 		rawBefore := rawLimit(b, raws)
 
 		ln := listenLocal(b)
-		srv, _ := serveHQ(b, ln, syncserver.Options{Logger: quiet})
+		srv := serveHQ(b, ln, syncserver.Options{Logger: quiet})
 		url := "ws://" + ln.Addr().String() + "/v1/sync"
-		_, code, err := srv.AddTerminal("bench", "till")
+		_, code, err := srv.AddTerminal(context.Background(), "bench", "till")
 		if err != nil {
 			b.Fatal(err)
 		}

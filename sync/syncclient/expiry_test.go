@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/sync/hqstore"
+	"github.com/offline-loyalty/terminal/headoffice"
 	"github.com/offline-loyalty/terminal/sync/syncclient"
 	"github.com/offline-loyalty/terminal/sync/syncserver"
 )
@@ -29,7 +29,7 @@ func TestExpiryOnceAcrossTerminals(t *testing.T) {
 	defer cancel()
 	clk := &testClock{t: time.Date(2025, 9, 10, 12, 0, 0, 0, time.UTC)}
 	ln := listenLocal(t)
-	srv, db := serveHQ(t, ln, syncserver.Options{Logger: quiet, Now: clk.now})
+	srv := serveHQ(t, ln, syncserver.Options{Logger: quiet, Now: clk.now})
 	url := "ws://" + ln.Addr().String() + "/v1/sync"
 
 	const card = "4000000000000002"
@@ -41,7 +41,7 @@ func TestExpiryOnceAcrossTerminals(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer a.Close()
-		_, code, err := srv.AddTerminal("store-1", "till-"+string(rune('a'+i)))
+		_, code, err := srv.AddTerminal(ctx, "store-1", "till-"+string(rune('a'+i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,14 +100,15 @@ func TestExpiryOnceAcrossTerminals(t *testing.T) {
 		t.Fatalf("each till expires September's lot: %+v %v", runs, errs)
 	}
 	synced("expiries", func() bool { return a.Status().Queue == 0 && b.Status().Queue == 0 })
-	var m hqstore.Member
+	var m headoffice.Member
 	var dup int
-	if err := db.View(func(tx *hqstore.Tx) error {
-		m, _, err = tx.Member(enr.Member)
+	if err := srv.Store().View(ctx, func(tx headoffice.ReadTx) error {
+		ms, err := tx.Members([]string{enr.Member})
 		if err != nil {
 			return err
 		}
-		return tx.Flags(func(f hqstore.Flag) error {
+		m = ms[enr.Member]
+		return tx.Flags(func(f headoffice.Flag) error {
 			if f.Kind == "duplicate_decision" && f.Member == enr.Member {
 				dup++
 			}

@@ -6,30 +6,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/offline-loyalty/terminal/sync/hqstore"
+	"github.com/offline-loyalty/terminal/headoffice"
+	"github.com/offline-loyalty/terminal/headoffice/hqtest"
 	"github.com/offline-loyalty/terminal/sync/syncserver"
 )
 
-// serveHQ runs a head office with a new database on ln (plain or TLS) until
-// the test ends.
-func serveHQ(tb testing.TB, ln net.Listener, opts syncserver.Options) (*syncserver.Server, *hqstore.DB) {
+// serveHQ runs a head office with a new embedded store on ln (plain or TLS)
+// until the test ends.
+func serveHQ(tb testing.TB, ln net.Listener, opts syncserver.Options) *headoffice.Office {
 	tb.Helper()
-	db, err := hqstore.Open(tb.TempDir())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv, err := syncserver.New(db, opts)
-	if err != nil {
-		db.Close()
-		tb.Fatal(err)
-	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: time.Second}
+	o := hqtest.Office(tb, hqtest.Bolt(tb), headoffice.Options{Logger: opts.Logger, Now: opts.Now})
+	hs := &http.Server{Handler: syncserver.New(o, opts).Handler(), ReadHeaderTimeout: time.Second}
 	go func() { _ = hs.Serve(ln) }()
-	tb.Cleanup(func() {
-		hs.Close()
-		db.Close()
-	})
-	return srv, db
+	tb.Cleanup(func() { hs.Close() })
+	return o
 }
 
 // listenLocal listens on a free port of 127.0.0.1.

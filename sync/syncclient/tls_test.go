@@ -51,7 +51,7 @@ func TestSyncOverTLSWithPinnedCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, _ := serveHQ(t, ln, syncserver.Options{Logger: quiet})
+	srv := serveHQ(t, ln, syncserver.Options{Logger: quiet})
 	url := "wss://" + ln.Addr().String() + "/v1/sync"
 
 	dir := t.TempDir()
@@ -60,7 +60,7 @@ func TestSyncOverTLSWithPinnedCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	_, code, err := srv.AddTerminal("tls", "till")
+	_, code, err := srv.AddTerminal(context.Background(), "tls", "till")
 	if err != nil {
 		t.Fatal(err)
 	}

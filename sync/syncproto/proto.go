@@ -111,6 +111,14 @@ type Member struct {
 	Lots      map[string]int64 `json:"lots,omitempty"`     // unspent earned points by YYYY-MM, for expiry
 }
 
+// Cursors are where a terminal stands on its downstream feeds, as it reports
+// them in its cursors message and head office moves them as it sends.
+type Cursors struct {
+	Rules   int    // the rules version it has
+	Members uint64 // its position on its store's member feed
+	Blocked uint64 // its position on the blocklist feed
+}
+
 // Block blocks or unblocks a card.
 type Block struct {
 	Card    string `json:"card"`

@@ -2,34 +2,27 @@ package syncserver
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
-	"github.com/offline-loyalty/terminal/sync/hqstore"
+	"github.com/offline-loyalty/terminal/headoffice"
+	"github.com/offline-loyalty/terminal/headoffice/hqtest"
 	"github.com/offline-loyalty/terminal/sync/syncproto"
 )
 
 // startHQ runs a head office on a loopback port.
-func startHQ(t *testing.T) (*Server, string) {
+func startHQ(t *testing.T) (*headoffice.Office, string) {
 	t.Helper()
-	db, err := hqstore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	s, err := New(db, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := hqtest.Office(t, hqtest.Bolt(t), headoffice.Options{})
+	s := New(o, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -37,18 +30,18 @@ func startHQ(t *testing.T) (*Server, string) {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close() })
-	return s, "ws://" + ln.Addr().String() + "/v1/sync"
+	return o, "ws://" + ln.Addr().String() + "/v1/sync"
 }
 
 // joined registers and joins a terminal, returning its id and key.
-func joined(t *testing.T, s *Server, name string) (string, ed25519.PrivateKey) {
+func joined(t *testing.T, s *headoffice.Office, name string) (string, ed25519.PrivateKey) {
 	t.Helper()
-	id, code, err := s.AddTerminal("store1", name)
+	id, code, err := s.AddTerminal(context.Background(), "store1", name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pub, priv, _ := ed25519.GenerateKey(nil)
-	if _, err := s.Join(syncproto.JoinRequest{Code: code, Key: pub}); err != nil {
+	if _, err := s.Join(context.Background(), syncproto.JoinRequest{Code: code, Key: pub}); err != nil {
 		t.Fatal(err)
 	}
 	return id, priv
@@ -158,28 +151,6 @@ func TestAuthRefusals(t *testing.T) {
 	if m, err := recv(ws); err == nil && m.Type == syncproto.TypeChallenge {
 		t.Fatal("oversized frame: answered with a challenge")
 	}
-
-	// A used, unknown or expired join code is refused.
-	_, code, err := s.AddTerminal("store1", "till2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _, _ := ed25519.GenerateKey(nil)
-	if _, err := s.Join(syncproto.JoinRequest{Code: code, Key: pub}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Join(syncproto.JoinRequest{Code: code, Key: pub}); !errors.Is(err, ErrJoinCode) {
-		t.Fatalf("reused join code: %v", err)
-	}
-	if _, err := s.Join(syncproto.JoinRequest{Code: "NOPE-NOPE-NOPE", Key: pub}); !errors.Is(err, ErrJoinCode) {
-		t.Fatalf("unknown join code: %v", err)
-	}
-	_, code, _ = s.AddTerminal("store1", "till3")
-	s.now = func() time.Time { return time.Now().Add(25 * time.Hour) }
-	if _, err := s.Join(syncproto.JoinRequest{Code: code, Key: pub}); !errors.Is(err, ErrJoinCode) || !strings.Contains(err.Error(), "expired") {
-		t.Fatalf("expired join code: %v", err)
-	}
-	s.now = time.Now
 
 	// After all that, head office still serves.
 	m, _, err = handshake(t, url, id, signer(id, key))

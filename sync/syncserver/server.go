@@ -1,7 +1,8 @@
-// Package syncserver is head office: the websocket sync endpoint terminals
-// connect to, the join endpoint, the authoritative ledger built from every
-// terminal's events, the downstream feeds, and the admin operations behind
-// the headoffice verbs.
+// Package syncserver is head office's network face for terminals: the
+// websocket sync endpoint they connect to and the join endpoint. It speaks
+// the protocol and nothing else: what an event does, who a terminal is and
+// what a terminal receives are head office's (the HeadOffice interface below,
+// which *headoffice.Office implements).
 //
 // Nothing a client sends is parsed past the handshake until the client has
 // proved it holds a registered terminal's key; every frame is size-limited.
@@ -12,6 +13,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,7 +26,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/offline-loyalty/terminal/ledger"
-	"github.com/offline-loyalty/terminal/sync/hqstore"
 	"github.com/offline-loyalty/terminal/sync/syncproto"
 )
 
@@ -43,9 +44,12 @@ const (
 	pingPeriod = (pongWait * 9) / 10
 	// sendQueue is how many messages may wait for the write pump.
 	sendQueue = 64
-	// feedPoll re-checks the downstream feeds even without a change signal,
-	// in case a change was made by another process on the same store.
-	feedPoll = 5 * time.Second
+	// feedPoll re-checks the downstream feeds even without a change signal:
+	// change signals come from the store (and from other head office
+	// processes through it), so this is only a safety net.
+	feedPoll = 30 * time.Second
+	// storeWait bounds one call into head office for a connection.
+	storeWait = 30 * time.Second
 	// feedCoalesce is the mean time between two feed checks of one
 	// connection: with thousands of terminals sending, changes arrive all
 	// the time, and each connection gathers them into one check a second
@@ -60,22 +64,47 @@ const (
 	maxMerged  = 4 * syncproto.MaxBatch
 )
 
-// Server is head office.
+// HeadOffice is what the sync endpoint needs of head office.
+type HeadOffice interface {
+	// Terminal returns a joined terminal's store and public key; ok is
+	// false for an id that was never registered or has not joined.
+	Terminal(ctx context.Context, id string) (store string, key ed25519.PublicKey, ok bool, err error)
+	// Durable is the highest sequence of (terminal, epoch) stored.
+	Durable(ctx context.Context, terminal, epoch string) (uint64, error)
+	// Ingest stores and applies a batch and returns the new durable
+	// sequence. A refused batch (an error with code "chain" or
+	// "protocol") still returns the ack of what was stored before it.
+	Ingest(ctx context.Context, terminal, store, epoch string, b ledger.Batch) (uint64, error)
+	// Pending returns the next downstream messages past cur and moves it.
+	Pending(ctx context.Context, terminal, store, epoch string, cur *syncproto.Cursors) ([]syncproto.Message, error)
+	// Changes returns channels closed on the next change for all stores
+	// and for this store.
+	Changes(store string) (all, mine <-chan struct{})
+	// Lookup returns the member holding card (an error with code
+	// "not_found" when none does).
+	Lookup(ctx context.Context, terminal, epoch, card string) (syncproto.Member, error)
+	// Join exchanges a join code for a terminal's identity.
+	Join(ctx context.Context, req syncproto.JoinRequest) (syncproto.JoinResponse, error)
+}
+
+// codeOf is the stable code of one of head office's refusals ("" for any
+// other error).
+func codeOf(err error) string {
+	var c interface{ Code() string }
+	if errors.As(err, &c) {
+		return c.Code()
+	}
+	return ""
+}
+
+// Server is the sync and join endpoint.
 type Server struct {
-	db    *hqstore.DB
-	log   *slog.Logger
-	now   func() time.Time
-	qrKey ed25519.PrivateKey
+	hq  HeadOffice
+	log *slog.Logger
+	now func() time.Time
 
 	upgrader websocket.Upgrader
-
-	mu     stdsync.Mutex
-	change chan struct{} // closed and replaced on every change for all stores
-	// storeChange holds, per store with connections, a channel closed and
-	// replaced when that store's member feed moves, so that an event wakes
-	// the terminals of the stores it concerns and not all of them.
-	storeChange map[string]chan struct{}
-	metrics     metrics
+	metrics  metrics
 }
 
 type metrics struct {
@@ -93,9 +122,9 @@ type Options struct {
 	Compression bool
 }
 
-// New returns a head office over db.
-func New(db *hqstore.DB, opts Options) (*Server, error) {
-	s := &Server{db: db, log: opts.Logger, now: opts.Now, change: make(chan struct{}), storeChange: map[string]chan struct{}{}}
+// New returns the endpoint in front of hq.
+func New(hq HeadOffice, opts Options) *Server {
+	s := &Server{hq: hq, log: opts.Logger, now: opts.Now}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -109,65 +138,7 @@ func New(db *hqstore.DB, opts Options) (*Server, error) {
 		// any origin may connect and must still prove its key.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
-	key, err := s.loadQRKey()
-	if err != nil {
-		return nil, err
-	}
-	s.qrKey = key
-	return s, nil
-}
-
-// loadQRKey returns head office's key for signing member QR tokens, creating
-// it on first use.
-func (s *Server) loadQRKey() (ed25519.PrivateKey, error) {
-	var key ed25519.PrivateKey
-	err := s.db.Update(func(tx *hqstore.Tx) error {
-		if seed := tx.Meta("qr_key"); len(seed) == ed25519.SeedSize {
-			key = ed25519.NewKeyFromSeed(seed)
-			return nil
-		}
-		_, k, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return err
-		}
-		key = k
-		return tx.SetMeta("qr_key", k.Seed())
-	})
-	return key, err
-}
-
-// changed wakes every connection's downstream sender.
-func (s *Server) changed() {
-	s.mu.Lock()
-	close(s.change)
-	s.change = make(chan struct{})
-	s.mu.Unlock()
-}
-
-// changedStores wakes the downstream senders of the terminals of these
-// stores only.
-func (s *Server) changedStores(stores map[string]bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for store := range stores {
-		if ch, ok := s.storeChange[store]; ok {
-			close(ch)
-			delete(s.storeChange, store)
-		}
-	}
-}
-
-// changes returns the channels closed on the next change for all stores and
-// on the next change for this store.
-func (s *Server) changes(store string) (all, mine <-chan struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch, ok := s.storeChange[store]
-	if !ok {
-		ch = make(chan struct{})
-		s.storeChange[store] = ch
-	}
-	return s.change, ch
+	return s
 }
 
 // Handler serves GET /v1/sync (websocket), POST /v1/join and GET /metrics.
@@ -237,12 +208,10 @@ func (s *Server) handshake(ws *websocket.Conn) (terminal, store, epoch string, e
 	if hello.Type != syncproto.TypeHello || hello.Version != syncproto.Version || hello.Terminal == "" || hello.Epoch == "" {
 		return "", "", "", fmt.Errorf("expected hello of protocol version %d", syncproto.Version)
 	}
-	var t hqstore.Terminal
-	var ok bool
-	if err := s.db.View(func(tx *hqstore.Tx) error {
-		t, ok, err = tx.Terminal(hello.Terminal)
-		return err
-	}); err != nil {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	store, key, ok, err := s.hq.Terminal(ctx, hello.Terminal)
+	if err != nil {
 		return "", "", "", err
 	}
 	// Answer an unknown terminal exactly like a known one until the proof,
@@ -259,30 +228,27 @@ func (s *Server) handshake(ws *websocket.Conn) (terminal, store, epoch string, e
 	if err != nil {
 		return "", "", "", err
 	}
-	if proof.Type != syncproto.TypeProof || !ok || len(t.Key) != ed25519.PublicKeySize ||
-		!ed25519.Verify(t.Key, syncproto.Statement(hello.Terminal, session, nonce), proof.Sig) {
+	if proof.Type != syncproto.TypeProof || !ok || len(key) != ed25519.PublicKeySize ||
+		!ed25519.Verify(key, syncproto.Statement(hello.Terminal, session, nonce), proof.Sig) {
 		return "", "", "", errors.New("unknown terminal or wrong key")
 	}
-	var chain hqstore.Chain
-	if err := s.db.View(func(tx *hqstore.Tx) error {
-		chain, err = tx.Chain(hello.Terminal, hello.Epoch)
-		return err
-	}); err != nil {
+	durable, err := s.hq.Durable(ctx, hello.Terminal, hello.Epoch)
+	if err != nil {
 		return "", "", "", err
 	}
-	welcome := syncproto.Message{Type: syncproto.TypeWelcome, Terminal: hello.Terminal, Epoch: hello.Epoch, Seq: chain.LastSeq,
+	welcome := syncproto.Message{Type: syncproto.TypeWelcome, Terminal: hello.Terminal, Epoch: hello.Epoch, Seq: durable,
 		HLC: ledger.NextHLC(0, s.now())}
 	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(welcome)); err != nil {
 		return "", "", "", err
 	}
-	return hello.Terminal, t.Store, hello.Epoch, nil
+	return hello.Terminal, store, hello.Epoch, nil
 }
 
 // readPump is the connection's only reader. Upstream batches are decoded here
 // and committed in order by the connection's ingester, so that the next batch
 // is read and decoded while the previous one is written to disk.
 func (c *conn) readPump(ctx context.Context) error {
-	batches := make(chan batch, mergeQueue)
+	batches := make(chan ledger.Batch, mergeQueue)
 	ingested := make(chan error, 1)
 	stop := make(chan struct{}) // closed when the ingester refused or failed
 	ictx, icancel := context.WithCancel(ctx)
@@ -301,7 +267,7 @@ func (c *conn) readPump(ctx context.Context) error {
 	return err
 }
 
-func (c *conn) read(ctx context.Context, batches chan<- batch, stop <-chan struct{}) error {
+func (c *conn) read(ctx context.Context, batches chan<- ledger.Batch, stop <-chan struct{}) error {
 	stopped := func() bool {
 		select {
 		case <-stop:
@@ -335,7 +301,7 @@ func (c *conn) read(ctx context.Context, batches chan<- batch, stop <-chan struc
 		switch m.Type {
 		case syncproto.TypeEvents:
 			select {
-			case batches <- decodeBatch(m.Events):
+			case batches <- ledger.DecodeBatch(rawEvents(m.Events)):
 			case <-stop:
 				return nil
 			case <-ctx.Done():
@@ -347,7 +313,7 @@ func (c *conn) read(ctx context.Context, batches chan<- batch, stop <-chan struc
 			default: // only the first counts
 			}
 		case syncproto.TypeLookup:
-			if !c.queue(ctx, c.s.lookup(c.terminal, c.epoch, m)) {
+			if !c.queue(ctx, c.s.lookup(ctx, c.terminal, c.epoch, m)) {
 				return ctx.Err()
 			}
 		default:
@@ -361,7 +327,7 @@ func (c *conn) read(ctx context.Context, batches chan<- batch, stop <-chan struc
 // ingester commits the connection's batches in the order they came and acks
 // each. A refused batch or a failed commit ends the connection: it closes
 // stop and puts the read deadline in the past, which ends the reader.
-func (c *conn) ingester(ctx context.Context, batches <-chan batch, stop chan<- struct{}) error {
+func (c *conn) ingester(ctx context.Context, batches <-chan ledger.Batch, stop chan<- struct{}) error {
 	fail := func(err error) error {
 		close(stop)
 		_ = c.ws.SetReadDeadline(time.Now())
@@ -371,20 +337,25 @@ func (c *conn) ingester(ctx context.Context, batches <-chan batch, stop chan<- s
 		// Batches already read and decoded while the last one committed go
 		// into the same transaction: one fsync for several, and one ack.
 	merge:
-		for len(b.raws) < maxMerged {
+		for b.Len() < maxMerged {
 			select {
 			case next, ok := <-batches:
 				if !ok {
 					break merge
 				}
-				b = b.merge(next)
+				b = b.Merge(next)
 			default:
 				break merge
 			}
 		}
-		ack, err := c.s.ingest(c.terminal, c.store, c.epoch, b)
-		c.s.metrics.events.Add(int64(len(b.raws)))
-		if err != nil && !errors.Is(err, errChain) && !errors.Is(err, errMalformedEvent) {
+		// The commit is not tied to the connection: a batch that reached
+		// the store is finished even if the link drops meanwhile.
+		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWait)
+		ack, err := c.s.hq.Ingest(ictx, c.terminal, c.store, c.epoch, b)
+		cancel()
+		c.s.metrics.events.Add(int64(b.Len()))
+		code := codeOf(err)
+		if err != nil && code != syncproto.CodeChain && code != syncproto.CodeProtocol {
 			c.refuse(ctx, syncproto.CodeInternal, err)
 			return fail(err)
 		}
@@ -393,10 +364,6 @@ func (c *conn) ingester(ctx context.Context, batches <-chan batch, stop chan<- s
 		}
 		if err != nil {
 			c.s.metrics.refused.Add(1)
-			code := syncproto.CodeProtocol
-			if errors.Is(err, errChain) {
-				code = syncproto.CodeChain
-			}
 			c.refuse(ctx, code, err)
 			return fail(err)
 		}
@@ -462,18 +429,25 @@ func (c *conn) writePump(ctx context.Context) {
 // terminal has not seen, from the positions it reported, and then whatever
 // changes, until the connection ends.
 func (c *conn) downstream(ctx context.Context) {
-	var cur syncproto.Message
+	var cur syncproto.Cursors
 	select {
-	case cur = <-c.cursors:
+	case m := <-c.cursors:
+		cur = syncproto.Cursors{Rules: m.RulesVersion, Members: m.Cursor, Blocked: m.BlockCursor}
 	case <-ctx.Done():
 		return
 	}
-	rulesVersion, members, blocked := cur.RulesVersion, cur.Cursor, cur.BlockCursor
 	for {
-		wakeAll, wakeMine := c.s.changes(c.store)
-		msgs, err := c.s.pending(c.terminal, c.store, c.epoch, &rulesVersion, &members, &blocked)
+		wakeAll, wakeMine := c.s.hq.Changes(c.store)
+		pctx, cancel := context.WithTimeout(ctx, storeWait)
+		msgs, err := c.s.hq.Pending(pctx, c.terminal, c.store, c.epoch, &cur)
+		cancel()
 		if err != nil {
-			c.log.Error("downstream", "err", err)
+			if ctx.Err() == nil {
+				c.log.Error("downstream", "err", err)
+				// The terminal reconnects and reports its cursors again.
+				c.refuse(ctx, syncproto.CodeInternal, err)
+				_ = c.ws.SetReadDeadline(time.Now())
+			}
 			return
 		}
 		for _, m := range msgs {
@@ -499,82 +473,28 @@ func (c *conn) downstream(ctx context.Context) {
 	}
 }
 
-// pending returns the next downstream messages for a terminal and advances
-// its positions.
-func (s *Server) pending(terminal, store, epoch string, rulesVersion *int, members, blocked *uint64) ([]syncproto.Message, error) {
-	now := s.now()
-	var out []syncproto.Message
-	err := s.db.View(func(tx *hqstore.Tx) error {
-		if doc := tx.Meta("rules"); doc != nil {
-			if v := rulesVersionOf(doc); v > *rulesVersion {
-				out = append(out, syncproto.Message{Type: syncproto.TypeRules, Rules: doc, RulesVersion: v})
-				*rulesVersion = v
-			}
-		}
-		chain, err := tx.Chain(terminal, epoch)
-		if err != nil {
-			return err
-		}
-		// A member goes to the terminals of the stores where they shop (an
-		// imported member not seen yet, to all); others look a card up when
-		// it first appears at their till.
-		ids, next := tx.MemberFeed(store, *members, syncproto.MaxFeed)
-		if len(ids) > 0 {
-			msg := syncproto.Message{Type: syncproto.TypeMembers, Cursor: next}
-			for _, id := range ids {
-				m, ok, err := tx.SharedMember(id)
-				if err != nil {
-					return err
-				}
-				if ok {
-					msg.Members = append(msg.Members, snapshot(*m, chain.LastSeq, now))
-				}
-			}
-			out = append(out, msg)
-			*members = next
-		}
-		cards, nextB := tx.BlockFeed(*blocked, syncproto.MaxFeed)
-		if len(cards) > 0 {
-			msg := syncproto.Message{Type: syncproto.TypeBlocked, BlockCursor: nextB}
-			for _, card := range cards {
-				c, _, err := tx.Card(card)
-				if err != nil {
-					return err
-				}
-				msg.Blocked = append(msg.Blocked, syncproto.Block{Card: card, Blocked: c.Blocked})
-			}
-			out = append(out, msg)
-			*blocked = nextB
-		}
-		return nil
-	})
-	return out, err
-}
-
 // lookup answers a terminal's question about a card it does not know.
-func (s *Server) lookup(terminal, epoch string, q syncproto.Message) syncproto.Message {
+func (s *Server) lookup(ctx context.Context, terminal, epoch string, q syncproto.Message) syncproto.Message {
 	ans := syncproto.Message{Type: syncproto.TypeFound, ID: q.ID}
-	err := s.db.View(func(tx *hqstore.Tx) error {
-		c, ok, err := tx.Card(q.Card)
-		if err != nil || !ok {
-			return err
-		}
-		m, ok, err := tx.Member(c.Member)
-		if err != nil || !ok {
-			return err
-		}
-		chain, err := tx.Chain(terminal, epoch)
-		if err != nil {
-			return err
-		}
-		snap := snapshot(m, chain.LastSeq, s.now())
-		ans.Member = &snap
-		return nil
-	})
-	if err != nil {
-		ans.Error = err.Error()
-	} else if ans.Member == nil {
+	ctx, cancel := context.WithTimeout(ctx, storeWait)
+	defer cancel()
+	m, err := s.hq.Lookup(ctx, terminal, epoch, q.Card)
+	switch {
+	case codeOf(err) == "not_found":
 		ans.Code, ans.Error = "unknown_card", "head office does not know this card"
+	case err != nil:
+		ans.Error = err.Error()
+	default:
+		ans.Member = &m
 	}
 	return ans
+}
+
+// rawEvents is the events of a message as the ledger decodes them.
+func rawEvents(events []json.RawMessage) [][]byte {
+	raws := make([][]byte, len(events))
+	for i, e := range events {
+		raws[i] = e
+	}
+	return raws
 }

@@ -1,4 +1,8 @@
-package syncserver
+// Package adminapi is head office's admin API: HTTP+JSON on the unix socket
+// DIR/headoffice.sock (0600), which the headoffice verbs call, and its
+// client. It is never on the network listener. Handlers parse the request,
+// call the Office and write its answer; they decide nothing.
+package adminapi
 
 import (
 	"bufio"
@@ -11,25 +15,24 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/offline-loyalty/terminal/headoffice"
 	"github.com/offline-loyalty/terminal/internal/localhttp"
 )
-
-// The admin API: HTTP+JSON on the unix socket DIR/headoffice.sock (0600),
-// which the headoffice verbs call. It is not on the network listener.
 
 // maxAdminBody bounds an admin request other than a members import.
 const maxAdminBody = 4 << 20
 
-// AdminHandler returns the admin API's handler.
-func (s *Server) AdminHandler() http.Handler {
+// Handler returns the admin API's handler over o.
+func Handler(o *headoffice.Office) http.Handler {
+	s := o
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /admin/terminals", func(w http.ResponseWriter, r *http.Request) {
 		var req struct{ Store, Name string }
 		if err := json.NewDecoder(io.LimitReader(r.Body, maxAdminBody)).Decode(&req); err != nil {
-			writeError(w, fmt.Errorf("%w: %v", ErrInvalid, err))
+			writeError(w, fmt.Errorf("%w: %v", headoffice.ErrInvalid, err))
 			return
 		}
-		id, code, err := s.AddTerminal(req.Store, req.Name)
+		id, code, err := s.AddTerminal(r.Context(), req.Store, req.Name)
 		respond(w, map[string]string{"terminal": id, "code": code}, err)
 	})
 	mux.HandleFunc("PUT /admin/rules", func(w http.ResponseWriter, r *http.Request) {
@@ -38,11 +41,11 @@ func (s *Server) AdminHandler() http.Handler {
 			writeError(w, err)
 			return
 		}
-		v, err := s.SetRules(doc)
+		v, err := s.SetRules(r.Context(), doc)
 		respond(w, map[string]int{"version": v}, err)
 	})
-	mux.HandleFunc("GET /admin/rules", func(w http.ResponseWriter, _ *http.Request) {
-		doc, err := s.Rules()
+	mux.HandleFunc("GET /admin/rules", func(w http.ResponseWriter, r *http.Request) {
+		doc, err := s.Rules(r.Context())
 		if err != nil {
 			writeError(w, err)
 			return
@@ -51,21 +54,22 @@ func (s *Server) AdminHandler() http.Handler {
 		_, _ = w.Write(doc)
 	})
 	mux.HandleFunc("POST /admin/members", func(w http.ResponseWriter, r *http.Request) {
-		n, err := s.ImportMembers(r.Body)
+		n, err := s.ImportMembers(r.Context(), r.Body)
 		respond(w, map[string]int{"imported": n}, err)
 	})
 	mux.HandleFunc("GET /admin/member", func(w http.ResponseWriter, r *http.Request) {
-		m, err := s.MemberByCard(r.URL.Query().Get("card"))
+		m, err := s.MemberByCard(r.Context(), r.URL.Query().Get("card"))
 		respond(w, m, err)
 	})
 	mux.HandleFunc("GET /admin/report", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		rep, err := s.Report(q.Get("from"), q.Get("to"), q.Get("store"))
+		rep, err := s.Report(r.Context(), q.Get("from"), q.Get("to"), q.Get("store"))
 		respond(w, rep, err)
 	})
 	mux.HandleFunc("GET /admin/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")
-		err := s.Events(r.URL.Query().Get("terminal"), func(b []byte) error {
+		w.Header().Set("Trailer", streamError)
+		err := s.Events(r.Context(), r.URL.Query().Get("terminal"), func(b []byte) error {
 			if _, err := w.Write(b); err != nil {
 				return err
 			}
@@ -73,11 +77,16 @@ func (s *Server) AdminHandler() http.Handler {
 			return err
 		})
 		if err != nil {
-			s.log.Warn("admin events", "err", err)
+			// The answer has started: the error goes in a trailer, which
+			// the client reports after the lines it read.
+			w.Header().Set(streamError, err.Error())
 		}
 	})
 	return mux
 }
+
+// streamError is the trailer of a JSON-lines answer that stopped on an error.
+const streamError = "X-Stream-Error"
 
 type errorBody struct {
 	Error string `json:"error"`
@@ -86,13 +95,17 @@ type errorBody struct {
 
 func writeError(w http.ResponseWriter, err error) {
 	status, code := http.StatusInternalServerError, "internal"
-	switch {
-	case errors.Is(err, ErrInvalid):
-		status, code = http.StatusBadRequest, "invalid"
-	case errors.Is(err, ErrJoinCode):
-		status, code = http.StatusForbidden, "join_code"
-	case errors.Is(err, ErrNotFound):
-		status, code = http.StatusNotFound, "not_found"
+	var he *headoffice.Error
+	if errors.As(err, &he) {
+		code = he.Code()
+		switch code {
+		case "invalid":
+			status = http.StatusBadRequest
+		case "join_code":
+			status = http.StatusForbidden
+		case "not_found":
+			status = http.StatusNotFound
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -112,19 +125,19 @@ func respond(w http.ResponseWriter, v any, err error) {
 	writeJSON(w, v)
 }
 
-// AdminClient calls the admin API.
-type AdminClient struct{ hc *http.Client }
+// Client calls the admin API.
+type Client struct{ hc *http.Client }
 
-// DialAdmin returns a client of the head office serving the unix socket.
-func DialAdmin(socket string) *AdminClient { return &AdminClient{hc: localhttp.Unix(socket)} }
+// Dial returns a client of the head office serving the unix socket.
+func Dial(socket string) *Client { return &Client{hc: localhttp.Unix(socket)} }
 
-// InProcessAdmin returns a client that calls h directly, for verbs run while
-// no head office is serving the data directory.
-func InProcessAdmin(h http.Handler) *AdminClient { return &AdminClient{hc: localhttp.InProcess(h)} }
+// InProcess returns a client that calls h directly, for verbs run while no
+// head office is serving the data directory.
+func InProcess(h http.Handler) *Client { return &Client{hc: localhttp.InProcess(h)} }
 
 // Do calls method path with body and decodes a JSON answer into out (when
 // not nil). A refusal comes back as its one-line message.
-func (c *AdminClient) Do(ctx context.Context, method, path string, body io.Reader, out any) error {
+func (c *Client) Do(ctx context.Context, method, path string, body io.Reader, out any) error {
 	resp, err := c.do(ctx, method, path, body)
 	if err != nil {
 		return err
@@ -141,7 +154,7 @@ func (c *AdminClient) Do(ctx context.Context, method, path string, body io.Reade
 }
 
 // Lines calls path and passes each line of a JSON-lines answer to fn.
-func (c *AdminClient) Lines(ctx context.Context, path string, fn func([]byte) error) error {
+func (c *Client) Lines(ctx context.Context, path string, fn func([]byte) error) error {
 	resp, err := c.do(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
@@ -154,10 +167,16 @@ func (c *AdminClient) Lines(ctx context.Context, path string, fn func([]byte) er
 			return err
 		}
 	}
-	return sc.Err()
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	if msg := resp.Trailer.Get(streamError); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
 }
 
-func (c *AdminClient) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://headoffice"+path, body)
 	if err != nil {
 		return nil, err
