@@ -13,9 +13,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/offline-loyalty/terminal/headoffice"
 	"github.com/offline-loyalty/terminal/headoffice/adminapi"
 	"github.com/offline-loyalty/terminal/headoffice/hqbolt"
+	"github.com/offline-loyalty/terminal/headoffice/hqpg"
 	"github.com/offline-loyalty/terminal/internal/cli"
 	"github.com/offline-loyalty/terminal/sync/syncserver"
 )
@@ -27,8 +30,14 @@ const (
 	dialTimeout       = 500 * time.Millisecond
 )
 
+// dbRetryMax is the longest wait between two attempts to reach a database
+// that is down when serve starts.
+const dbRetryMax = 30 * time.Second
+
 func headofficeVerbs(v map[string]cli.Verb) {
-	v["serve"] = cli.Verb{Usage: "serve --listen ADDR [--tls-cert F --tls-key F] [--compress]", Short: "the sync endpoint, join, metrics and the admin API; blocks", Run: runServe}
+	v["serve"] = cli.Verb{Usage: "serve --listen ADDR [--db URL] [--tls-cert F --tls-key F] [--compress]", Short: "the sync endpoint, join, metrics and the admin API; blocks", Run: runServe}
+	v["migrate"] = cli.Verb{Usage: "migrate --db URL", Short: "create or upgrade the PostgreSQL schema", Run: runMigrate}
+	v["migrate-store"] = cli.Verb{Usage: "migrate-store --from DIR --to URL", Short: "move a chain from the embedded store to PostgreSQL, verified", Run: runMigrateStore}
 	v["terminal add"] = cli.Verb{Usage: "terminal add --store STORE --name NAME", Short: "register a terminal and print its one-time join code", Run: runTerminalAdd}
 	v["rules set"] = cli.Verb{Usage: "rules set FILE", Short: "publish a rules document (and catalog)", Run: runRulesSet}
 	v["rules get"] = cli.Verb{Usage: "rules get", Short: "print the published rules document", Run: runRulesGet}
@@ -38,8 +47,35 @@ func headofficeVerbs(v map[string]cli.Verb) {
 	v["report"] = cli.Verb{Usage: "report [--from D --to D] [--store S]", Short: "figures across stores, negative balances, chain breaks", Run: runReport}
 }
 
+// newFlags returns a verb's flags with --db besides --data and --json.
+func newFlags(verb string) (*flag.FlagSet, *cli.Common, *string) {
+	fs, c := cli.NewFlags(prog, verb)
+	db := fs.String("db", os.Getenv("HEADOFFICE_DB"), "PostgreSQL URL, postgres://USER@HOST:PORT/DB (default $HEADOFFICE_DB); without it, the embedded store in --data")
+	return fs, c, db
+}
+
+// openPostgres opens the database for serve, waiting with backoff while it
+// cannot be reached; a schema that is not this program's fails at once.
+func openPostgres(ctx context.Context, url string, log *slog.Logger) (*hqpg.DB, error) {
+	bo := backoff.NewExponentialBackOff()
+	bo.MaxInterval, bo.MaxElapsedTime = dbRetryMax, 0
+	for {
+		db, err := hqpg.Open(ctx, url, hqpg.Options{Logger: log, Serve: true})
+		if err == nil || errors.Is(err, hqpg.ErrSchemaOld) || errors.Is(err, hqpg.ErrSchemaNew) || errors.Is(err, hqpg.ErrURL) {
+			return db, err
+		}
+		wait := bo.NextBackOff()
+		log.Error("database not reachable; serving nothing until it is", "retry_in", wait.Round(time.Millisecond), "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
 func runServe(ctx context.Context, args []string) error {
-	fs, c := cli.NewFlags(prog, "serve")
+	fs, c, dbURL := newFlags("serve")
 	listen := fs.String("listen", "127.0.0.1:8780", "address of the sync endpoint")
 	cert := fs.String("tls-cert", "", "TLS certificate (PEM) for wss://")
 	key := fs.String("tls-key", "", "TLS private key (PEM)")
@@ -51,51 +87,72 @@ func runServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("%w: serve: give both --tls-cert and --tls-key, or neither", cli.ErrUsage)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	db, err := hqbolt.Open(c.Data)
-	if err != nil {
-		return err
+	var store headoffice.Store
+	where := "data"
+	if *dbURL != "" {
+		db, err := openPostgres(ctx, *dbURL, log)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		store, where = db, "postgres"
+	} else {
+		db, err := hqbolt.Open(c.Data)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		store = db
 	}
-	defer db.Close()
-	office, err := headoffice.New(ctx, db, headoffice.Options{Logger: log})
+	office, err := headoffice.New(ctx, store, headoffice.Options{Logger: log})
 	if err != nil {
 		return err
 	}
 	defer office.Close()
 	srv := syncserver.New(office, syncserver.Options{Logger: log, Compression: *compress})
-	sock := filepath.Join(c.Data, adminapi.SocketName)
-	_ = os.Remove(sock) // left by a head office that was killed; the store lock proves none runs
-	old := umask(0o177)
-	adminLn, err := net.Listen("unix", sock)
-	umask(old)
-	if err != nil {
-		return err
-	}
+	servers := []*http.Server{{Handler: srv.Handler(), ReadHeaderTimeout: readHeaderTimeout}}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
-		adminLn.Close()
 		return err
 	}
-	pub := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: readHeaderTimeout}
-	admin := &http.Server{Handler: adminapi.Handler(office), ReadHeaderTimeout: readHeaderTimeout}
-	errc := make(chan error, 2)
-	go func() {
-		if *cert != "" {
-			errc <- pub.ServeTLS(ln, *cert, *key)
-			return
+	listeners := []net.Listener{ln}
+	// The admin socket serves the verbs run on this machine against the
+	// embedded store, which only this process may open. On PostgreSQL the
+	// verbs open the database themselves.
+	sock := filepath.Join(c.Data, adminapi.SocketName)
+	if *dbURL == "" {
+		_ = os.Remove(sock) // left by a head office that was killed; the store lock proves none runs
+		old := umask(0o177)
+		adminLn, err := net.Listen("unix", sock)
+		umask(old)
+		if err != nil {
+			ln.Close()
+			return err
 		}
-		errc <- pub.Serve(ln)
-	}()
-	go func() { errc <- admin.Serve(adminLn) }()
-	log.Info("headoffice serving", "listen", ln.Addr(), "tls", *cert != "", "data", c.Data)
+		defer os.Remove(sock)
+		listeners = append(listeners, adminLn)
+		servers = append(servers, &http.Server{Handler: adminapi.Handler(office), ReadHeaderTimeout: readHeaderTimeout})
+	}
+	errc := make(chan error, len(servers))
+	for i, hs := range servers {
+		go func() {
+			if i == 0 && *cert != "" {
+				errc <- hs.ServeTLS(listeners[i], *cert, *key)
+				return
+			}
+			errc <- hs.Serve(listeners[i])
+		}()
+	}
+	log.Info("headoffice serving", "listen", ln.Addr(), "tls", *cert != "", "store", where)
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
 	defer cancel()
-	_ = pub.Shutdown(sctx)
-	_ = admin.Shutdown(sctx)
-	_ = os.Remove(sock)
+	for _, hs := range servers {
+		_ = hs.Shutdown(sctx)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -112,9 +169,23 @@ func parse(fs *flag.FlagSet, c *cli.Common, args []string) error {
 	return nil
 }
 
-// admin returns a client of the head office serving dir or, when none is, of
-// one opened in this process for the verb.
-func admin(ctx context.Context, dir string) (*adminapi.Client, func(), error) {
+// admin returns a client of head office for a verb: on PostgreSQL (dbURL
+// set), of one opened in this process; on the embedded store, of the head
+// office serving dir or, when none is, of one opened in this process.
+func admin(ctx context.Context, dir, dbURL string) (*adminapi.Client, func(), error) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if dbURL != "" {
+		db, err := hqpg.Open(ctx, dbURL, hqpg.Options{Logger: quiet})
+		if err != nil {
+			return nil, nil, err
+		}
+		office, err := headoffice.New(ctx, db, headoffice.Options{Logger: quiet})
+		if err != nil {
+			db.Close()
+			return nil, nil, err
+		}
+		return adminapi.InProcess(adminapi.Handler(office)), func() { office.Close(); db.Close() }, nil
+	}
 	sock := filepath.Join(dir, adminapi.SocketName)
 	if conn, err := net.DialTimeout("unix", sock, dialTimeout); err == nil {
 		conn.Close()
@@ -127,7 +198,7 @@ func admin(ctx context.Context, dir string) (*adminapi.Client, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	office, err := headoffice.New(ctx, db, headoffice.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	office, err := headoffice.New(ctx, db, headoffice.Options{Logger: quiet})
 	if err != nil {
 		db.Close()
 		return nil, nil, err
@@ -136,7 +207,7 @@ func admin(ctx context.Context, dir string) (*adminapi.Client, func(), error) {
 }
 
 func runTerminalAdd(ctx context.Context, args []string) error {
-	fs, c := cli.NewFlags(prog, "terminal add")
+	fs, c, dbURL := newFlags("terminal add")
 	store := fs.String("store", "", "store id")
 	name := fs.String("name", "", "terminal name, unique in the store")
 	if err := parse(fs, c, args); err != nil {
@@ -145,18 +216,21 @@ func runTerminalAdd(ctx context.Context, args []string) error {
 	if err := cli.Require("terminal add", map[string]string{"store": *store, "name": *name}); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(c.Data, 0o700); err != nil {
-		return err
-	}
-	if _, err := os.Stat(filepath.Join(c.Data, hqbolt.FileName)); err != nil {
-		// The first terminal creates head office's store.
-		db, err := hqbolt.Open(c.Data)
-		if err != nil {
+	// The first terminal creates the embedded store (a database is created
+	// by headoffice migrate).
+	if *dbURL == "" {
+		if err := os.MkdirAll(c.Data, 0o700); err != nil {
 			return err
 		}
-		db.Close()
+		if _, err := os.Stat(filepath.Join(c.Data, hqbolt.FileName)); err != nil {
+			db, err := hqbolt.Open(c.Data)
+			if err != nil {
+				return err
+			}
+			db.Close()
+		}
 	}
-	cl, done, err := admin(ctx, c.Data)
+	cl, done, err := admin(ctx, c.Data, *dbURL)
 	if err != nil {
 		return err
 	}
@@ -191,7 +265,7 @@ func fileArg(fs *flag.FlagSet, c *cli.Common, verb string, args []string) (strin
 }
 
 func runRulesSet(ctx context.Context, args []string) error {
-	fs, c := cli.NewFlags(prog, "rules set")
+	fs, c, dbURL := newFlags("rules set")
 	file, err := fileArg(fs, c, "rules set", args)
 	if err != nil {
 		return err
@@ -201,7 +275,7 @@ func runRulesSet(ctx context.Context, args []string) error {
 		return err
 	}
 	defer f.Close()
-	cl, done, err := admin(ctx, c.Data)
+	cl, done, err := admin(ctx, c.Data, *dbURL)
 	if err != nil {
 		return err
 	}
@@ -214,11 +288,11 @@ func runRulesSet(ctx context.Context, args []string) error {
 }
 
 func runRulesGet(ctx context.Context, args []string) error {
-	fs, c := cli.NewFlags(prog, "rules get")
+	fs, c, dbURL := newFlags("rules get")
 	if err := parse(fs, c, args); err != nil {
 		return err
 	}
-	cl, done, err := admin(ctx, c.Data)
+	cl, done, err := admin(ctx, c.Data, *dbURL)
 	if err != nil {
 		return err
 	}
@@ -232,7 +306,7 @@ func runRulesGet(ctx context.Context, args []string) error {
 }
 
 func runMembersImport(ctx context.Context, args []string) error {
-	fs, c := cli.NewFlags(prog, "members import")
+	fs, c, dbURL := newFlags("members import")
 	file, err := fileArg(fs, c, "members import", args)
 	if err != nil {
 		return err
@@ -242,7 +316,7 @@ func runMembersImport(ctx context.Context, args []string) error {
 		return err
 	}
 	defer f.Close()
-	cl, done, err := admin(ctx, c.Data)
+	cl, done, err := admin(ctx, c.Data, *dbURL)
 	if err != nil {
 		return err
 	}
@@ -255,7 +329,7 @@ func runMembersImport(ctx context.Context, args []string) error {
 }
 
 func runMember(ctx context.Context, args []string) error {
-	fs, c := cli.NewFlags(prog, "member")
+	fs, c, dbURL := newFlags("member")
 	card := fs.String("card", "", "card number")
 	if err := parse(fs, c, args); err != nil {
 		return err
@@ -263,7 +337,7 @@ func runMember(ctx context.Context, args []string) error {
 	if err := cli.Require("member", map[string]string{"card": *card}); err != nil {
 		return err
 	}
-	cl, done, err := admin(ctx, c.Data)
+	cl, done, err := admin(ctx, c.Data, *dbURL)
 	if err != nil {
 		return err
 	}
@@ -278,12 +352,12 @@ func runMember(ctx context.Context, args []string) error {
 }
 
 func runEvents(ctx context.Context, args []string) error {
-	fs, c := cli.NewFlags(prog, "events")
+	fs, c, dbURL := newFlags("events")
 	terminal := fs.String("terminal", "", "only this terminal's events")
 	if err := parse(fs, c, args); err != nil {
 		return err
 	}
-	cl, done, err := admin(ctx, c.Data)
+	cl, done, err := admin(ctx, c.Data, *dbURL)
 	if err != nil {
 		return err
 	}
@@ -295,14 +369,14 @@ func runEvents(ctx context.Context, args []string) error {
 }
 
 func runReport(ctx context.Context, args []string) error {
-	fs, c := cli.NewFlags(prog, "report")
+	fs, c, dbURL := newFlags("report")
 	from := fs.String("from", "", "first day, YYYY-MM-DD")
 	to := fs.String("to", "", "last day, YYYY-MM-DD")
 	store := fs.String("store", "", "only this store")
 	if err := parse(fs, c, args); err != nil {
 		return err
 	}
-	cl, done, err := admin(ctx, c.Data)
+	cl, done, err := admin(ctx, c.Data, *dbURL)
 	if err != nil {
 		return err
 	}
@@ -323,5 +397,66 @@ func runReport(ctx context.Context, args []string) error {
 		for _, f := range rep.ChainBreaks {
 			fmt.Fprintf(w, "CHAIN BREAK terminal %s epoch %s seq %d: %s\n", f.Terminal, f.Epoch, f.Seq, f.Detail)
 		}
+	})
+}
+
+func runMigrate(ctx context.Context, args []string) error {
+	fs, c, dbURL := newFlags("migrate")
+	if err := parse(fs, c, args); err != nil {
+		return err
+	}
+	if err := cli.Require("migrate", map[string]string{"db": *dbURL}); err != nil {
+		return err
+	}
+	from, err := hqpg.Migrate(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	out := map[string]int{"from": from, "to": hqpg.SchemaVersion}
+	return c.Print(out, func(w io.Writer) {
+		if from == hqpg.SchemaVersion {
+			fmt.Fprintf(w, "schema is at version %d already\n", from)
+			return
+		}
+		fmt.Fprintf(w, "schema migrated from version %d to %d\n", from, hqpg.SchemaVersion)
+	})
+}
+
+func runMigrateStore(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "migrate-store")
+	from := fs.String("from", "", "the embedded store's data directory (head office stopped)")
+	to := fs.String("to", "", "the PostgreSQL URL to move it to")
+	if err := parse(fs, c, args); err != nil {
+		return err
+	}
+	if err := cli.Require("migrate-store", map[string]string{"from": *from, "to": *to}); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(*from, hqbolt.FileName)); err != nil {
+		return fmt.Errorf("no head office data in %s", *from)
+	}
+	src, err := hqbolt.Open(*from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if _, err := hqpg.Migrate(ctx, *to); err != nil {
+		return err
+	}
+	dst, err := hqpg.Open(ctx, *to, hqpg.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	if _, err := headoffice.Move(ctx, src, dst); err != nil {
+		return fmt.Errorf("migrate-store: %w", err)
+	}
+	n, err := headoffice.Verify(ctx, src, dst)
+	if err != nil {
+		return fmt.Errorf("migrate-store: verification failed: %w", err)
+	}
+	return c.Print(n, func(w io.Writer) {
+		fmt.Fprintf(w, "moved and verified: %d terminals, %d chains with %d events, %d members, %d cards, %d rules versions, %d flags\n",
+			n.Terminals, n.Chains, n.Events, n.Members, n.Cards, n.Rules, n.Flags)
 	})
 }

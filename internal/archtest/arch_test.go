@@ -59,7 +59,7 @@ func TestThirdPartyImports(t *testing.T) {
 		allowed []string
 	}{
 		{"go.etcd.io/bbolt", []string{"agent/store", "headoffice/hqbolt"}},
-		{"github.com/jackc/pgx", []string{"headoffice/hqpg"}},
+		{"github.com/jackc/pgx", []string{"headoffice/hqpg", "headoffice/hqtest"}}, // hqtest creates the tests' databases
 		{"fyne.io/fyne/v2", []string{"ui"}},
 		{"github.com/tarm/serial", []string{"drivers/serialport"}},
 		{"github.com/gorilla/websocket", []string{"sync"}},
