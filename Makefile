@@ -16,14 +16,18 @@ export CGO_ENABLED := 1
 # share one compile of each package (Fyne's cgo is minutes on a cold cache).
 export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 
-.PHONY: all deps build run test lint vet bench fuzz package clean
+.PHONY: all deps deps-demo build run test lint vet bench fuzz package clean
 
 all: build
 
 deps:
 	@scripts/deps.sh
 
-build: deps
+# What building and running the demo need, and no more.
+deps-demo:
+	@scripts/deps.sh demo
+
+build: deps-demo
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 run: build

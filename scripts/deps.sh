@@ -2,15 +2,20 @@
 # Installs what building, packaging and testing need on a fresh Debian
 # machine: the C toolchain and X11/GL headers for Fyne's cgo build, Xvfb and
 # xwd for screenshots, socat for pty tests, curl to test the local API as
-# scripts call it, the packaging tools (mingw-w64 for the Windows build, NSIS,
+# scripts call it, PostgreSQL for head office's tests (the tests start their
+# own server), the packaging tools (mingw-w64 for the Windows build, NSIS,
 # osslsigncode, openssl, dpkg-dev, systemd for systemd-analyze,
 # desktop-file-utils), and staticcheck and nfpm (pinned) into ./bin.
-# Idempotent and quick when everything is already there.
+# `deps.sh demo` installs only what building and running the demo need
+# (make run). Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_pkgs=(gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev xvfb xauth x11-apps socat curl libgl1-mesa-dri shellcheck
-  gcc-mingw-w64-x86-64-win32 nsis osslsigncode openssl dpkg-dev systemd desktop-file-utils)
+apt_pkgs=(gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev libgl1-mesa-dri)
+if [ "${1:-}" != demo ]; then
+  apt_pkgs+=(xvfb xauth x11-apps socat curl shellcheck postgresql
+    gcc-mingw-w64-x86-64-win32 nsis osslsigncode openssl dpkg-dev systemd desktop-file-utils)
+fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -22,6 +27,8 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+[ "${1:-}" != demo ] || exit 0
 
 STATICCHECK_VERSION=v0.8.2
 if ! [ -x bin/staticcheck ] || ! bin/staticcheck -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#v}"; then
