@@ -15,13 +15,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/offline-loyalty/terminal/headoffice/hqtest"
 )
 
 // The chaos test runs head office and three terminals as real processes, with
 // a TCP proxy between them that cuts connections at random and makes
-// outages, and SIGKILLs terminals and head office during the load. Afterwards
-// every terminal's export must equal head office's events for it, byte for
-// byte, and the balances must agree.
+// outages, and SIGKILLs terminals and head office during the load. On
+// PostgreSQL two head office processes share the database, the proxy sends
+// each new connection to the next of them, and PostgreSQL itself crashes and
+// comes back. Afterwards every terminal's export must equal head office's
+// events for it, byte for byte, and the balances must agree.
 
 var bins string // directory with the built headoffice and pos-agent
 
@@ -40,7 +44,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bins = dir
-	code := m.Run()
+	code := hqtest.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -74,12 +78,28 @@ type daemon struct {
 	args  []string
 	ready func() bool
 	cmd   *exec.Cmd
+	log   *os.File // its standard error, all its lives; shown if the test fails
 }
 
 func (d *daemon) start() {
 	d.t.Helper()
+	if d.log == nil {
+		f, err := os.CreateTemp(d.t.TempDir(), d.name+"-*.log")
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		d.log = f
+		d.t.Cleanup(func() {
+			if d.t.Failed() {
+				b, _ := os.ReadFile(f.Name())
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				d.t.Logf("%s %v, the end of its log:\n%s", d.name, d.args, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+			}
+			f.Close()
+		})
+	}
 	d.cmd = exec.Command(bin(d.name), d.args...)
-	d.cmd.Stdout, d.cmd.Stderr = io.Discard, io.Discard
+	d.cmd.Stdout, d.cmd.Stderr = io.Discard, d.log
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
@@ -106,22 +126,24 @@ func listening(network, addr string) func() bool {
 	}
 }
 
-// proxy forwards TCP to target and can cut every connection or refuse new
+// proxy forwards TCP to its targets, each new connection to the next one
+// that answers (a load balancer), and can cut every connection or refuse new
 // ones for a while (an outage).
 type proxy struct {
-	ln     net.Listener
-	target string
-	mu     stdsync.Mutex
-	conns  map[net.Conn]bool
-	down   bool
+	ln      net.Listener
+	targets []string
+	mu      stdsync.Mutex
+	conns   map[net.Conn]bool
+	down    bool
+	next    int
 }
 
-func newProxy(t *testing.T, target string) *proxy {
+func newProxy(t *testing.T, targets ...string) *proxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	p := &proxy{ln: ln, targets: targets, conns: map[net.Conn]bool{}}
 	go p.serve()
 	t.Cleanup(func() { ln.Close(); p.cut() })
 	return p
@@ -134,14 +156,23 @@ func (p *proxy) serve() {
 			return
 		}
 		p.mu.Lock()
-		down := p.down
+		down, first := p.down, p.next
+		p.next++
 		p.mu.Unlock()
 		if down {
 			c.Close()
 			continue
 		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
+		p.mu.Lock()
+		targets := p.targets
+		p.mu.Unlock()
+		var up net.Conn
+		for i := range targets {
+			if up, err = net.Dial("tcp", targets[(first+i)%len(targets)]); err == nil {
+				break
+			}
+		}
+		if up == nil {
 			c.Close()
 			continue
 		}
@@ -151,6 +182,14 @@ func (p *proxy) serve() {
 		go func() { _, _ = io.Copy(up, c); up.Close(); c.Close() }()
 		go func() { _, _ = io.Copy(c, up); up.Close(); c.Close() }()
 	}
+}
+
+// retarget sends new connections to other targets and cuts the open ones.
+func (p *proxy) retarget(targets ...string) {
+	p.mu.Lock()
+	p.targets = targets
+	p.mu.Unlock()
+	p.cut()
 }
 
 func (p *proxy) cut() {
@@ -186,24 +225,47 @@ type till struct {
 }
 
 func TestChaos(t *testing.T) {
+	t.Run("bolt", func(t *testing.T) { chaos(t, false) })
+	t.Run("postgres", func(t *testing.T) { chaos(t, true) })
+}
+
+func chaos(t *testing.T, postgres bool) {
 	const terminals = 3
 	rounds := 40
 	if testing.Short() {
 		rounds = 12
 	}
 	dir := t.TempDir()
-	hqData := filepath.Join(dir, "hq")
-	hqAddr := freePort(t)
-	hq := &daemon{t: t, name: "headoffice", args: []string{"serve", "--listen", hqAddr, "--data", hqData}, ready: listening("tcp", hqAddr)}
-	hq.start()
-	defer func() { hq.kill() }()
-	px := newProxy(t, hqAddr)
+	// where is how the verbs find head office's data.
+	where := []string{"--data", filepath.Join(dir, "hq")}
+	var cluster *hqtest.Cluster
+	if postgres {
+		cluster = hqtest.Postgres(t)
+		url := cluster.NewDatabase(t)
+		run(t, "headoffice", "migrate", "--db", url)
+		where = []string{"--db", url}
+	}
+	var hqs []*daemon
+	var addrs []string
+	for range map[bool]int{false: 1, true: 2}[postgres] {
+		addr := freePort(t)
+		hq := &daemon{t: t, name: "headoffice", args: append([]string{"serve", "--listen", addr}, where...), ready: listening("tcp", addr)}
+		hq.start()
+		hqs, addrs = append(hqs, hq), append(addrs, addr)
+	}
+	defer func() {
+		for _, hq := range hqs {
+			hq.kill()
+		}
+	}()
+	px := newProxy(t, addrs...)
 	url := "ws://" + px.ln.Addr().String() + "/v1/sync"
+	hqVerb := func(args ...string) []string { return append(args, where...) }
 
 	tills := make([]*till, terminals)
 	for i := range tills {
 		var added map[string]string
-		if err := json.Unmarshal([]byte(run(t, "headoffice", "terminal", "add", "--data", hqData, "--store", fmt.Sprint("store", i%2), "--name", fmt.Sprint("till", i), "--json")), &added); err != nil {
+		if err := json.Unmarshal([]byte(run(t, "headoffice", hqVerb("terminal", "add", "--store", fmt.Sprint("store", i%2), "--name", fmt.Sprint("till", i), "--json")...)), &added); err != nil {
 			t.Fatal(err)
 		}
 		tl := &till{id: added["terminal"], data: filepath.Join(dir, fmt.Sprint("till", i)), card: fmt.Sprintf("20000000100%02d", i)}
@@ -267,16 +329,32 @@ func TestChaos(t *testing.T) {
 			tl := tills[rng.IntN(terminals)]
 			tl.serve.kill()
 			tl.serve.start()
-		case r%10 == 7: // head office dies and comes back
+		case r%10 == 7: // a head office process dies and comes back
+			hq := hqs[(r/10)%len(hqs)]
 			hq.kill()
 			hq.start()
+		case postgres && r%10 == 5: // the database crashes and comes back
+			if err := cluster.Crash(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Duration(200+rng.IntN(800)) * time.Millisecond)
+			if err := cluster.Start(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	close(stop)
 	<-chaosDone
 
 	// Everything reaches head office once the link is quiet.
-	deadline := time.Now().Add(90 * time.Second)
+	drain(t, tills, 90*time.Second)
+	agree(t, tills, rounds+1, hqVerb)
+}
+
+// drain waits until every till has sent its whole queue.
+func drain(t *testing.T, tills []*till, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for _, tl := range tills {
 		for {
 			var st struct {
@@ -293,22 +371,29 @@ func TestChaos(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
+}
+
+// agree checks that each till's export equals head office's events for it,
+// byte for byte (and holds at least least events), and that head office's
+// balance of its member equals the till's and the sum of the events.
+// hqVerb adds where head office's data is to a verb's arguments.
+func agree(t *testing.T, tills []*till, least int, hqVerb func(...string) []string) {
+	t.Helper()
 	for _, tl := range tills {
 		exported := run(t, "pos-agent", "export", "--data", tl.data, "--json")
-		ingested := run(t, "headoffice", "events", "--data", hqData, "--terminal", tl.id)
+		ingested := run(t, "headoffice", hqVerb("events", "--terminal", tl.id)...)
 		if exported != ingested {
 			t.Fatalf("%s: export (%d lines) differs from head office's events (%d lines)", tl.id,
 				strings.Count(exported, "\n"), strings.Count(ingested, "\n"))
 		}
-		if n := strings.Count(exported, "\n"); n < rounds+1 {
+		if n := strings.Count(exported, "\n"); n < least {
 			t.Fatalf("%s: only %d events", tl.id, n)
 		}
-		// The balances agree: head office's authoritative balance equals
-		// the terminal's, and the sum of the events.
 		var sum int64
 		for _, line := range strings.Split(strings.TrimSpace(exported), "\n") {
 			var e struct {
-				Points int64 `json:"points"`
+				Points int64  `json:"points"`
+				Member string `json:"member"`
 			}
 			if err := json.Unmarshal([]byte(line), &e); err != nil {
 				t.Fatal(err)
@@ -318,7 +403,7 @@ func TestChaos(t *testing.T) {
 		var hm, tm struct {
 			Balance int64 `json:"balance"`
 		}
-		if err := json.Unmarshal([]byte(run(t, "headoffice", "member", "--data", hqData, "--card", tl.card, "--json")), &hm); err != nil {
+		if err := json.Unmarshal([]byte(run(t, "headoffice", hqVerb("member", "--card", tl.card, "--json")...)), &hm); err != nil {
 			t.Fatal(err)
 		}
 		if err := json.Unmarshal([]byte(run(t, "pos-agent", "member", "--data", tl.data, "--card", tl.card, "--json")), &tm); err != nil {

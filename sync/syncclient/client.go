@@ -234,6 +234,16 @@ func Join(ctx context.Context, a Agent, dir, hq, code string) (Link, error) {
 // says why.
 var errRefused = errors.New("head office refused: ")
 
+// refusal is the error of an error message from head office during the
+// handshake: a refusal of who the terminal is stops the link; anything
+// else (head office cannot read its store) is retried.
+func refusal(m syncproto.Message) error {
+	if m.Code == syncproto.CodeAuth || m.Code == "" {
+		return fmt.Errorf("%w%s", errRefused, m.Error)
+	}
+	return fmt.Errorf("head office: %s", m.Error)
+}
+
 // Run keeps the link to head office up until ctx ends: it connects, sends
 // the outbox in order, applies head office's feeds, and reconnects with
 // exponential backoff and jitter (never giving up, at most 30 s apart, reset
@@ -405,7 +415,7 @@ func (c *client) handshake(ws *websocket.Conn, epoch string) (syncproto.Message,
 		return syncproto.Message{}, fmt.Errorf("handshake: %w", err)
 	}
 	if ch.Type == syncproto.TypeError {
-		return syncproto.Message{}, fmt.Errorf("%w%s", errRefused, ch.Error)
+		return syncproto.Message{}, refusal(ch)
 	}
 	if ch.Type != syncproto.TypeChallenge || len(ch.Nonce) != syncproto.NonceSize || ch.Session == "" {
 		return syncproto.Message{}, errors.New("handshake: expected a challenge")
@@ -419,7 +429,7 @@ func (c *client) handshake(ws *websocket.Conn, epoch string) (syncproto.Message,
 		return syncproto.Message{}, fmt.Errorf("handshake: %w", err)
 	}
 	if w.Type == syncproto.TypeError {
-		return syncproto.Message{}, fmt.Errorf("%w%s", errRefused, w.Error)
+		return syncproto.Message{}, refusal(w)
 	}
 	if w.Type != syncproto.TypeWelcome {
 		return syncproto.Message{}, errors.New("handshake: expected a welcome")

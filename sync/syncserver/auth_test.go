@@ -158,3 +158,25 @@ func TestAuthRefusals(t *testing.T) {
 		t.Fatalf("still serving: %+v, %v", m, err)
 	}
 }
+
+// TestHandshakeStoreDown: a handshake head office cannot finish because its
+// store fails is refused with code internal (the terminal retries), not
+// auth (the terminal would stop for good).
+func TestHandshakeStoreDown(t *testing.T) {
+	db := hqtest.Bolt(t)
+	o := hqtest.Office(t, db, headoffice.Options{})
+	id, key := joined(t, o, "till1")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: New(o, Options{Logger: hqtest.Quiet()}).Handler(), ReadHeaderTimeout: time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	db.Close()
+	// The answer to the hello is the refusal.
+	_, first, _ := handshake(t, "ws://"+ln.Addr().String()+"/v1/sync", id, signer(id, key))
+	if first.Type != syncproto.TypeError || first.Code != syncproto.CodeInternal {
+		t.Fatalf("handshake with the store closed: %+v", first)
+	}
+}

@@ -175,9 +175,16 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(syncproto.MaxMessage)
 	terminal, store, epoch, err := s.handshake(ws)
 	if err != nil {
-		s.log.Info("sync handshake refused", "remote", r.RemoteAddr, "err", err)
+		// Only a refusal of who the terminal is tells it to stop; head
+		// office failing to read its store is worth a retry.
+		code := syncproto.CodeAuth
+		var ie internalError
+		if errors.As(err, &ie) {
+			code = syncproto.CodeInternal
+		}
+		s.log.Info("sync handshake refused", "remote", r.RemoteAddr, "code", code, "err", err)
 		_ = ws.SetWriteDeadline(time.Now().Add(writeWait))
-		_ = ws.WriteMessage(websocket.TextMessage, syncproto.Encode(syncproto.Message{Type: syncproto.TypeError, Code: syncproto.CodeAuth, Error: err.Error()}))
+		_ = ws.WriteMessage(websocket.TextMessage, syncproto.Encode(syncproto.Message{Type: syncproto.TypeError, Code: code, Error: err.Error()}))
 		return
 	}
 	s.metrics.connections.Add(1)
@@ -196,6 +203,12 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	c.log.Info("terminal disconnected", "err", err)
 }
 
+// internalError is a handshake that failed on head office's side.
+type internalError struct{ err error }
+
+func (e internalError) Error() string { return "head office: " + e.err.Error() }
+func (e internalError) Unwrap() error { return e.err }
+
 // handshake reads hello and proof, and nothing else, under one deadline.
 func (s *Server) handshake(ws *websocket.Conn) (terminal, store, epoch string, err error) {
 	deadline := time.Now().Add(handshakeWait)
@@ -212,7 +225,7 @@ func (s *Server) handshake(ws *websocket.Conn) (terminal, store, epoch string, e
 	defer cancel()
 	store, key, ok, err := s.hq.Terminal(ctx, hello.Terminal)
 	if err != nil {
-		return "", "", "", err
+		return "", "", "", internalError{err}
 	}
 	// Answer an unknown terminal exactly like a known one until the proof,
 	// so that the handshake does not tell which terminal ids exist.
@@ -234,7 +247,7 @@ func (s *Server) handshake(ws *websocket.Conn) (terminal, store, epoch string, e
 	}
 	durable, err := s.hq.Durable(ctx, hello.Terminal, hello.Epoch)
 	if err != nil {
-		return "", "", "", err
+		return "", "", "", internalError{err}
 	}
 	welcome := syncproto.Message{Type: syncproto.TypeWelcome, Terminal: hello.Terminal, Epoch: hello.Epoch, Seq: durable,
 		HLC: ledger.NextHLC(0, s.now())}
