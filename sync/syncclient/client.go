@@ -65,7 +65,7 @@ const (
 	writeWait   = 10 * time.Second       // one write; a timeout makes the connection unusable
 	pongWait    = 15 * time.Second       // a dead link is noticed within this
 	pingPeriod  = (pongWait * 9) / 10    // pings well inside pongWait
-	inFlight    = 4                      // upstream batches sent before the first is acked
+	inFlight    = 8                      // upstream batches sent before the first is acked
 	batchSize   = syncproto.MaxBatch     // events per upstream batch
 	healthyFor  = time.Minute            // a connection this old resets the backoff
 	maxBackoff  = 30 * time.Second       // the longest wait between attempts

@@ -76,10 +76,12 @@ type HeadOffice interface {
 	// "protocol") still returns the ack of what was stored before it.
 	Ingest(ctx context.Context, terminal, store, epoch string, b ledger.Batch) (uint64, error)
 	// Pending returns the next downstream messages past cur and moves it.
-	Pending(ctx context.Context, terminal, store, epoch string, cur *syncproto.Cursors) ([]syncproto.Message, error)
+	// since is when the caller took its change signals from Changes: what
+	// changed before it is in the answer or past its last message.
+	Pending(ctx context.Context, terminal, store, epoch string, cur *syncproto.Cursors, since time.Time) ([]syncproto.Message, error)
 	// Changes returns channels closed on the next change for all stores
-	// and for this store.
-	Changes(store string) (all, mine <-chan struct{})
+	// and for this store, and the time it took them.
+	Changes(store string) (all, mine <-chan struct{}, since time.Time)
 	// Lookup returns the member holding card (an error with code
 	// "not_found" when none does).
 	Lookup(ctx context.Context, terminal, epoch, card string) (syncproto.Member, error)
@@ -449,10 +451,13 @@ func (c *conn) downstream(ctx context.Context) {
 	case <-ctx.Done():
 		return
 	}
+	// The change signals are taken before each read and again as soon as
+	// one fires, before the wait that gathers wake-ups: whatever changes
+	// after they are taken wakes the loop again.
+	wakeAll, wakeMine, since := c.s.hq.Changes(c.store)
 	for {
-		wakeAll, wakeMine := c.s.hq.Changes(c.store)
 		pctx, cancel := context.WithTimeout(ctx, storeWait)
-		msgs, err := c.s.hq.Pending(pctx, c.terminal, c.store, c.epoch, &cur)
+		msgs, err := c.s.hq.Pending(pctx, c.terminal, c.store, c.epoch, &cur, since)
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -469,7 +474,10 @@ func (c *conn) downstream(ctx context.Context) {
 			}
 		}
 		if len(msgs) > 0 {
-			continue // more may be waiting past the page just sent
+			// More may be past the page just sent; and asking at once
+			// keeps the terminals of a store at the same positions, where
+			// they share the pages read.
+			continue
 		}
 		select {
 		case <-wakeAll:
@@ -478,6 +486,7 @@ func (c *conn) downstream(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		wakeAll, wakeMine, since = c.s.hq.Changes(c.store)
 		select {
 		case <-time.After(feedCoalesce/2 + mrand.N(feedCoalesce)):
 		case <-ctx.Done():
