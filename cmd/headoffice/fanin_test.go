@@ -19,7 +19,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/offline-loyalty/terminal/headoffice"
 	"github.com/offline-loyalty/terminal/headoffice/adminapi"
 	"github.com/offline-loyalty/terminal/headoffice/hqpg"
 	"github.com/offline-loyalty/terminal/headoffice/hqtest"
@@ -243,16 +242,11 @@ func adminClient(ctx context.Context, dir string, postgres bool, where []string)
 	if !postgres {
 		return adminapi.Dial(filepath.Join(dir, adminapi.SocketName)), func() {}, nil
 	}
-	db, err := hqpg.Open(ctx, where[1], hqpg.Options{Logger: hqtest.Quiet()})
+	db, err := hqpg.Open(ctx, where[1], hqpg.Options{Logger: quiet})
 	if err != nil {
 		return nil, nil, err
 	}
-	o, err := headoffice.New(ctx, db, headoffice.Options{Logger: hqtest.Quiet()})
-	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	return adminapi.InProcess(adminapi.Handler(o)), func() { o.Close(); db.Close() }, nil
+	return inProcess(ctx, db)
 }
 
 func readMsg(b *testing.B, ws *websocket.Conn) syncproto.Message {

@@ -173,18 +173,12 @@ func parse(fs *flag.FlagSet, c *cli.Common, args []string) error {
 // set), of one opened in this process; on the embedded store, of the head
 // office serving dir or, when none is, of one opened in this process.
 func admin(ctx context.Context, dir, dbURL string) (*adminapi.Client, func(), error) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if dbURL != "" {
 		db, err := hqpg.Open(ctx, dbURL, hqpg.Options{Logger: quiet})
 		if err != nil {
 			return nil, nil, err
 		}
-		office, err := headoffice.New(ctx, db, headoffice.Options{Logger: quiet})
-		if err != nil {
-			db.Close()
-			return nil, nil, err
-		}
-		return adminapi.InProcess(adminapi.Handler(office)), func() { office.Close(); db.Close() }, nil
+		return inProcess(ctx, db)
 	}
 	sock := filepath.Join(dir, adminapi.SocketName)
 	if conn, err := net.DialTimeout("unix", sock, dialTimeout); err == nil {
@@ -198,12 +192,21 @@ func admin(ctx context.Context, dir, dbURL string) (*adminapi.Client, func(), er
 	if err != nil {
 		return nil, nil, err
 	}
-	office, err := headoffice.New(ctx, db, headoffice.Options{Logger: quiet})
+	return inProcess(ctx, db)
+}
+
+// quiet is the logger of a head office run for one verb.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// inProcess runs head office over store in this process for one verb; the
+// returned func closes both.
+func inProcess(ctx context.Context, store headoffice.Store) (*adminapi.Client, func(), error) {
+	office, err := headoffice.New(ctx, store, headoffice.Options{Logger: quiet})
 	if err != nil {
-		db.Close()
+		store.Close()
 		return nil, nil, err
 	}
-	return adminapi.InProcess(adminapi.Handler(office)), func() { office.Close(); db.Close() }, nil
+	return adminapi.InProcess(adminapi.Handler(office)), func() { office.Close(); store.Close() }, nil
 }
 
 func runTerminalAdd(ctx context.Context, args []string) error {
@@ -443,7 +446,7 @@ func runMigrateStore(ctx context.Context, args []string) error {
 	if _, err := hqpg.Migrate(ctx, *to); err != nil {
 		return err
 	}
-	dst, err := hqpg.Open(ctx, *to, hqpg.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	dst, err := hqpg.Open(ctx, *to, hqpg.Options{Logger: quiet})
 	if err != nil {
 		return err
 	}
