@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -57,8 +58,17 @@ type Agent struct {
 	basket   Basket
 }
 
-// LedgerFile is the ledger's file name inside the data directory.
-const LedgerFile = store.FileName
+// Files of the data directory.
+const (
+	// LedgerFile is the ledger.
+	LedgerFile = store.FileName
+	// KeyFile and LinkFile are the terminal's identity, written when it
+	// joins head office (the sync client keeps them): a directory that has
+	// them is a joined terminal's, whose ledger is never started anew
+	// unasked.
+	KeyFile  = "terminal.key"
+	LinkFile = "link.json"
+)
 
 // Compact rewrites the ledger file of a stopped agent in dir without its free
 // pages and returns the file's size before and after.
@@ -89,8 +99,15 @@ func Open(ctx context.Context, dir string, opts Options) (*Agent, error) {
 	if a.loc == nil {
 		a.loc = time.Local
 	}
+	if err := checkLedgerPresent(dir); err != nil {
+		return nil, err
+	}
 	st, err := store.Open(dir, a.committed)
 	if err != nil {
+		return nil, err
+	}
+	if err := verifyChain(st); err != nil {
+		st.Close()
 		return nil, err
 	}
 	a.st = st
@@ -114,6 +131,70 @@ func Open(ctx context.Context, dir string, opts Options) (*Agent, error) {
 	}
 	a.rules.Store(doc)
 	return a, nil
+}
+
+// checkLedgerPresent refuses a data directory that holds a joined
+// terminal's identity but no ledger: the ledger was lost (deleted, a failed
+// restore), and a new one would start the terminal's history at sequence 1
+// without a word.
+func checkLedgerPresent(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, LedgerFile)); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	for _, f := range []string{KeyFile, LinkFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return fmt.Errorf("%w: %s is missing but %s holds a joined terminal's identity (%s): restore the ledger, or run pos-agent repair to start a new one that head office refills",
+				ErrCorrupt, filepath.Join(dir, LedgerFile), dir, f)
+		}
+	}
+	return nil
+}
+
+// verifyChain checks every event of the ledger: each decodes, its hash
+// matches its content and it follows the one before. A ledger whose history
+// does not verify is refused at open, before anything is written to it or
+// sent from it.
+func verifyChain(st *store.Store) error {
+	const chunk = 4096 // events decoded together, on all cores
+	return st.View(func(tx *store.Tx) error {
+		var prevSeq uint64
+		var prevHash string
+		var bad error
+		seqs := make([]uint64, 0, chunk)
+		raws := make([][]byte, 0, chunk)
+		check := func() {
+			b := ledger.DecodeBatch(raws)
+			for i, e := range b.Events {
+				switch {
+				case b.Errs[i] != nil:
+					bad = fmt.Errorf("event %d: %v", seqs[i], b.Errs[i])
+				case e.Seq != seqs[i]:
+					bad = fmt.Errorf("event stored as %d says it is %d", seqs[i], e.Seq)
+				default:
+					bad = ledger.Follows(e, prevSeq, prevHash)
+				}
+				if bad != nil {
+					return
+				}
+				prevSeq, prevHash = e.Seq, e.Hash
+			}
+			seqs, raws = seqs[:0], raws[:0]
+		}
+		tx.Events(0, func(seq uint64, b []byte) bool {
+			seqs, raws = append(seqs, seq), append(raws, b)
+			if len(raws) == chunk {
+				check()
+			}
+			return bad == nil
+		})
+		if bad == nil {
+			check()
+		}
+		if bad != nil {
+			return fmt.Errorf("%w: %s: its history does not verify: %v (nothing was written to it; pos-agent repair rebuilds a ledger from the events that still verify)", ErrCorrupt, st.Path(), bad)
+		}
+		return nil
+	})
 }
 
 // Close closes the ledger after committing writes already queued.

@@ -46,6 +46,9 @@ func TestMain(m *testing.M) {
 	if lived.dir != "" {
 		os.RemoveAll(lived.dir)
 	}
+	if opened.dir != "" {
+		os.RemoveAll(opened.dir)
+	}
 	os.Exit(code)
 }
 
@@ -173,4 +176,85 @@ func BenchmarkEarnLivedIn(b *testing.B) {
 	}
 	b.Logf("n=%d on %d members and %d days: raw commit p50 %v | earn in-process p50 %v (%.2fx raw) | %.1f KiB written per earn",
 		len(earn), livedMembers, livedDays, rawP50, earnP50, float64(earnP50)/float64(rawP50), kib)
+}
+
+// openEvents is the size of the ledger BenchmarkOpen opens: a till's year.
+const openEvents = 100_000
+
+var opened struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// BenchmarkOpen: opening a ledger checks it whole (bbolt's consistency check
+// and every event's hash and link) before anything reads or writes it. The
+// time to open a 100,000-event ledger, against the limit measured in the
+// same run: bbolt opening the file and reading every event without checking
+// anything.
+func BenchmarkOpen(b *testing.B) {
+	opened.once.Do(func() {
+		opened.dir, opened.err = os.MkdirTemp("", "open-bench")
+		if opened.err != nil {
+			return
+		}
+		ctx := context.Background()
+		a, err := agent.Open(ctx, opened.dir, agent.Options{})
+		if err != nil {
+			opened.err = err
+			return
+		}
+		defer a.Close()
+		const writers = 16 // concurrent checkouts share commits
+		var wg sync.WaitGroup
+		for w := range writers {
+			card := fmt.Sprintf("4200000000%04d", w)
+			if _, err := a.Enroll(ctx, agent.EnrollRequest{Card: card}); err != nil {
+				opened.err = err
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < openEvents-writers; i += writers {
+					if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "3.10", Ref: strconv.Itoa(i)}); err != nil {
+						opened.err = err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	})
+	if opened.err != nil {
+		b.Fatal(opened.err)
+	}
+	ctx := context.Background()
+	var checked, raw time.Duration
+	for range b.N {
+		start := time.Now()
+		a, err := agent.Open(ctx, opened.dir, agent.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		checked += time.Since(start)
+		a.Close()
+		start = time.Now()
+		db, err := bolt.Open(filepath.Join(opened.dir, agent.LedgerFile), 0o600, &bolt.Options{ReadOnly: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		if err := db.View(func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("events")).ForEach(func(_, v []byte) error { n += len(v); return nil })
+		}); err != nil {
+			b.Fatal(err)
+		}
+		db.Close()
+		raw += time.Since(start)
+	}
+	b.ReportMetric(float64(checked.Microseconds())/float64(b.N)/1000, "open-ms")
+	b.ReportMetric(float64(checked)/float64(raw), "raw-ratio")
+	b.Logf("opening a ledger of %d events, checked whole: %v | bbolt opening it and reading every event unchecked: %v | ratio %.1fx",
+		openEvents, (checked / time.Duration(b.N)).Round(time.Millisecond), (raw / time.Duration(b.N)).Round(time.Millisecond), float64(checked)/float64(raw))
 }

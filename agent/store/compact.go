@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/offline-loyalty/terminal/internal/boltfile"
 )
 
 // compactTxSize bounds the bytes copied per transaction while compacting, so
@@ -27,12 +29,15 @@ func Compact(dir string) (before, after int64, err error) {
 		}
 		return 0, 0, err
 	}
-	src, err := bolt.Open(path, fileMode, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
-	if err != nil {
-		if errors.Is(err, errTimeout) {
-			return 0, 0, fmt.Errorf("%w (%s): stop it before compacting", ErrLocked, dir)
-		}
-		return 0, 0, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	src, err := boltfile.Open(path, fileMode, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
+	var dmg *boltfile.Damage
+	switch {
+	case errors.Is(err, boltfile.ErrLocked):
+		return 0, 0, fmt.Errorf("%w (%s): stop it before compacting", ErrLocked, dir)
+	case errors.As(err, &dmg):
+		return 0, 0, damaged(dmg)
+	case err != nil:
+		return 0, 0, err
 	}
 	defer src.Close()
 	tmp := path + ".compact"
@@ -41,7 +46,7 @@ func Compact(dir string) (before, after int64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := bolt.Compact(dst, src, compactTxSize); err != nil {
+	if err := boltfile.Recover(path, func() error { return bolt.Compact(dst, src, compactTxSize) }); err != nil {
 		dst.Close()
 		os.Remove(tmp)
 		return 0, 0, fmt.Errorf("compact: %w", err)

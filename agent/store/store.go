@@ -16,11 +16,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterr "go.etcd.io/bbolt/errors"
+
+	"github.com/offline-loyalty/terminal/internal/boltfile"
 )
 
 // FileName is the ledger file inside the data directory.
@@ -53,7 +55,7 @@ const (
 // Errors returned by Open.
 var (
 	ErrLocked  = errors.New("data directory is in use by another pos-agent")
-	ErrCorrupt = errors.New("ledger file is corrupt or not a ledger")
+	ErrCorrupt = errors.New("ledger file is damaged")
 	ErrClosed  = errors.New("store is closed")
 )
 
@@ -115,6 +117,11 @@ func Open(dir string, onCommit func()) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	// An existing directory made with looser permissions is tightened on
+	// every start, not only at creation.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
 	path := filepath.Join(dir, FileName)
 	existed := true
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
@@ -122,13 +129,15 @@ func Open(dir string, onCommit func()) (*Store, error) {
 	}
 	// The hashmap freelist (as etcd uses) allocates and frees pages in
 	// constant time; with the array freelist every commit paid for the
-	// file's fragmentation (measured: ~50 µs of a ~500 µs commit).
-	db, err := bolt.Open(path, fileMode, &bolt.Options{Timeout: lockTimeout, FreelistType: bolt.FreelistMapType})
+	// file's fragmentation (measured: ~50 µs of a ~500 µs commit). An
+	// existing file is checked whole before anything reads it.
+	db, err := boltfile.Open(path, fileMode, &bolt.Options{Timeout: lockTimeout, FreelistType: bolt.FreelistMapType})
+	var dmg *boltfile.Damage
 	switch {
-	case errors.Is(err, errTimeout):
+	case errors.Is(err, boltfile.ErrLocked):
 		return nil, fmt.Errorf("%w (%s)", ErrLocked, dir)
-	case errors.Is(err, bolterr.ErrInvalid), errors.Is(err, bolterr.ErrVersionMismatch), errors.Is(err, bolterr.ErrChecksum):
-		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	case errors.As(err, &dmg):
+		return nil, damaged(dmg)
 	case err != nil:
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -216,6 +225,23 @@ func (s *Store) init(existed bool) error {
 	})
 }
 
+// damaged is the one-line refusal of a damaged ledger file.
+func damaged(d *boltfile.Damage) error {
+	return fmt.Errorf("%w: %s: %s (nothing was written to it; pos-agent repair rebuilds a ledger from the events that still verify)", ErrCorrupt, d.Path, d.What)
+}
+
+// guard runs fn with a panic or memory fault inside bbolt (a damaged page)
+// turned into ErrCorrupt, so that a damaged page refuses the operation
+// instead of ending the process.
+func (s *Store) guard(fn func() error) error {
+	err := boltfile.Recover(s.path, fn)
+	var dmg *boltfile.Damage
+	if errors.As(err, &dmg) {
+		return damaged(dmg)
+	}
+	return err
+}
+
 // Close refuses new writes, waits for the queued ones to commit and closes
 // the file.
 func (s *Store) Close() error {
@@ -239,7 +265,9 @@ func (s *Store) Path() string { return s.path }
 // View runs fn in a read-only transaction. Keep it short: a long read blocks
 // the writer when the file grows.
 func (s *Store) View(fn func(*Tx) error) error {
-	return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) })
+	return s.guard(func() error {
+		return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) })
+	})
 }
 
 // Write runs fn in a read-write transaction shared with other concurrent
@@ -288,8 +316,9 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	return r.err
 }
 
-// errPanicked fails the writes of a commit during which a write panicked.
-var errPanicked = errors.New("write aborted: another write of its commit panicked")
+// errPanicked fails the writes of a commit during which another write failed
+// with a panic.
+var errPanicked = errors.New("write aborted: another write of its commit failed")
 
 // lead commits the writes at the front of the queue, the caller's first.
 //
@@ -301,18 +330,30 @@ var errPanicked = errors.New("write aborted: another write of its commit panicke
 func (s *Store) lead() {
 	var batch []*request
 	var b *batchTx
-	// A panicking write (a bug) must not wedge the queue: the transaction
-	// is rolled back, the others of its batch fail (bar those a retry had
-	// committed already), the next write leads, and the panic goes on up
-	// the leader's goroutine.
+	// A write that panics (bbolt on a damaged page, with memory faults made
+	// panics too, or a bug) must neither end the process nor wedge the
+	// queue: the transaction is rolled back, the write fails with
+	// ErrCorrupt, the others of its batch fail (bar those a retry had
+	// committed already) and the next write leads.
+	old := debug.SetPanicOnFault(true)
 	defer func() {
+		debug.SetPanicOnFault(old)
+		v := recover()
 		settled := len(batch)
+		var culprit *request
 		if b != nil {
-			b.rollback()
+			culprit = b.running
+			func() {
+				defer func() { _ = recover() }() // a damaged transaction may not even roll back
+				b.rollback()
+			}()
 			settled = b.settled
 		}
 		for _, r := range batch[settled:] {
 			r.err = errPanicked
+			if v != nil && (r == culprit || culprit == nil) {
+				r.err = damaged(&boltfile.Damage{Path: s.path, What: fmt.Sprint("writing it failed: ", v)})
+			}
 		}
 		s.release(batch)
 	}()
@@ -403,9 +444,6 @@ func (s *Store) release(batch []*request) {
 	}
 }
 
-// errTimeout is bbolt's lock timeout.
-var errTimeout = bolterr.ErrTimeout
-
 // batchTx is the transaction a leader runs its batch in.
 type batchTx struct {
 	btx   *bolt.Tx
@@ -418,6 +456,8 @@ type batchTx struct {
 	// settled counts the writes of the batch whose outcome is final, for a
 	// panic during the retries: those before it did commit.
 	settled int
+	// running is the write being run, the one a panic comes from.
+	running *request
 }
 
 func (s *Store) begin() (*batchTx, error) {
@@ -434,7 +474,9 @@ func (b *batchTx) run(r *request) {
 		return
 	}
 	tx := &Tx{btx: b.btx, late: &b.late}
+	b.running = r
 	r.err = r.fn(tx)
+	b.running = nil
 	if r.err != nil && tx.dirty {
 		b.abort = true
 	}
@@ -466,6 +508,7 @@ func (s *Store) finish(b *batchTx, batch []*request) {
 		b.wrote = false
 		for _, r := range batch {
 			tx := &Tx{}
+			b.running = r
 			r.err = s.db.Update(func(btx *bolt.Tx) error {
 				tx.btx, tx.late = btx, &lateWrites{}
 				if err := r.fn(tx); err != nil {
@@ -473,6 +516,7 @@ func (s *Store) finish(b *batchTx, batch []*request) {
 				}
 				return tx.flushLate()
 			})
+			b.running = nil
 			b.wrote = b.wrote || (r.err == nil && tx.dirty)
 			b.settled++
 		}

@@ -302,24 +302,20 @@ func TestQueuedWrites(t *testing.T) {
 	}
 }
 
-// TestPanickingWrite: a write that panics fails the writes of its commit
-// but leaves the store working.
+// TestPanickingWrite: a write that panics (bbolt on a damaged page) fails
+// with ErrCorrupt, rolls back, and leaves the store working.
 func TestPanickingWrite(t *testing.T) {
 	s := openStore(t)
 	ctx := context.Background()
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Error("the write's panic did not reach its caller")
-			}
-		}()
-		_ = s.Write(ctx, func(tx *Tx) error {
-			if err := tx.SetMeta("k", "half"); err != nil {
-				return err
-			}
-			panic("bug")
-		})
-	}()
+	err := s.Write(ctx, func(tx *Tx) error {
+		if err := tx.SetMeta("k", "half"); err != nil {
+			return err
+		}
+		panic("bad page")
+	})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "bad page") {
+		t.Fatalf("panicking write: %v, want ErrCorrupt with its cause", err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- s.Write(ctx, func(tx *Tx) error { return tx.SetMeta("k", "after") }) }()
 	select {
@@ -339,8 +335,8 @@ func TestPanickingWrite(t *testing.T) {
 }
 
 // TestPanicInRetries: when a shared transaction is aborted and its writes are
-// retried one by one, a panic in a retry fails only the writes not yet
-// retried; those already committed alone report success.
+// retried one by one, a panic in a retry fails that write with ErrCorrupt and
+// the writes not yet retried; those already committed alone report success.
 func TestPanicInRetries(t *testing.T) {
 	s := openStore(t)
 	ctx := context.Background()
@@ -348,8 +344,7 @@ func TestPanicInRetries(t *testing.T) {
 	var once sync.Once
 	leader := make(chan any, 1)
 	go func() {
-		defer func() { leader <- recover() }()
-		_ = s.Write(ctx, func(tx *Tx) error {
+		leader <- s.Write(ctx, func(tx *Tx) error {
 			once.Do(func() { close(inTx) })
 			<-release
 			return tx.SetMeta("lead", "v")
@@ -373,8 +368,8 @@ func TestPanicInRetries(t *testing.T) {
 		waitQueued(s, i+2)
 	}
 	close(release)
-	if p := <-leader; p == nil {
-		t.Fatal("the panic did not reach the leader's caller")
+	if err := <-leader; err != nil {
+		t.Fatalf("the leader's own write, committed alone before the panic: %v", err)
 	}
 	if err := <-errs[0]; err != nil {
 		t.Errorf("write retried and committed before the panic: %v", err)
@@ -382,8 +377,8 @@ func TestPanicInRetries(t *testing.T) {
 	if err := <-errs[1]; err == nil || errors.Is(err, errPanicked) {
 		t.Errorf("write that failed after writing: %v, want its own error", err)
 	}
-	if err := <-errs[2]; !errors.Is(err, errPanicked) {
-		t.Errorf("panicking write: %v, want errPanicked", err)
+	if err := <-errs[2]; !errors.Is(err, ErrCorrupt) {
+		t.Errorf("panicking write: %v, want ErrCorrupt", err)
 	}
 	_ = s.View(func(tx *Tx) error {
 		if tx.Meta("lead") != "v" || tx.Meta("k1") != "v" || tx.Meta("k2") != "" {

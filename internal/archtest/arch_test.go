@@ -58,7 +58,7 @@ func TestThirdPartyImports(t *testing.T) {
 		dep     string
 		allowed []string
 	}{
-		{"go.etcd.io/bbolt", []string{"agent/store", "headoffice/hqbolt"}},
+		{"go.etcd.io/bbolt", []string{"agent/store", "headoffice/hqbolt", "internal/boltfile"}},
 		{"github.com/jackc/pgx", []string{"headoffice/hqpg", "headoffice/hqtest"}}, // hqtest creates the tests' databases
 		{"fyne.io/fyne/v2", []string{"ui"}},
 		{"github.com/tarm/serial", []string{"drivers/serialport"}},

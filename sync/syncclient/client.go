@@ -53,8 +53,8 @@ type Agent interface {
 
 // Files in the terminal's data directory.
 const (
-	KeyFile  = "terminal.key" // the terminal's ed25519 private key (seed), 0600
-	LinkFile = "link.json"    // head office URL, terminal id, store, QR key, 0600
+	KeyFile  = agent.KeyFile  // the terminal's ed25519 private key (seed), 0600
+	LinkFile = agent.LinkFile // head office URL, terminal id, store, QR key, 0600
 	CAFile   = "hq-ca.pem"    // optional: the only CA trusted for wss://
 )
 
