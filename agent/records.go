@@ -34,6 +34,9 @@ var (
 	ErrLocked  = store.ErrLocked
 	ErrCorrupt = store.ErrCorrupt
 	ErrClosed  = store.ErrClosed
+	// ErrDiskFull is an operation the disk had no room for: nothing of it
+	// was written, and the till goes on serving reads.
+	ErrDiskFull = store.ErrDiskFull
 )
 
 // memberRecord is a member as stored on this terminal: head office's last

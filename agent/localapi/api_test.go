@@ -80,8 +80,12 @@ func TestBodiesAreChecked(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("%s: status %d", name, resp.StatusCode)
+		want := http.StatusBadRequest
+		if name == "oversized" {
+			want = http.StatusRequestEntityTooLarge
+		}
+		if resp.StatusCode != want {
+			t.Errorf("%s: status %d, want %d", name, resp.StatusCode, want)
 		}
 	}
 }

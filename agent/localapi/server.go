@@ -45,6 +45,7 @@ type Agent interface {
 // Limits and timeouts of the server.
 const (
 	maxBody           = 1 << 20          // a 500-item basket is well under this
+	drainBody         = 8 << 20          // what is read of an oversized body before it is refused
 	readHeaderTimeout = 5 * time.Second  // a local client that stalls is dropped
 	readTimeout       = 10 * time.Second // ... also within a request body
 	idleTimeout       = 60 * time.Second // keep-alive for POS integrations
@@ -70,6 +71,8 @@ var errorCodes = []struct {
 	{agent.ErrRewardUnavailable, "reward_unavailable", http.StatusConflict},
 	{agent.ErrVoid, "cannot_void", http.StatusConflict},
 	{agent.ErrRefund, "cannot_refund", http.StatusConflict},
+	{errTooLarge, "too_large", http.StatusRequestEntityTooLarge},
+	{agent.ErrDiskFull, "disk_full", http.StatusInsufficientStorage},
 	{agent.ErrCorrupt, "corrupt", http.StatusInternalServerError},
 	{agent.ErrClosed, "closed", http.StatusServiceUnavailable},
 }
@@ -180,8 +183,21 @@ func Handler(a Agent, log *slog.Logger) http.Handler {
 	return mux
 }
 
+// errTooLarge is a request body over maxBody.
+var errTooLarge = fmt.Errorf("request body over %d bytes", maxBody)
+
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return fmt.Errorf("%w: request body: %v", agent.ErrInvalid, err)
+	}
+	if len(body) > maxBody {
+		// Read on (up to drainBody) so that the client, still sending,
+		// reads the answer instead of a reset connection.
+		_, _ = io.CopyN(io.Discard, r.Body, drainBody)
+		return errTooLarge
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: request body: %v", agent.ErrInvalid, err)

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -57,6 +58,9 @@ var (
 	ErrLocked  = errors.New("data directory is in use by another pos-agent")
 	ErrCorrupt = errors.New("ledger file is damaged")
 	ErrClosed  = errors.New("store is closed")
+	// ErrDiskFull is a commit the disk had no room for (or the process's
+	// file size limit): nothing of it was written.
+	ErrDiskFull = errors.New("no room on the disk for the ledger")
 )
 
 // Bucket names. They are few on purpose: each bucket an operation touches is
@@ -223,6 +227,12 @@ func (s *Store) init(existed bool) error {
 		}
 		return nil
 	})
+}
+
+// full reports whether a write failed for want of room: the disk is full,
+// the user's quota is used up, or the process's file size limit is reached.
+func full(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG)
 }
 
 // damaged is the one-line refusal of a damaged ledger file.
@@ -535,6 +545,9 @@ func (s *Store) finish(b *batchTx, batch []*request) {
 		}
 	}
 	if err != nil {
+		if full(err) {
+			err = fmt.Errorf("%w: %v", ErrDiskFull, err)
+		}
 		for _, r := range batch {
 			if r.err == nil {
 				r.err = fmt.Errorf("commit: %w", err)

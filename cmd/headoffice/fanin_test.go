@@ -98,7 +98,7 @@ func fanIn(b *testing.B, run fanInRun) {
 	var addrs []string
 	for range procs {
 		addr := freePort(b)
-		hq := &daemon{t: b, name: "headoffice", args: append([]string{"serve", "--listen", addr}, where...), ready: listening("tcp", addr)}
+		hq := &daemon{t: b, name: "headoffice", args: append([]string{"serve", "--listen", addr, "--joins-per-minute", "0"}, where...), ready: listening("tcp", addr)}
 		hq.start()
 		defer hq.kill()
 		hqs, addrs = append(hqs, hq), append(addrs, addr)

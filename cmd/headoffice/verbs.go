@@ -20,12 +20,25 @@ import (
 	"github.com/offline-loyalty/terminal/headoffice/hqbolt"
 	"github.com/offline-loyalty/terminal/headoffice/hqpg"
 	"github.com/offline-loyalty/terminal/internal/cli"
+	"github.com/offline-loyalty/terminal/internal/netlimit"
 	"github.com/offline-loyalty/terminal/sync/syncserver"
 )
 
 // Timeouts of the head-office HTTP servers.
 const (
 	readHeaderTimeout = 10 * time.Second // a client that stalls before its request is dropped
+	// readTimeout bounds a whole request (a join's 4 KiB body, or a
+	// websocket upgrade, whose read deadlines the sync endpoint then sets
+	// itself); a client that trickles a body is dropped after it.
+	readTimeout = 15 * time.Second
+	// writeTimeout bounds an answer (the endpoint sets its own deadlines on
+	// a websocket once upgraded).
+	writeTimeout = 15 * time.Second
+	// idleTimeout closes a kept-alive connection with no request.
+	idleTimeout = 60 * time.Second
+	// preAuthPerAddress is how many connections one address may hold open
+	// before they prove a terminal's key (joins, handshakes, metrics).
+	preAuthPerAddress = 32
 	shutdownWait      = 10 * time.Second // connections get this long to finish at shutdown
 	dialTimeout       = 500 * time.Millisecond
 )
@@ -35,7 +48,7 @@ const (
 const dbRetryMax = 30 * time.Second
 
 func headofficeVerbs(v map[string]cli.Verb) {
-	v["serve"] = cli.Verb{Usage: "serve --listen ADDR [--db URL] [--tls-cert F --tls-key F] [--compress]", Short: "the sync endpoint, join, metrics and the admin API; blocks", Run: runServe}
+	v["serve"] = cli.Verb{Usage: "serve --listen ADDR [--db URL] [--tls-cert F --tls-key F] [--compress] [--joins-per-minute N]", Short: "the sync endpoint, join, metrics and the admin API; blocks", Run: runServe}
 	v["migrate"] = cli.Verb{Usage: "migrate --db URL", Short: "create or upgrade the PostgreSQL schema", Run: runMigrate}
 	v["migrate-store"] = cli.Verb{Usage: "migrate-store --from DIR --to URL", Short: "move a chain from the embedded store to PostgreSQL, verified", Run: runMigrateStore}
 	v["terminal add"] = cli.Verb{Usage: "terminal add --store STORE --name NAME", Short: "register a terminal and print its one-time join code", Run: runTerminalAdd}
@@ -80,11 +93,17 @@ func runServe(ctx context.Context, args []string) error {
 	cert := fs.String("tls-cert", "", "TLS certificate (PEM) for wss://")
 	key := fs.String("tls-key", "", "TLS private key (PEM)")
 	compress := fs.Bool("compress", false, "allow permessage-deflate (costs memory per connection)")
+	joins := fs.Int("joins-per-minute", syncserver.DefaultJoinsPerMinute, "join attempts one address may make a minute (after a burst of 20); 0 for no limit")
+	readWait := fs.Duration("read-timeout", readTimeout, "longest a client may take to send a request, body included")
+	idleWait := fs.Duration("idle-timeout", idleTimeout, "longest a kept-alive connection may stay without a request")
 	if err := parse(fs, c, args); err != nil {
 		return err
 	}
 	if (*cert == "") != (*key == "") {
 		return fmt.Errorf("%w: serve: give both --tls-cert and --tls-key, or neither", cli.ErrUsage)
+	}
+	if *readWait <= 0 || *idleWait <= 0 || *joins < 0 {
+		return fmt.Errorf("%w: serve: timeouts are positive and --joins-per-minute is 0 or more", cli.ErrUsage)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	var store headoffice.Store
@@ -109,12 +128,19 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer office.Close()
-	srv := syncserver.New(office, syncserver.Options{Logger: log, Compression: *compress})
-	servers := []*http.Server{{Handler: srv.Handler(), ReadHeaderTimeout: readHeaderTimeout}}
-	ln, err := net.Listen("tcp", *listen)
+	tcp, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
+	ln := netlimit.Listen(tcp, preAuthPerAddress)
+	perMinute := *joins
+	if perMinute == 0 {
+		perMinute = -1 // the flag's 0 is no limit; the option's 0 is the default
+	}
+	srv := syncserver.New(office, syncserver.Options{Logger: log, Compression: *compress, Conns: ln, JoinsPerMinute: perMinute})
+	servers := []*http.Server{{Handler: srv.Handler(), ReadHeaderTimeout: min(readHeaderTimeout, *readWait), ReadTimeout: *readWait,
+		WriteTimeout: writeTimeout, IdleTimeout: *idleWait, ConnContext: netlimit.ConnContext,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
 	listeners := []net.Listener{ln}
 	// The admin socket serves the verbs run on this machine against the
 	// embedded store, which only this process may open. On PostgreSQL the

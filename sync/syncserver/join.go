@@ -1,11 +1,14 @@
 package syncserver
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/offline-loyalty/terminal/sync/syncproto"
 )
@@ -13,13 +16,33 @@ import (
 // maxJoinBody bounds an unauthenticated join request.
 const maxJoinBody = 4 << 10
 
+var errTooMany = errors.New("too many join attempts from this address: try again later")
+
 // serveJoin exchanges a join code for a terminal's identity (POST /v1/join).
 func (s *Server) serveJoin(w http.ResponseWriter, r *http.Request) {
+	if ok, wait := s.joins.allow(remoteHost(r), time.Now()); !ok {
+		s.metrics.joinsThrottled.Add(1)
+		throttled(w, wait)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxJoinBody+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", fmt.Errorf("invalid request: %v", err))
+		return
+	}
+	if len(body) > maxJoinBody {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Errorf("invalid request: a join request is at most %d bytes", maxJoinBody))
+		return
+	}
 	var req syncproto.JoinRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxJoinBody))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid", fmt.Errorf("invalid request: %v", err))
+		return
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "invalid", errors.New("invalid request: trailing data"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), storeWait)

@@ -24,7 +24,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
+	"github.com/offline-loyalty/terminal/internal/netlimit"
 	"github.com/offline-loyalty/terminal/ledger"
 	"github.com/offline-loyalty/terminal/sync/syncproto"
 )
@@ -107,12 +109,22 @@ type Server struct {
 
 	upgrader websocket.Upgrader
 	metrics  metrics
+	joins    throttle
+	conns    ConnCounter
 }
 
 type metrics struct {
-	connections atomic.Int64
-	events      atomic.Int64
-	refused     atomic.Int64
+	connections    atomic.Int64
+	events         atomic.Int64
+	refused        atomic.Int64
+	joinsThrottled atomic.Int64
+}
+
+// ConnCounter tells how many connections a listener holds open and how many
+// it refused at accept (internal/netlimit's Listener).
+type ConnCounter interface {
+	Open() int64
+	Refused() int64
 }
 
 // Options configure a Server.
@@ -122,11 +134,22 @@ type Options struct {
 	// Compression turns on permessage-deflate for clients that ask for it.
 	// Off by default: it costs memory per connection (see PITFALLS).
 	Compression bool
+	// Conns, when set, is the listener's count for /metrics.
+	Conns ConnCounter
+	// JoinsPerMinute bounds the join attempts of one address (0: the
+	// default, DefaultJoinsPerMinute; negative: no limit).
+	JoinsPerMinute int
 }
 
 // New returns the endpoint in front of hq.
 func New(hq HeadOffice, opts Options) *Server {
-	s := &Server{hq: hq, log: opts.Logger, now: opts.Now}
+	s := &Server{hq: hq, log: opts.Logger, now: opts.Now, conns: opts.Conns}
+	switch {
+	case opts.JoinsPerMinute == 0:
+		s.joins.rate = rate.Limit(DefaultJoinsPerMinute) / 60
+	case opts.JoinsPerMinute > 0:
+		s.joins.rate = rate.Limit(opts.JoinsPerMinute) / 60
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -150,8 +173,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/join", s.serveJoin)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		fmt.Fprintf(w, "headoffice_connections %d\nheadoffice_events_ingested_total %d\nheadoffice_batches_refused_total %d\n",
-			s.metrics.connections.Load(), s.metrics.events.Load(), s.metrics.refused.Load())
+		fmt.Fprintf(w, "headoffice_connections %d\nheadoffice_events_ingested_total %d\nheadoffice_batches_refused_total %d\nheadoffice_joins_throttled_total %d\n",
+			s.metrics.connections.Load(), s.metrics.events.Load(), s.metrics.refused.Load(), s.metrics.joinsThrottled.Load())
+		if s.conns != nil {
+			fmt.Fprintf(w, "headoffice_open_connections %d\nheadoffice_connections_refused_total %d\n", s.conns.Open(), s.conns.Refused())
+		}
 	})
 	return mux
 }
@@ -189,6 +215,9 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 		_ = ws.WriteMessage(websocket.TextMessage, syncproto.Encode(syncproto.Message{Type: syncproto.TypeError, Code: code, Error: err.Error()}))
 		return
 	}
+	// A terminal that proved its key no longer counts against its
+	// address's limit of connections before the handshake.
+	netlimit.Authenticated(r.Context())
 	s.metrics.connections.Add(1)
 	defer s.metrics.connections.Add(-1)
 	c := &conn{s: s, ws: ws, terminal: terminal, store: store, epoch: epoch, send: make(chan []byte, sendQueue),
