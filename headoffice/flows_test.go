@@ -1,0 +1,123 @@
+package headoffice_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/offline-loyalty/terminal/headoffice"
+	"github.com/offline-loyalty/terminal/headoffice/hqtest"
+	"github.com/offline-loyalty/terminal/ledger"
+	"github.com/offline-loyalty/terminal/sync/syncproto"
+)
+
+// seal chains events of terminal T-1, epoch ep1, from seq 1.
+func seal(events ...ledger.Event) [][]byte {
+	raws := make([][]byte, len(events))
+	prev := ""
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	for i := range events {
+		e := &events[i]
+		e.Terminal, e.Epoch, e.Seq, e.ID = "T-1", "ep1", uint64(i+1), fmt.Sprint("ep1-", i+1)
+		if e.Ref == "" {
+			e.Ref = fmt.Sprint("r", i+1)
+		}
+		e.Time = at.Add(time.Duration(i) * time.Minute)
+		raws[i] = e.Seal(prev)
+		prev = e.Hash
+	}
+	return raws
+}
+
+// TestFlows: a terminal's day as head office applies it, on both stores:
+// balances, cards, flags for a resent altered event and a broken chain, the
+// report's figures, the member view and a lookup.
+func TestFlows(t *testing.T) { eachStore(t, flows) }
+
+func flows(t *testing.T, s headoffice.Store) {
+	o := hqtest.Office(t, s, headoffice.Options{})
+	ctx := context.Background()
+	raws := seal(
+		ledger.Event{Type: ledger.Enroll, Member: "M1", Card: "C1", Name: "Ada", Email: "ada@example.com", Tier: "bronze"},
+		ledger.Event{Type: ledger.Earn, Member: "M1", Card: "C1", Points: 120, Amount: 12000},
+		ledger.Event{Type: ledger.Redeem, Member: "M1", Card: "C1", Points: -50, Reward: "coffee"},
+		ledger.Event{Type: ledger.Donate, Member: "M1", Card: "C1", Points: -20, Charity: "foodbank"},
+		ledger.Event{Type: ledger.CardReplace, Member: "M1", Card: "C1", NewCard: "C2"},
+		ledger.Event{Type: ledger.Earn, Member: "M1", Card: "C2", Points: 30, Amount: 3000},
+		ledger.Event{Type: ledger.Redeem, Member: "M1", Card: "C2", Points: -100},
+	)
+	ingest := func(raws ...[]byte) (uint64, error) {
+		return o.Ingest(ctx, "T-1", "S1", "ep1", ledger.DecodeBatch(raws))
+	}
+	if ack, err := ingest(raws...); err != nil || ack != 7 {
+		t.Fatalf("ingest: %d %v", ack, err)
+	}
+	// Resent with another, well-formed event in the place of seq 2: acked,
+	// not applied, flagged.
+	first, _ := ledger.Decode(raws[0])
+	other := ledger.Event{Terminal: "T-1", Epoch: "ep1", Seq: 2, ID: "ep1-2", Type: ledger.Earn, Member: "M1", Card: "C1", Points: 999,
+		Amount: 99900, Ref: "r2", Time: first.Time}
+	if ack, err := ingest(raws[0], other.Seal(first.Hash)); ack != 7 || err != nil {
+		t.Fatalf("resend: %d %v", ack, err)
+	}
+	// An event that does not follow the head: refused, flagged.
+	bad := ledger.Event{Terminal: "T-1", Epoch: "ep1", Seq: 8, ID: "ep1-8", Type: ledger.Earn, Member: "M1", Points: 5, Ref: "x", Time: time.Now().UTC()}
+	if ack, err := ingest(bad.Seal("not-the-head")); ack != 7 || !errors.Is(err, headoffice.ErrChain) {
+		t.Fatalf("broken chain: %d %v", ack, err)
+	}
+	v, err := o.MemberByCard(ctx, "C2")
+	if err != nil || v.Balance != -20 || v.Name != "Ada" || v.Email != "ada@example.com" || v.Lifetime != 15000 || v.Status != "active" {
+		t.Fatalf("member by new card: %+v %v", v, err)
+	}
+	if old, err := o.MemberByCard(ctx, "C1"); err != nil || old.Status != "blocked" || old.Member.Member != "M1" {
+		t.Fatalf("member by replaced card: %+v %v", old, err)
+	}
+	if _, err := o.MemberByCard(ctx, "4000000000000002"); !errors.Is(err, headoffice.ErrNotFound) || strings.Contains(err.Error(), "4000000000000002") {
+		t.Fatalf("unknown card: %v", err)
+	}
+	snap, err := o.Lookup(ctx, "T-1", "ep1", "C2")
+	if err != nil || snap.AsOfSeq != 7 || snap.Balance != -20 {
+		t.Fatalf("lookup: %+v %v", snap, err)
+	}
+	rep, err := o.Report(ctx, "2026-11-24", "2026-11-24", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := headoffice.StoreFigures{Store: "S1", Events: 7, Checkouts: 2, Sales: 15000, PointsIssued: 150, PointsRedeemed: 150, PointsDonated: 20, Enrollments: 1, Members: 1}
+	if len(rep.Stores) != 1 || rep.Stores[0] != want || rep.Liability != -20 {
+		t.Fatalf("report %+v, want %+v and liability -20", rep, want)
+	}
+	kinds := map[string]int{}
+	for _, f := range append(append(rep.NegativeBalances, rep.ChainBreaks...), rep.Other...) {
+		kinds[f.Kind]++
+	}
+	if kinds["negative_balance"] != 1 || kinds["chain_break"] != 1 || kinds["conflicting_duplicate"] != 1 {
+		t.Fatalf("flags %v", kinds)
+	}
+	if rep, _ := o.Report(ctx, "2026-11-25", "", ""); len(rep.Stores) != 0 {
+		t.Fatalf("a day with no events: %+v", rep.Stores)
+	}
+	if _, err := o.Report(ctx, "24/11/2026", "", ""); !errors.Is(err, headoffice.ErrInvalid) {
+		t.Fatalf("bad day: %v", err)
+	}
+	// The replaced card goes on every terminal's blocklist.
+	var cur syncproto.Cursors
+	var blocked []syncproto.Block
+	deadline := time.Now().Add(10 * time.Second)
+	for len(blocked) == 0 && time.Now().Before(deadline) {
+		msgs, err := o.Pending(ctx, "S2-t", "S2", "e", &cur, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			blocked = append(blocked, m.Blocked...)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(blocked) != 1 || blocked[0] != (syncproto.Block{Card: "C1", Blocked: true}) {
+		t.Fatalf("blocklist %v", blocked)
+	}
+}

@@ -1,0 +1,112 @@
+package headoffice
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// StoreFigures are one store's figures for a period.
+type StoreFigures struct {
+	Store          string `json:"store"`
+	Events         int64  `json:"events"`
+	Checkouts      int64  `json:"checkouts"`
+	Sales          int64  `json:"sales"` // minor units
+	PointsIssued   int64  `json:"points_issued"`
+	PointsRedeemed int64  `json:"points_redeemed"`
+	PointsDonated  int64  `json:"points_donated"`
+	Enrollments    int64  `json:"enrollments"`
+	Members        int64  `json:"unique_members"`
+}
+
+// Report is the head-office report across stores.
+type Report struct {
+	From             string         `json:"from,omitempty"`
+	To               string         `json:"to,omitempty"`
+	Stores           []StoreFigures `json:"stores"`
+	Terminals        int            `json:"terminals"`
+	NegativeBalances []Flag         `json:"negative_balances"`
+	ChainBreaks      []Flag         `json:"chain_breaks"`
+	Other            []Flag         `json:"other_flags"`
+	Liability        int64          `json:"liability_points"` // sum of all members' balances
+}
+
+// Report adds up the figures of the days (UTC) within [from, to]
+// (YYYY-MM-DD, either may be empty) for store ("" for all). It reads the
+// daily figures kept as events are applied, never the events.
+func (o *Office) Report(ctx context.Context, from, to, store string) (Report, error) {
+	for _, d := range []string{from, to} {
+		if d != "" {
+			if _, err := time.Parse(time.DateOnly, d); err != nil {
+				return Report{}, fmt.Errorf("%w: day %q is not YYYY-MM-DD", ErrInvalid, d)
+			}
+		}
+	}
+	rep := Report{From: from, To: to, Stores: []StoreFigures{}, NegativeBalances: []Flag{}, ChainBreaks: []Flag{}, Other: []Flag{}}
+	figs := map[string]*StoreFigures{}
+	err := o.store.View(ctx, func(tx ReadTx) error {
+		if err := tx.Terminals(func(t Terminal) error {
+			if store == "" || t.Store == store {
+				rep.Terminals++
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.Figures(from, to, func(f Figures) error {
+			if store != "" && f.Store != store {
+				return nil
+			}
+			s := figs[f.Store]
+			if s == nil {
+				s = &StoreFigures{Store: f.Store}
+				figs[f.Store] = s
+			}
+			s.Events += f.Events
+			s.Checkouts += f.Checkouts
+			s.Sales += f.Sales
+			s.PointsIssued += f.Issued
+			s.PointsRedeemed += f.Redeemed
+			s.PointsDonated += f.Donated
+			s.Enrollments += f.Enrollments
+			return nil
+		}); err != nil {
+			return err
+		}
+		unique, err := tx.UniqueMembers(from, to)
+		if err != nil {
+			return err
+		}
+		for st, n := range unique {
+			if s := figs[st]; s != nil {
+				s.Members = n
+			}
+		}
+		if rep.Liability, err = tx.Liability(); err != nil {
+			return err
+		}
+		return tx.Flags(func(f Flag) error {
+			switch f.Kind {
+			case "negative_balance":
+				rep.NegativeBalances = append(rep.NegativeBalances, f)
+			case "chain_break":
+				rep.ChainBreaks = append(rep.ChainBreaks, f)
+			default:
+				rep.Other = append(rep.Other, f)
+			}
+			return nil
+		})
+	})
+	for _, f := range figs {
+		rep.Stores = append(rep.Stores, *f)
+	}
+	sort.Slice(rep.Stores, func(i, j int) bool { return rep.Stores[i].Store < rep.Stores[j].Store })
+	return rep, err
+}
+
+// Events calls fn with the exact bytes of every ingested event of terminal
+// ("" for all), by terminal, epoch and sequence.
+func (o *Office) Events(ctx context.Context, terminal string, fn func([]byte) error) error {
+	return o.store.View(ctx, func(tx ReadTx) error { return tx.Events(terminal, fn) })
+}

@@ -1,0 +1,135 @@
+package headoffice
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/offline-loyalty/terminal/sync/syncproto"
+)
+
+// codeLife is how long a join code may be used (once).
+const codeLife = 24 * time.Hour
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$`)
+
+// codeAlphabet has no 0/O or 1/I, for codes read aloud over the phone.
+const codeAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+func newCode() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	var sb strings.Builder
+	for i, c := range b {
+		if i > 0 && i%4 == 0 {
+			sb.WriteByte('-')
+		}
+		sb.WriteByte(codeAlphabet[int(c)%len(codeAlphabet)])
+	}
+	return sb.String()
+}
+
+func hashCode(code string) []byte {
+	sum := sha256.Sum256([]byte(strings.ToUpper(strings.TrimSpace(code))))
+	return sum[:]
+}
+
+// AddTerminal registers a terminal of store and returns its id and a
+// single-use join code valid for 24 hours. Adding the same store and name
+// again issues a new code for a terminal that has not joined yet.
+func (o *Office) AddTerminal(ctx context.Context, store, name string) (terminal, code string, err error) {
+	if !idPattern.MatchString(store) || !idPattern.MatchString(name) {
+		return "", "", fmt.Errorf("%w: store and name are 1 to 48 letters, digits, '.', '_' or '-'", ErrInvalid)
+	}
+	terminal, code = store+"-"+name, newCode()
+	now := o.now()
+	err = o.store.Update(ctx, func(tx Tx) error {
+		t, ok, err := tx.Terminal(terminal)
+		if err != nil {
+			return err
+		}
+		if ok && t.Key != nil {
+			return fmt.Errorf("%w: terminal %s has joined already", ErrInvalid, terminal)
+		}
+		if ok && t.CodeHash != nil {
+			if err := tx.SetCode(t.CodeHash, ""); err != nil {
+				return err
+			}
+		}
+		t = Terminal{ID: terminal, Store: store, Name: name, CodeHash: hashCode(code), CodeExpires: now.Add(codeLife), Created: now}
+		if err := tx.SetCode(t.CodeHash, terminal); err != nil {
+			return err
+		}
+		return tx.PutTerminal(t)
+	})
+	return terminal, code, err
+}
+
+// Join exchanges a join code for the terminal's identity, recording its
+// public key. A code works once, whichever head office process is asked, and
+// for 24 hours.
+func (o *Office) Join(ctx context.Context, req syncproto.JoinRequest) (syncproto.JoinResponse, error) {
+	if len(req.Key) != ed25519.PublicKeySize {
+		return syncproto.JoinResponse{}, fmt.Errorf("%w: the terminal key must be an ed25519 public key", ErrInvalid)
+	}
+	now := o.now()
+	var resp syncproto.JoinResponse
+	err := o.store.Update(ctx, func(tx Tx) error {
+		h := hashCode(req.Code)
+		id, err := tx.CodeTerminal(h)
+		if err != nil {
+			return err
+		}
+		if id == "" {
+			return fmt.Errorf("%w: unknown or already used", ErrJoinCode)
+		}
+		t, ok, err := tx.Terminal(id)
+		if err != nil {
+			return err
+		}
+		if !ok || t.Key != nil {
+			return fmt.Errorf("%w: unknown or already used", ErrJoinCode)
+		}
+		if now.After(t.CodeExpires) {
+			return fmt.Errorf("%w: expired at %s", ErrJoinCode, t.CodeExpires.Format(time.RFC3339))
+		}
+		t.Key, t.Joined, t.CodeHash = req.Key, now, nil
+		if err := tx.SetCode(h, ""); err != nil {
+			return err
+		}
+		resp = syncproto.JoinResponse{Terminal: t.ID, Store: t.Store, QRKey: o.QRKey()}
+		return tx.PutTerminal(t)
+	})
+	return resp, err
+}
+
+// Terminal returns a joined terminal's store and public key; ok is false for
+// an id that was never registered or has not joined.
+func (o *Office) Terminal(ctx context.Context, id string) (store string, key ed25519.PublicKey, ok bool, err error) {
+	err = o.store.View(ctx, func(tx ReadTx) error {
+		t, found, err := tx.Terminal(id)
+		if err != nil || !found || len(t.Key) != ed25519.PublicKeySize {
+			return err
+		}
+		store, key, ok = t.Store, t.Key, true
+		return nil
+	})
+	return store, key, ok, err
+}
+
+// Durable returns the highest sequence of (terminal, epoch) head office has
+// stored: the terminal resumes after it.
+func (o *Office) Durable(ctx context.Context, terminal, epoch string) (uint64, error) {
+	var seq uint64
+	err := o.store.View(ctx, func(tx ReadTx) error {
+		c, err := tx.Chain(terminal, epoch)
+		seq = c.LastSeq
+		return err
+	})
+	return seq, err
+}
