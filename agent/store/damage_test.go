@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -222,4 +223,32 @@ func TestModesSetOnEveryOpen(t *testing.T) {
 			t.Errorf("%s: mode %v (%v), want %v", p, fi.Mode().Perm(), err, want)
 		}
 	}
+}
+
+// FuzzReadSalvage reads what a repair would of mutated ledger files: never a
+// panic, and every byte string it offers is one of the file's.
+func FuzzReadSalvage(f *testing.F) {
+	b, ps := smallLedger(f, 12)
+	f.Add(b)
+	f.Add(b[:len(b)/2])
+	for _, off := range []int{16, ps + 16, 2 * ps, 3*ps + 40} {
+		d := append([]byte(nil), b...)
+		d[off] ^= 0xff
+		f.Add(d)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, FileName), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := ReadSalvage(dir)
+		if err != nil {
+			return
+		}
+		for _, e := range s.Events {
+			if !bytes.Contains(data, e) {
+				t.Fatalf("salvaged bytes not in the file: %q", e)
+			}
+		}
+	})
 }

@@ -73,11 +73,14 @@ var (
 	bCards     = []byte("cards")
 	bDays      = []byte("days")
 	// bToday holds the latest day's aggregates alone (see Tx.PutDay).
-	bToday     = []byte("today")
-	allBuckets = [][]byte{bMeta, bEvents, bCheckouts, bMembers, bCards, bDays, bToday}
+	bToday = []byte("today")
+	// bHistory holds the events of the terminal's earlier ledgers (epochs),
+	// kept by a repair and refilled from head office, by epoch and sequence.
+	bHistory   = []byte("history")
+	allBuckets = [][]byte{bMeta, bEvents, bCheckouts, bMembers, bCards, bDays, bToday, bHistory}
 	// addedBuckets came after the first files of schema 1 and are created
-	// when missing.
-	addedBuckets = [][]byte{bToday}
+	// when missing; an older program ignores them.
+	addedBuckets = [][]byte{bToday, bHistory}
 )
 
 // Store is an open ledger file.

@@ -147,6 +147,57 @@ func (tx *Tx) Events(after uint64, fn func(seq uint64, encoded []byte) bool) {
 	}
 }
 
+func historyKey(epoch string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(epoch+"\x00"), seq)
+}
+
+// PutHistory keeps an event of an earlier ledger of this terminal; one kept
+// already is left as it is.
+func (tx *Tx) PutHistory(epoch string, seq uint64, encoded []byte) error {
+	b := tx.btx.Bucket(bHistory)
+	if b.Get(historyKey(epoch, seq)) != nil {
+		return nil
+	}
+	b.FillPercent = appendFill
+	tx.dirty = true
+	return b.Put(historyKey(epoch, seq), encoded)
+}
+
+// HasHistory reports whether the event (epoch, seq) of an earlier ledger is
+// kept.
+func (tx *Tx) HasHistory(epoch string, seq uint64) bool {
+	return tx.btx.Bucket(bHistory).Get(historyKey(epoch, seq)) != nil
+}
+
+// HistoryEpochs returns the epochs of which events are kept, in order.
+func (tx *Tx) HistoryEpochs() []string {
+	var out []string
+	c := tx.btx.Bucket(bHistory).Cursor()
+	for k, _ := c.First(); k != nil; {
+		if len(k) < 9 || k[len(k)-9] != 0 {
+			k, _ = c.Next()
+			continue
+		}
+		ep := string(k[:len(k)-9])
+		out = append(out, ep)
+		// Past every key of this epoch.
+		k, _ = c.Seek(append([]byte(ep), 1))
+	}
+	return out
+}
+
+// HistoryAfter calls fn for each kept event of epoch past after, in order,
+// until fn returns false. The bytes are valid only during the call.
+func (tx *Tx) HistoryAfter(epoch string, after uint64, fn func(seq uint64, encoded []byte) bool) {
+	prefix := []byte(epoch + "\x00")
+	c := tx.btx.Bucket(bHistory).Cursor()
+	for k, v := c.Seek(historyKey(epoch, after+1)); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
+		if !fn(binary.BigEndian.Uint64(k[len(prefix):]), v) {
+			return
+		}
+	}
+}
+
 // LastEvent returns the highest stored sequence and its encoded event (0 and
 // nil when there is none).
 func (tx *Tx) LastEvent() (uint64, []byte) {

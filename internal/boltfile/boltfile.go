@@ -73,27 +73,13 @@ func readMeta(b []byte) (meta, bool) {
 	return meta{pageSize: le.Uint32(m[8:]), root: le.Uint64(m[16:]), freelist: le.Uint64(m[32:]), pgid: le.Uint64(m[40:]), txid: le.Uint64(m[48:])}, true
 }
 
-// Precheck reads the meta pages of the file at path and refuses a file that
-// cannot be a whole bbolt file: empty, neither meta page valid, pages
-// recorded past the file's end.
-func Precheck(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	size := st.Size()
-	if size == 0 {
-		return &Damage{path, "it is empty (0 bytes), as a crash during its creation or a failed copy leaves it"}
-	}
+// bestMeta reads the two meta pages of f and returns the valid one of the
+// latest transaction.
+func bestMeta(f *os.File) (meta, bool, error) {
 	head := make([]byte, 2*maxPageSize)
 	n, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return err
+		return meta{}, false, err
 	}
 	head = head[:n]
 	var best meta
@@ -118,6 +104,30 @@ func Precheck(path string) error {
 				break
 			}
 		}
+	}
+	return best, found, nil
+}
+
+// Precheck reads the meta pages of the file at path and refuses a file that
+// cannot be a whole bbolt file: empty, neither meta page valid, pages
+// recorded past the file's end.
+func Precheck(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	if size == 0 {
+		return &Damage{path, "it is empty (0 bytes), as a crash during its creation or a failed copy leaves it"}
+	}
+	best, found, err := bestMeta(f)
+	if err != nil {
+		return err
 	}
 	if !found {
 		return &Damage{path, "neither of its two meta pages is valid (not a data file, or overwritten)"}

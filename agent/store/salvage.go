@@ -1,0 +1,111 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/offline-loyalty/terminal/internal/boltfile"
+)
+
+// Salvage is what could be read of a ledger file that does not open: for a
+// repair to rebuild from. Nothing in it is trusted: every event is checked
+// by its hash before it is used.
+type Salvage struct {
+	// Path is the file read ("" when there was none).
+	Path string
+	// Events are the byte strings of the file that look like encoded
+	// events (the whole file is searched, bbolt's pages or not: a file cut
+	// short or with damaged pages still holds most of its events), possibly
+	// several times over and including damaged ones.
+	Events [][]byte
+	// Meta are the metadata values bbolt could still read, if it could.
+	Meta map[string]string
+}
+
+// maxSalvage bounds the file read whole by a repair.
+const maxSalvage = 4 << 30
+
+// ReadSalvage reads what it can of the ledger in dir, which no process may
+// have open (ErrLocked).
+func ReadSalvage(dir string) (Salvage, error) {
+	path := filepath.Join(dir, FileName)
+	s := Salvage{Meta: map[string]string{}}
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return s, err
+	}
+	if fi.Size() > maxSalvage {
+		return s, fmt.Errorf("%s is %d bytes, more than a repair reads", path, fi.Size())
+	}
+	s.Path = path
+	if err := notLocked(path); err != nil {
+		return s, err
+	}
+	// bbolt may still read the metadata (a file with damaged data pages);
+	// if it cannot even open the file, the bytes are all there is.
+	_ = boltfile.Recover(path, func() error {
+		db, err := bolt.Open(path, fileMode, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.View(func(tx *bolt.Tx) error {
+			if b := tx.Bucket(bMeta); b != nil {
+				return b.ForEach(func(k, v []byte) error { s.Meta[string(k)] = string(v); return nil })
+			}
+			return nil
+		})
+	})
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return s, err
+	}
+	s.Events = findEvents(raw)
+	return s, nil
+}
+
+// notLocked is ErrLocked when another process holds the file.
+func notLocked(path string) error {
+	if err := boltfile.Unlocked(path); errors.Is(err, boltfile.ErrLocked) {
+		return fmt.Errorf("%w (%s): stop it before repairing", ErrLocked, filepath.Dir(path))
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// findEvents returns every byte string of b that starts like an encoded
+// event and ends with a hash, each copied.
+func findEvents(b []byte) [][]byte {
+	start := []byte(`{"terminal":"`)
+	const hashField = `,"hash":"`
+	var out [][]byte
+	for i := 0; ; {
+		j := bytes.Index(b[i:], start)
+		if j < 0 {
+			return out
+		}
+		from := i + j
+		i = from + len(start)
+		// An event is at most ledger.MaxEncodedSize; its hash closes it.
+		window := b[from:min(len(b), from+64<<10)]
+		k := bytes.Index(window, []byte(hashField))
+		if k < 0 || k+len(hashField)+64+2 > len(window) {
+			continue
+		}
+		end := k + len(hashField) + 64 + 2
+		if string(window[end-2:end]) != `"}` {
+			continue
+		}
+		out = append(out, bytes.Clone(window[:end]))
+	}
+}
