@@ -99,7 +99,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Agent, error) {
 	if a.loc == nil {
 		a.loc = time.Local
 	}
-	if err := checkLedgerPresent(dir); err != nil {
+	if err := CheckLedgerPresent(dir); err != nil {
 		return nil, err
 	}
 	st, err := store.Open(dir, a.committed)
@@ -133,11 +133,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Agent, error) {
 	return a, nil
 }
 
-// checkLedgerPresent refuses a data directory that holds a joined
+// CheckLedgerPresent refuses a data directory that holds a joined
 // terminal's identity but no ledger: the ledger was lost (deleted, a failed
 // restore), and a new one would start the terminal's history at sequence 1
 // without a word.
-func checkLedgerPresent(dir string) error {
+func CheckLedgerPresent(dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, LedgerFile)); !errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

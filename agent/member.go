@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/pbkdf2"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -160,27 +162,56 @@ func (a *Agent) CheckManagerPIN(pin string) error {
 	return nil
 }
 
-// Export calls fn with every ledger event, encoded, in sequence order, until
-// fn returns an error. It reads in chunks so that a long export never holds a
-// read transaction open against the writer.
+// Export calls fn with every ledger event, encoded, until fn returns an
+// error: the events of earlier ledgers kept by a repair, and this ledger's,
+// by epoch and then sequence (the order head office keeps a terminal's
+// events in). It reads in chunks so that a long export never holds a read
+// transaction open against the writer.
 func (a *Agent) Export(fn func(encoded []byte) error) error {
 	const chunk = 1000
-	after := uint64(0)
-	for {
-		evs, err := a.OutboxAfter(after, chunk)
-		if err != nil {
-			return err
-		}
-		for _, b := range evs {
-			if err := fn(b); err != nil {
+	var epochs []string
+	current := a.Identity().Epoch
+	if err := a.st.View(func(tx *store.Tx) error { epochs = tx.HistoryEpochs(); return nil }); err != nil {
+		return err
+	}
+	if !slices.Contains(epochs, current) {
+		epochs = append(epochs, current)
+	}
+	slices.Sort(epochs)
+	for _, ep := range epochs {
+		after := uint64(0)
+		for {
+			var evs [][]byte
+			var err error
+			if ep == current {
+				evs, err = a.OutboxAfter(after, chunk)
+			} else {
+				err = a.st.View(func(tx *store.Tx) error {
+					tx.HistoryAfter(ep, after, func(seq uint64, b []byte) bool {
+						evs = append(evs, bytes.Clone(b))
+						after = seq
+						return len(evs) < chunk
+					})
+					return nil
+				})
+			}
+			if err != nil {
 				return err
 			}
+			for _, b := range evs {
+				if err := fn(b); err != nil {
+					return err
+				}
+			}
+			if len(evs) < chunk {
+				break
+			}
+			if ep == current {
+				after += uint64(len(evs))
+			}
 		}
-		if len(evs) < chunk {
-			return nil
-		}
-		after += uint64(len(evs))
 	}
+	return nil
 }
 
 // ScanCard records that the till's scanner read a member card: it becomes the

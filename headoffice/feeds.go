@@ -3,6 +3,7 @@ package headoffice
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/offline-loyalty/terminal/cardnum"
@@ -196,6 +197,21 @@ func (o *Office) Lookup(ctx context.Context, terminal, epoch, card string) (sync
 		return nil
 	})
 	return snap, err
+}
+
+// Epochs returns the epochs of the terminal's chains, in order.
+func (o *Office) Epochs(ctx context.Context, terminal string) ([]string, error) {
+	var out []string
+	err := o.store.View(ctx, func(tx ReadTx) error {
+		return tx.Chains(func(t, epoch string, _ Chain) error {
+			if t == terminal {
+				out = append(out, epoch)
+			}
+			return nil
+		})
+	})
+	sort.Strings(out)
+	return out, err
 }
 
 // History returns what head office holds of a terminal's events of an

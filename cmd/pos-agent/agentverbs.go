@@ -24,6 +24,7 @@ import (
 	"github.com/offline-loyalty/terminal/ledger"
 	"github.com/offline-loyalty/terminal/money"
 	"github.com/offline-loyalty/terminal/rules"
+	"github.com/offline-loyalty/terminal/sync/syncclient"
 )
 
 // lockWait is how long a CLI verb run without a serving agent waits for
@@ -52,6 +53,7 @@ func agentVerbs(v map[string]cli.Verb) {
 	v["status"] = cli.Verb{Usage: "status", Short: "terminal, link, queue, scanner and rules state", Run: runStatus}
 	v["stats"] = cli.Verb{Usage: "stats [--day YYYY-MM-DD]", Short: "the day's figures", Run: runStats}
 	v["demo"] = cli.Verb{Usage: "demo", Short: "seed an empty data directory with a fortnight of demo store activity", Run: runDemo}
+	v["repair"] = cli.Verb{Usage: "repair", Short: "rebuild a damaged or lost ledger from the events that still verify (the agent stopped)", Run: runRepair}
 	v["compact"] = cli.Verb{Usage: "compact", Short: "rewrite the stopped agent's ledger file without free space", Run: runCompact}
 	v["export"] = cli.Verb{Usage: "export", Short: "every ledger event as JSON lines", Run: runExport}
 }
@@ -63,6 +65,9 @@ func connect(ctx context.Context, dir string, readOnly bool) (*localapi.Client, 
 	sock := agent.SocketPath(dir)
 	if serving(sock) {
 		return localapi.Dial(sock), func() {}, nil
+	}
+	if err := agent.CheckLedgerPresent(dir); err != nil {
+		return nil, nil, err
 	}
 	if readOnly {
 		if _, err := os.Stat(filepath.Join(dir, agent.LedgerFile)); errors.Is(err, fs.ErrNotExist) {
@@ -448,6 +453,60 @@ func runDemo(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(w, "seeded %s with %d demo events\n", c.Data, n)
 	})
+}
+
+func runRepair(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "repair")
+	if err := cli.Parse(fs, c, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: repair: unexpected argument %q", cli.ErrUsage, fs.Arg(0))
+	}
+	if serving(agent.SocketPath(c.Data)) {
+		return fmt.Errorf("%w (%s): stop it before repairing", agent.ErrLocked, c.Data)
+	}
+	if err := agent.CheckRepairable(c.Data); err != nil {
+		return err
+	}
+	link, _, err := syncclient.LoadLink(c.Data)
+	if err != nil {
+		return err
+	}
+	rep, err := agent.Repair(ctx, c.Data, agent.RepairOptions{Terminal: link.Terminal, Store: link.Store,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
+	if err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
+	return c.Print(rep, func(w io.Writer) {
+		fmt.Fprintf(w, "repaired %s: kept %d events of epoch %s (up to seq %d)", c.Data, rep.Kept, or(rep.OldEpoch, "-"), rep.LastSeq)
+		if len(rep.Lost) > 0 {
+			fmt.Fprintf(w, ", lost %s", ranges(rep.Lost))
+		}
+		fmt.Fprintf(w, "; new epoch %s", rep.NewEpoch)
+		if rep.Damaged != "" {
+			fmt.Fprintf(w, "; the damaged file is %s", rep.Damaged)
+		}
+		fmt.Fprintln(w, "; head office sends back the lost events it holds and the members' balances when the terminal connects")
+	})
+}
+
+func or(s, otherwise string) string {
+	if s == "" {
+		return otherwise
+	}
+	return s
+}
+
+func ranges(rs []agent.SeqRange) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprint(r.From)
+		if r.To != r.From {
+			parts[i] += fmt.Sprint("-", r.To)
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 func runCompact(_ context.Context, args []string) error {

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"strconv"
 	stdsync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -49,6 +50,11 @@ type Agent interface {
 	SetLink(agent.LinkState)
 	SetLookup(func(ctx context.Context, card string) (*agent.MemberSnapshot, error))
 	ObserveClock(hlc uint64)
+	// After a repair: what to ask head office for of an earlier epoch, and
+	// what it sent back.
+	NextHistoryRequest() (agent.HistoryRequest, bool)
+	ApplyHistory(req agent.HistoryRequest, covered uint64, raws [][]byte) error
+	ApplyEpochs(epochs []string) error
 }
 
 // Files in the terminal's data directory.
@@ -328,6 +334,10 @@ type client struct {
 	mu      stdsync.Mutex
 	current *session // nil while offline
 	nextID  int
+	// noHistory is set when head office refused a history request (a head
+	// office older than the message): the terminal stops asking until it
+	// restarts, and syncs the rest as before.
+	noHistory atomic.Bool
 }
 
 // session is one connection.
@@ -337,6 +347,18 @@ type session struct {
 	done    chan struct{}
 	mu      stdsync.Mutex
 	waiting map[string]chan syncproto.Message // lookups by id
+	history agent.HistoryRequest              // the refill asked for, read by the read pump only
+	asked   bool                              // a history request is unanswered
+}
+
+// askHistory asks head office for the next events a repair lost, if any.
+func (c *client) askHistory(s *session) error {
+	req, ok := c.a.NextHistoryRequest()
+	if !ok || c.noHistory.Load() {
+		return nil
+	}
+	s.history, s.asked = req, true
+	return s.queue(syncproto.Message{Type: syncproto.TypeHistory, Epoch: req.Epoch, Seq: req.After, Until: req.Until})
 }
 
 func (s *session) queue(m syncproto.Message) error { return s.queueRaw(syncproto.Encode(m)) }
@@ -376,6 +398,9 @@ func (c *client) session(ctx context.Context, lastSync *time.Time) error {
 	s := &session{ws: ws, send: make(chan []byte, sendQueue), done: make(chan struct{}), waiting: map[string]chan syncproto.Message{}}
 	cur := c.a.Cursors()
 	if err := s.queue(syncproto.Message{Type: syncproto.TypeCursors, RulesVersion: cur.Rules, Cursor: cur.Members, BlockCursor: cur.Blocked}); err != nil {
+		return err
+	}
+	if err := c.askHistory(s); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -542,6 +567,23 @@ func (c *client) readPump(ctx context.Context, s *session, acks chan<- uint64, l
 			if err := c.a.ApplyBlocked(bs, m.BlockCursor); err != nil {
 				return err
 			}
+		case syncproto.TypeHistory:
+			s.asked = false
+			if m.Epoch != s.history.Epoch {
+				return fmt.Errorf("%w: history of epoch %s, asked for %s", syncproto.ErrMalformed, m.Epoch, s.history.Epoch)
+			}
+			var err error
+			if s.history.Epoch == "" {
+				err = c.a.ApplyEpochs(m.Epochs)
+			} else {
+				err = c.a.ApplyHistory(s.history, m.Seq, rawEvents(m.Events))
+			}
+			if err != nil {
+				return err
+			}
+			if err := c.askHistory(s); err != nil {
+				return err
+			}
 		case syncproto.TypeFound:
 			s.mu.Lock()
 			ch := s.waiting[m.ID]
@@ -553,6 +595,10 @@ func (c *client) readPump(ctx context.Context, s *session, acks chan<- uint64, l
 		case syncproto.TypeError:
 			if m.Code == syncproto.CodeAuth || m.Code == syncproto.CodeChain {
 				return fmt.Errorf("%w%s", errRefused, m.Error)
+			}
+			if m.Code == syncproto.CodeProtocol && s.asked {
+				c.noHistory.Store(true)
+				c.log.Warn("head office does not send a repaired ledger's earlier events (an older version); not asking again until restarted", "err", m.Error)
 			}
 			return fmt.Errorf("head office: %s", m.Error)
 		default:
@@ -604,4 +650,13 @@ func toSnapshot(m syncproto.Member) agent.MemberSnapshot {
 	return agent.MemberSnapshot{Member: m.Member, Name: m.Name, Cards: m.Cards, Tier: m.Tier, Balance: m.Balance,
 		Spend12m: m.Spend12m, Lifetime: m.Lifetime, LastVisit: m.LastVisit, Enrolled: m.Enrolled, Status: m.Status,
 		AsOfSeq: m.AsOfSeq, Taken: m.Taken, Birthday: m.Birthday, Months: m.Months, Lots: m.Lots}
+}
+
+// rawEvents is the events of a message as bytes.
+func rawEvents(events []json.RawMessage) [][]byte {
+	raws := make([][]byte, len(events))
+	for i, e := range events {
+		raws[i] = e
+	}
+	return raws
 }

@@ -45,13 +45,14 @@ const (
 	TypeBlocked   = "blocked"   // head office → terminal: blocklist changes up to Cursor
 	TypeLookup    = "lookup"    // terminal → head office: who holds this card?
 	TypeFound     = "found"     // head office → terminal: the answer to a lookup
+	TypeHistory   = "history"   // terminal → head office: send my events of an earlier epoch; and the answer
 	TypeError     = "error"     // either way: a refusal; the sender closes after it
 )
 
 var knownTypes = map[string]bool{
 	TypeHello: true, TypeChallenge: true, TypeProof: true, TypeWelcome: true, TypeCursors: true,
 	TypeEvents: true, TypeAck: true, TypeRules: true, TypeMembers: true, TypeBlocked: true,
-	TypeLookup: true, TypeFound: true, TypeError: true,
+	TypeLookup: true, TypeFound: true, TypeError: true, TypeHistory: true,
 }
 
 // Message is the one envelope of the protocol; Type says which fields mean
@@ -72,6 +73,13 @@ type Message struct {
 	Events []json.RawMessage `json:"events,omitempty"`
 	Seq    uint64            `json:"seq,omitempty"`
 	HLC    uint64            `json:"hlc,omitempty"`
+	// history: the terminal asks for its events of Epoch after Seq up to
+	// Until (0: all); head office answers with Events and Seq, the
+	// sequence up to which it sent all it holds. Asked with no Epoch, head
+	// office answers with Epochs: the terminal's epochs other than the
+	// session's.
+	Until  uint64   `json:"until,omitempty"`
+	Epochs []string `json:"epochs,omitempty"`
 
 	// cursors, rules, members, blocked
 	RulesVersion int             `json:"rules_version,omitempty"`

@@ -60,6 +60,9 @@ const (
 	// by the same commits would check together, second after second, and
 	// every ack queued behind that burst would wait for it.
 	feedCoalesce = time.Second
+	// historyBudget bounds the events of one history answer, well inside a
+	// frame (an event may be up to 64 KiB).
+	historyBudget = syncproto.MaxMessage / 2
 	// mergeQueue is how many decoded batches of one connection may wait for
 	// the ingester, and maxMerged how many events it commits together.
 	mergeQueue = 4
@@ -89,6 +92,12 @@ type HeadOffice interface {
 	Lookup(ctx context.Context, terminal, epoch, card string) (syncproto.Member, error)
 	// Join exchanges a join code for a terminal's identity.
 	Join(ctx context.Context, req syncproto.JoinRequest) (syncproto.JoinResponse, error)
+	// History returns the terminal's events of an earlier epoch past after,
+	// up to until (0: all), at most limit events and about budget bytes, and
+	// the sequence up to which it returned all it holds.
+	History(ctx context.Context, terminal, epoch string, after, until uint64, limit, budget int) ([][]byte, uint64, error)
+	// Epochs returns the epochs of the terminal's events head office holds.
+	Epochs(ctx context.Context, terminal string) ([]string, error)
 }
 
 // codeOf is the stable code of one of head office's refusals ("" for any
@@ -360,6 +369,15 @@ func (c *conn) read(ctx context.Context, batches chan<- ledger.Batch, stop <-cha
 			if !c.queue(ctx, c.s.lookup(ctx, c.terminal, c.epoch, m)) {
 				return ctx.Err()
 			}
+		case syncproto.TypeHistory:
+			ans, err := c.s.history(ctx, c.terminal, c.epoch, m)
+			if err != nil {
+				c.refuse(ctx, syncproto.CodeInternal, err)
+				return err
+			}
+			if !c.queue(ctx, ans) {
+				return ctx.Err()
+			}
 		default:
 			err := fmt.Errorf("unexpected %s message", m.Type)
 			c.refuse(ctx, syncproto.CodeProtocol, err)
@@ -539,6 +557,36 @@ func (s *Server) lookup(ctx context.Context, terminal, epoch string, q syncproto
 		ans.Member = &m
 	}
 	return ans
+}
+
+// history answers a terminal's request for its events of an earlier epoch
+// (its own only: the session's terminal), or, asked with no epoch, for the
+// list of its epochs other than the session's.
+func (s *Server) history(ctx context.Context, terminal, current string, q syncproto.Message) (syncproto.Message, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeWait)
+	defer cancel()
+	if q.Epoch == "" {
+		all, err := s.hq.Epochs(ctx, terminal)
+		if err != nil {
+			return syncproto.Message{}, err
+		}
+		ans := syncproto.Message{Type: syncproto.TypeHistory}
+		for _, ep := range all {
+			if ep != current {
+				ans.Epochs = append(ans.Epochs, ep)
+			}
+		}
+		return ans, nil
+	}
+	raws, covered, err := s.hq.History(ctx, terminal, q.Epoch, q.Seq, q.Until, syncproto.MaxBatch, historyBudget)
+	if err != nil {
+		return syncproto.Message{}, err
+	}
+	ans := syncproto.Message{Type: syncproto.TypeHistory, Epoch: q.Epoch, Seq: covered, Until: q.Until}
+	for _, r := range raws {
+		ans.Events = append(ans.Events, r)
+	}
+	return ans, nil
 }
 
 // rawEvents is the events of a message as the ledger decodes them.
