@@ -45,8 +45,8 @@ var (
 	ErrMalformedEvent = &Error{"protocol", "malformed event"}
 )
 
-// metaQRKey holds the seed of head office's key for member QR tokens.
-const metaQRKey = "qr_key"
+// MetaQRKey holds the seed of head office's key for member QR tokens.
+const MetaQRKey = "qr_key"
 
 // Office is head office over one Store. Several Offices, in several
 // processes, may share one store that allows it (PostgreSQL).
@@ -131,7 +131,7 @@ func (o *Office) QRKey() ed25519.PublicKey { return o.qrKey.Public().(ed25519.Pu
 func (o *Office) loadQRKey(ctx context.Context) (ed25519.PrivateKey, error) {
 	var key ed25519.PrivateKey
 	err := o.store.Update(ctx, func(tx Tx) error {
-		seed, err := tx.Meta(metaQRKey)
+		seed, err := tx.Meta(MetaQRKey)
 		if err != nil {
 			return err
 		}
@@ -147,7 +147,7 @@ func (o *Office) loadQRKey(ctx context.Context) (ed25519.PrivateKey, error) {
 			return err
 		}
 		key = k
-		return tx.SetMeta(metaQRKey, k.Seed())
+		return tx.SetMeta(MetaQRKey, k.Seed())
 	})
 	return key, err
 }

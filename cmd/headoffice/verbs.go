@@ -50,6 +50,7 @@ const dbRetryMax = 30 * time.Second
 func headofficeVerbs(v map[string]cli.Verb) {
 	v["serve"] = cli.Verb{Usage: "serve --listen ADDR [--db URL] [--tls-cert F --tls-key F] [--compress] [--joins-per-minute N]", Short: "the sync endpoint, join, metrics and the admin API; blocks", Run: runServe}
 	v["migrate"] = cli.Verb{Usage: "migrate --db URL", Short: "create or upgrade the PostgreSQL schema", Run: runMigrate}
+	v["repair"] = cli.Verb{Usage: "repair --data DIR", Short: "rebuild a damaged embedded store from what still reads; the terminals send the rest (head office stopped)", Run: runRepair}
 	v["migrate-store"] = cli.Verb{Usage: "migrate-store --from DIR --to URL", Short: "move a chain from the embedded store to PostgreSQL, verified", Run: runMigrateStore}
 	v["terminal add"] = cli.Verb{Usage: "terminal add --store STORE --name NAME", Short: "register a terminal and print its one-time join code", Run: runTerminalAdd}
 	v["rules set"] = cli.Verb{Usage: "rules set FILE", Short: "publish a rules document (and catalog)", Run: runRulesSet}
@@ -487,5 +488,41 @@ func runMigrateStore(ctx context.Context, args []string) error {
 	return c.Print(n, func(w io.Writer) {
 		fmt.Fprintf(w, "moved and verified: %d terminals, %d chains with %d events, %d members, %d cards, %d rules versions, %d flags\n",
 			n.Terminals, n.Chains, n.Events, n.Members, n.Cards, n.Rules, n.Flags)
+	})
+}
+
+func runRepair(ctx context.Context, args []string) error {
+	fs, c, dbURL := newFlags("repair")
+	if err := parse(fs, c, args); err != nil {
+		return err
+	}
+	if *dbURL != "" {
+		return fmt.Errorf("%w: repair rebuilds the embedded store; PostgreSQL is restored from its own backups", cli.ErrUsage)
+	}
+	rep, events, err := hqbolt.Repair(c.Data)
+	if err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
+	db, err := hqbolt.Open(c.Data)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	office, err := headoffice.New(ctx, db, headoffice.Options{Logger: quiet})
+	if err != nil {
+		return err
+	}
+	defer office.Close()
+	applied, err := office.Reapply(ctx, events)
+	if err != nil {
+		return fmt.Errorf("repair: applying the events found: %w", err)
+	}
+	out := struct {
+		hqbolt.RepairReport
+		headoffice.Reapplied
+	}{rep, applied}
+	return c.Print(out, func(w io.Writer) {
+		fmt.Fprintf(w, "repaired %s: kept %d terminals, %d join codes, %d rules versions; applied %d events of %d terminal databases again (%d dropped, %d pages unreadable); the damaged file is %s; terminals send what is missing when they connect\n",
+			c.Data, rep.Terminals, rep.Codes, rep.Rules, applied.Applied, applied.Chains, applied.Dropped, rep.Skipped, rep.Damaged)
 	})
 }
