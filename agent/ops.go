@@ -111,6 +111,12 @@ func (o *op) appendEvent(e *ledger.Event) error {
 	if e.Amount != 0 && e.Currency == "" {
 		e.Currency = o.doc.Currency
 	}
+	e.PrevHash = head
+	// An event head office (or this ledger's own check at open) would
+	// refuse is never written.
+	if err := e.Check(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 	return o.tx.AppendEvent(seq, e.Seal(head))
 }
 

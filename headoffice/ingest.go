@@ -243,11 +243,21 @@ func plan(chain Chain, state map[string]*Member, b ledger.Batch, terminal, store
 	for i, raw := range b.Raws {
 		e := b.Events[i]
 		if err := b.Errs[i]; err != nil {
-			r.refused = fmt.Errorf("%w: %v", ErrMalformedEvent, err)
+			switch {
+			case errors.Is(err, ledger.ErrChain): // its content does not match its hash
+				r.flags = append(r.flags, Flag{Time: now, Kind: "chain_break", Terminal: terminal, Epoch: epoch, Detail: "tampered event: " + err.Error()})
+				r.refused = fmt.Errorf("%w: %v", ErrChain, err)
+			case errors.Is(err, ledger.ErrRange):
+				r.flags = append(r.flags, Flag{Time: now, Kind: "out_of_range", Terminal: terminal, Epoch: epoch, Detail: err.Error()})
+				r.refused = fmt.Errorf("%w: %v", ErrRange, err)
+			default:
+				r.refused = fmt.Errorf("%w: %v", ErrMalformedEvent, err)
+			}
 			break
 		}
-		if e.Epoch != epoch {
-			r.refused = fmt.Errorf("%w: event of epoch %s on a session of epoch %s", ErrMalformedEvent, e.Epoch, epoch)
+		if why := foreign(e, terminal, store, epoch); why != "" {
+			r.flags = append(r.flags, Flag{Time: now, Kind: "chain_break", Terminal: terminal, Epoch: epoch, Seq: e.Seq, Detail: why})
+			r.refused = fmt.Errorf("%w at seq %d: %s", ErrChain, e.Seq, why)
 			break
 		}
 		if e.Seq <= chain.LastSeq {
@@ -262,7 +272,17 @@ func plan(chain Chain, state map[string]*Member, b ledger.Batch, terminal, store
 			r.refused = fmt.Errorf("%w at seq %d: %v", ErrChain, e.Seq, err)
 			break
 		}
-		r.fresh = append(r.fresh, StoredEvent{Seq: e.Seq, Raw: raw})
+		if e.Time.After(now.Add(SkewAhead)) || e.Time.Before(now.Add(-SkewBehind)) {
+			r.flags = append(r.flags, Flag{Time: now, Kind: "clock_skew", Terminal: terminal, Epoch: epoch, Seq: e.Seq,
+				Detail: fmt.Sprintf("event dated %s, head office's clock %s", e.Time.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))})
+			r.refused = fmt.Errorf("%w at seq %d: dated %s, outside %s ahead and %s behind head office's clock", ErrSkew, e.Seq, e.Time.UTC().Format(time.RFC3339), SkewAhead, SkewBehind)
+			break
+		}
+		if why := outOfRange(state[e.Member], e); why != "" {
+			r.flags = append(r.flags, Flag{Time: now, Kind: "out_of_range", Terminal: terminal, Epoch: epoch, Seq: e.Seq, Member: e.Member, Detail: why})
+			r.refused = fmt.Errorf("%w at seq %d: %s", ErrRange, e.Seq, why)
+			break
+		}
 		m := state[e.Member]
 		if m == nil {
 			// Enrolled at a terminal (or an event for a member head office
@@ -270,6 +290,7 @@ func plan(chain Chain, state map[string]*Member, b ledger.Batch, terminal, store
 			m = &Member{ID: e.Member, Status: "active", Enrolled: e.Time, Tier: e.Tier}
 			state[e.Member] = m
 		}
+		r.fresh = append(r.fresh, StoredEvent{Seq: e.Seq, Raw: raw})
 		changed[e.Member] = true
 		r.apply(m, e, terminal, store, now)
 		f, md := FiguresOf(e, terminal, store)
@@ -289,6 +310,50 @@ func plan(chain Chain, state map[string]*Member, b ledger.Batch, terminal, store
 	}
 	sort.Strings(r.changed)
 	return r
+}
+
+// The window around head office's clock an event's time must be in: a till
+// offline for a long time sends events weeks old, and a till's clock may
+// run ahead; an event dated years away is a clock gone wrong (or a forged
+// event) and would put points in lots that never expire.
+const (
+	SkewAhead  = 24 * time.Hour
+	SkewBehind = 400 * 24 * time.Hour
+)
+
+// MaxBalance bounds a member's balance and spend either way: an event that
+// would take one past it is refused, so that no sum of them overflows.
+const MaxBalance int64 = 1_000_000_000_000_000
+
+// foreign says why an event does not belong to the session it came in on
+// ("" when it does): another epoch, another terminal (but the id a till has
+// before it joins), another store.
+func foreign(e ledger.Event, terminal, store, epoch string) string {
+	switch {
+	case e.Epoch != epoch:
+		return fmt.Sprintf("an event of epoch %s on a session of epoch %s", e.Epoch, epoch)
+	case e.Terminal != terminal && !(ledger.Provisional(e.Terminal) && e.Store == ""):
+		return fmt.Sprintf("an event of terminal %s on a session of terminal %s", e.Terminal, terminal)
+	case e.Store != "" && e.Store != store:
+		return fmt.Sprintf("an event of store %s from a terminal of store %s", e.Store, store)
+	}
+	return ""
+}
+
+// outOfRange says why applying e to m (nil: a new member) would take a
+// balance or spend out of range ("" when it would not).
+func outOfRange(m *Member, e ledger.Event) string {
+	var bal, life int64
+	if m != nil {
+		bal, life = m.Balance, m.Lifetime
+	}
+	if b := bal + e.Points; b > MaxBalance || b < -MaxBalance {
+		return fmt.Sprintf("%d points would take the balance of %d out of range", e.Points, bal)
+	}
+	if life+e.Amount > MaxBalance || life-e.Amount < -MaxBalance {
+		return fmt.Sprintf("an amount of %d would take the member's spend out of range", e.Amount)
+	}
+	return ""
 }
 
 // apply moves a member by one event.

@@ -43,6 +43,12 @@ var (
 	ErrChain = &Error{"chain", "hash chain broken"}
 	// ErrMalformedEvent is a batch refused because an event does not decode.
 	ErrMalformedEvent = &Error{"protocol", "malformed event"}
+	// ErrRange is a batch refused because an event's amount or points, or
+	// the balance it would make, are out of range.
+	ErrRange = &Error{"range", "out of range"}
+	// ErrSkew is a batch refused because an event's time is outside the
+	// window around head office's clock (SkewAhead, SkewBehind).
+	ErrSkew = &Error{"skew", "clock skew"}
 )
 
 // MetaQRKey holds the seed of head office's key for member QR tokens.

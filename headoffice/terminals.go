@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/offline-loyalty/terminal/ledger"
 	"github.com/offline-loyalty/terminal/sync/syncproto"
 )
 
@@ -47,6 +48,9 @@ func (o *Office) AddTerminal(ctx context.Context, store, name string) (terminal,
 		return "", "", fmt.Errorf("%w: store and name are 1 to 48 letters, digits, '.', '_' or '-'", ErrInvalid)
 	}
 	terminal, code = store+"-"+name, newCode()
+	if ledger.Provisional(terminal) {
+		return "", "", fmt.Errorf("%w: %s is the shape of the id a till has before it joins; choose another store or name", ErrInvalid, terminal)
+	}
 	now := o.now()
 	err = o.store.Update(ctx, func(tx Tx) error {
 		t, ok, err := tx.Terminal(terminal)

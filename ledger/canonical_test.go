@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/offline-loyalty/terminal/money"
 )
 
 // shapes are events of every type and field a terminal writes, sealed.
@@ -20,7 +22,7 @@ func shapes() []Event {
 		{Type: BurnDiscount, Member: "m1", Points: -100, Amount: 100, Currency: "EUR"},
 		{Type: Donate, Member: "m1", Points: -50, Charity: "foodbank"},
 		{Type: Void, Member: "m1", Points: -1234, Target: "ep-2", Reason: "cashier"},
-		{Type: Refund, Member: "m1", Points: -9223372036854775807, Amount: 9223372036854775807, Target: "ep-2"},
+		{Type: Refund, Member: "m1", Points: -MaxPoints, Amount: money.MaxAmount, Target: "ep-2"},
 		{Type: Adjust, Member: "m1", Points: 0, Reason: "goodwill"},
 		{Type: Expire, Member: "m1", Points: -300, Reason: "earned 2025-09"},
 		{Type: TierChange, Member: "m1", Tier: "silver"},
@@ -151,5 +153,23 @@ func BenchmarkDecode(b *testing.B) {
 	})
 	if fast > 0 {
 		b.Logf("decode an earn: canonical path %v, encoding/json and re-encoding %v: %.1fx faster", fast, general, float64(general)/float64(fast))
+	}
+}
+
+// TestOutOfRange: an event whose amount or points (or a line's) are past the
+// limits does not decode, with ErrRange, whichever path reads it.
+func TestOutOfRange(t *testing.T) {
+	for _, e := range []Event{
+		{Type: Earn, Member: "m1", Points: MaxPoints + 1},
+		{Type: Adjust, Member: "m1", Points: -MaxPoints - 1},
+		{Type: Earn, Member: "m1", Points: 5, Amount: money.MaxAmount + 1},
+		{Type: Earn, Member: "m1", Points: 5, Lines: []Line{{Label: "base", Points: 9_000_000_000_000_000_000}}},
+	} {
+		e.Terminal, e.Epoch, e.Seq, e.ID = "till-1", "ep", 1, "ep-1"
+		e.Time = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+		e.Seal("")
+		if _, err := Decode(e.Encode()); !errors.Is(err, ErrRange) {
+			t.Fatalf("%+v: %v, want ErrRange", e, err)
+		}
 	}
 }

@@ -14,6 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
+
+	"github.com/offline-loyalty/terminal/money"
 )
 
 // Type is the kind of a ledger event.
@@ -265,6 +268,10 @@ func decodeJSON(b []byte) (Event, error) {
 	return e, nil
 }
 
+// Check reports what makes e not an event Decode would accept, leaving its
+// hash aside: a writer checks an event before it seals and stores it.
+func (e Event) Check() error { return e.check() }
+
 func (e Event) check() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
@@ -284,17 +291,48 @@ func (e Event) check() error {
 		return bad("seq %d: %d lines, limit %d", e.Seq, len(e.Lines), maxLines)
 	case e.Amount < 0:
 		return bad("seq %d: negative amount", e.Seq)
+	case e.Amount > money.MaxAmount:
+		return fmt.Errorf("%w: seq %d: amount %d is over the limit of %d", ErrRange, e.Seq, e.Amount, money.MaxAmount)
+	case e.Points > MaxPoints || e.Points < -MaxPoints:
+		return fmt.Errorf("%w: seq %d: %d points, limit ±%d", ErrRange, e.Seq, e.Points, MaxPoints)
 	case (e.Seq == 1) != (e.PrevHash == ""):
 		return bad("seq %d: prev_hash must be empty exactly for seq 1", e.Seq)
+	}
+	for _, l := range e.Lines {
+		if l.Points > MaxPoints || l.Points < -MaxPoints {
+			return fmt.Errorf("%w: seq %d: a line of %d points, limit ±%d", ErrRange, e.Seq, l.Points, MaxPoints)
+		}
 	}
 	for _, s := range []string{e.Terminal, e.Epoch, e.ID, e.Member, e.Card, e.Ref, e.Store, e.Reward,
 		e.Charity, e.Target, e.Reason, e.Tier, e.NewCard, e.Name, e.Email, e.Phone, e.Currency, e.Birthday} {
 		if len(s) > maxText {
 			return bad("seq %d: a text field is longer than %d bytes", e.Seq, maxText)
 		}
+		if !utf8.ValidString(s) {
+			return bad("seq %d: a text field is not valid UTF-8", e.Seq)
+		}
 	}
 	return nil
 }
+
+// MaxPoints bounds the points of one event (and of each of its lines): far
+// above any real checkout, and far below what adding up events could
+// overflow. Amounts are bounded by money.MaxAmount.
+const MaxPoints int64 = 1_000_000_000_000_000
+
+// Provisional reports whether id is the terminal id a ledger is created
+// with ("T-" and eight hex digits), which its events carry until the
+// terminal joins head office and gets its own.
+func Provisional(id string) bool {
+	if len(id) != 10 || id[:2] != "T-" {
+		return false
+	}
+	_, err := hex.DecodeString(id[2:])
+	return err == nil
+}
+
+// ErrRange is an event whose amount or points are out of range.
+var ErrRange = errors.New("out of range")
 
 // Follows checks that a decoded event (whose own hash Decode has verified)
 // comes right after the event with sequence prevSeq and hash prevHash.

@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
-	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterr "go.etcd.io/bbolt/errors"
 )
 
 // Salvaged is what Salvage could read of a damaged file.
@@ -141,19 +144,24 @@ func (s *salvager) leaf(b []byte, fn visit) {
 }
 
 // Unlocked returns ErrLocked when a process holds the bbolt file at path
-// open (bbolt locks it with flock: exclusive for a writer, shared for a
-// reader).
+// open for writing: bbolt's own lock, taken by opening it read-only with a
+// short timeout (a file too damaged for bbolt to open is taken as not held).
 func Unlocked(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
+	if _, err := os.Stat(path); err != nil {
 		return err
 	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return ErrLocked
+	var locked bool
+	_ = Recover(path, func() error {
+		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
+		if errors.Is(err, bolterr.ErrTimeout) {
+			locked = true
+		} else if err == nil {
+			db.Close()
 		}
-		return err
+		return nil
+	})
+	if locked {
+		return ErrLocked
 	}
-	return syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return nil
 }

@@ -593,7 +593,8 @@ func (c *client) readPump(ctx context.Context, s *session, acks chan<- uint64, l
 				ch <- m
 			}
 		case syncproto.TypeError:
-			if m.Code == syncproto.CodeAuth || m.Code == syncproto.CodeChain {
+			switch m.Code {
+			case syncproto.CodeAuth, syncproto.CodeChain, syncproto.CodeRange, syncproto.CodeSkew:
 				return fmt.Errorf("%w%s", errRefused, m.Error)
 			}
 			if m.Code == syncproto.CodeProtocol && s.asked {

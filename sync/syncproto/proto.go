@@ -137,7 +137,9 @@ type Block struct {
 const (
 	CodeAuth     = "auth"     // unknown terminal, bad signature, wrong version
 	CodeProtocol = "protocol" // a malformed or unexpected message
-	CodeChain    = "chain"    // the terminal's hash chain is broken at Seq
+	CodeChain    = "chain"    // the terminal's hash chain is broken at Seq, an event was altered, or it is not the session's
+	CodeRange    = "range"    // an event's amount or points, or the balance it makes, are out of range
+	CodeSkew     = "skew"     // an event's time is too far from head office's clock
 	CodeInternal = "internal" // head office could not store the batch
 )
 

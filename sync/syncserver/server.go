@@ -100,6 +100,10 @@ type HeadOffice interface {
 	Epochs(ctx context.Context, terminal string) ([]string, error)
 }
 
+// refusal are the codes of an Ingest error that refuses the batch (the
+// terminal is told why and what was stored before it), not a failure.
+var refusal = map[string]bool{syncproto.CodeChain: true, syncproto.CodeProtocol: true, syncproto.CodeRange: true, syncproto.CodeSkew: true}
+
 // codeOf is the stable code of one of head office's refusals ("" for any
 // other error).
 func codeOf(err error) string {
@@ -417,7 +421,7 @@ func (c *conn) ingester(ctx context.Context, batches <-chan ledger.Batch, stop c
 		cancel()
 		c.s.metrics.events.Add(int64(b.Len()))
 		code := codeOf(err)
-		if err != nil && code != syncproto.CodeChain && code != syncproto.CodeProtocol {
+		if err != nil && !refusal[code] {
 			c.refuse(ctx, syncproto.CodeInternal, err)
 			return fail(err)
 		}
