@@ -158,7 +158,7 @@ func distrust(t *testing.T, s headoffice.Store) {
 		{"dated 1971", "skew", "clock_skew", next(func(e *ledger.Event) { e.Time = time.Date(1971, 1, 1, 0, 0, 0, 0, time.UTC) }), "T-1", "S1"},
 		{"9e18 points", "range", "out_of_range", next(func(e *ledger.Event) { e.Points = 9_000_000_000_000_000_000 }), "T-1", "S1"},
 		{"a balance past the limit", "range", "out_of_range", next(func(e *ledger.Event) { e.Points = headoffice.MaxBalance }), "T-1", "S1"},
-		{"an amount past the limit", "range", "out_of_range", next(func(e *ledger.Event) { e.Type, e.Amount = ledger.Earn, 1 << 62 }), "T-1", "S1"},
+		{"an amount past the limit", "range", "out_of_range", next(func(e *ledger.Event) { e.Type, e.Amount = ledger.Earn, 1<<62 }), "T-1", "S1"},
 	}
 	for _, c := range cases {
 		ack, err := o.Ingest(ctx, c.terminal, c.store, "ep1", ledger.DecodeBatch([][]byte{c.raw}))
