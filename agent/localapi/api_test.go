@@ -73,6 +73,9 @@ func TestBodiesAreChecked(t *testing.T) {
 		"unknown field": `{"card":"1","amount":"5","points":1000}`,
 		"not json":      `card=1`,
 		"two objects":   `{"card":"1","amount":"5"}{}`,
+		"a key twice":   `{"card":"1","amount":"5","amount":"500000"}`,
+		"a key's case":  `{"card":"1","Amount":"5"}`,
+		"invalid UTF-8": "{\"card\":\"1\",\"amount\":\"5\",\"ref\":\"r\xff\"}",
 		"oversized":     `{"card":"` + strings.Repeat("1", 2<<20) + `"}`,
 	} {
 		resp, err := http.Post("http://"+tcp+"/v1/earn", "application/json", bytes.NewBufferString(body))
@@ -106,5 +109,71 @@ func TestTCPOnlyOnLoopback(t *testing.T) {
 	_, err := localapi.Listen(t.TempDir()+"/s.sock", "0.0.0.0:0", http.NotFoundHandler())
 	if err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("listening on 0.0.0.0: %v", err)
+	}
+}
+
+// TestWebPagesRefused: what a page open in the till's browser could send to
+// the TCP address is refused before it reaches the agent: a foreign Origin,
+// a cross-site fetch, another Host (DNS rebinding), a POST not declared as
+// JSON. The same request as a POS integration sends it is served.
+func TestWebPagesRefused(t *testing.T) {
+	a, _, srv := serve(t, "127.0.0.1:0")
+	var tcp string
+	for _, ad := range srv.Addrs() {
+		if ad.Network() == "tcp" {
+			tcp = ad.String()
+		}
+	}
+	if _, err := a.Enroll(context.Background(), agent.EnrollRequest{Card: "4000000000000002"}); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"card":"4000000000000002","points":1000000,"reason":"x"}`
+	do := func(method, path, ctype string, hdr map[string]string) int {
+		req, _ := http.NewRequest(method, "http://"+tcp+path, strings.NewReader(body))
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		for k, v := range hdr {
+			if k == "Host" {
+				req.Host = v
+			} else {
+				req.Header.Set(k, v)
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for name, c := range map[string]struct {
+		ctype string
+		hdr   map[string]string
+		want  int
+	}{
+		"a foreign Origin":   {"text/plain", map[string]string{"Origin": "http://evil.example"}, http.StatusForbidden},
+		"JSON with Origin":   {"application/json", map[string]string{"Origin": "http://evil.example"}, http.StatusForbidden},
+		"a cross-site fetch": {"application/json", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		"DNS rebinding":      {"application/json", map[string]string{"Host": "evil.example:7070"}, http.StatusForbidden},
+		"text/plain":         {"text/plain", nil, http.StatusUnsupportedMediaType},
+		"a form":             {"application/x-www-form-urlencoded", nil, http.StatusUnsupportedMediaType},
+		"no type":            {"", nil, http.StatusUnsupportedMediaType},
+	} {
+		if got := do("POST", "/v1/adjust", c.ctype, c.hdr); got != c.want {
+			t.Errorf("%s: status %d, want %d", name, got, c.want)
+		}
+	}
+	if got := do("GET", "/v1/member?card=4000000000000002", "", map[string]string{"Host": "evil.example"}); got != http.StatusForbidden {
+		t.Errorf("member data to another Host: status %d", got)
+	}
+	if got := do("GET", "/v1/member?card=4000000000000002", "", nil); got != http.StatusOK {
+		t.Errorf("member data to a POS: status %d", got)
+	}
+	if m, err := a.Member(context.Background(), "4000000000000002"); err != nil || m.Balance != 0 {
+		t.Fatalf("a refused request moved points: %+v %v", m, err)
+	}
+	if got := do("POST", "/v1/adjust", "application/json; charset=utf-8", nil); got == http.StatusForbidden || got == http.StatusUnsupportedMediaType {
+		t.Errorf("a POS's JSON request: status %d", got)
 	}
 }

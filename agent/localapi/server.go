@@ -12,13 +12,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/internal/localhttp"
+	"github.com/offline-loyalty/terminal/internal/strictjson"
 	"github.com/offline-loyalty/terminal/internal/version"
 )
 
@@ -72,6 +75,8 @@ var errorCodes = []struct {
 	{agent.ErrVoid, "cannot_void", http.StatusConflict},
 	{agent.ErrRefund, "cannot_refund", http.StatusConflict},
 	{errTooLarge, "too_large", http.StatusRequestEntityTooLarge},
+	{errForeign, "forbidden", http.StatusForbidden},
+	{errMediaType, "unsupported_media_type", http.StatusUnsupportedMediaType},
 	{agent.ErrDiskFull, "disk_full", http.StatusInsufficientStorage},
 	{agent.ErrCorrupt, "corrupt", http.StatusInternalServerError},
 	{agent.ErrClosed, "closed", http.StatusServiceUnavailable},
@@ -180,7 +185,48 @@ func Handler(a Agent, log *slog.Logger) http.Handler {
 			log.Warn("export", "err", err)
 		}
 	})
-	return mux
+	return guard(mux, log)
+}
+
+// What a web page could send to the TCP address: a browser on the till may
+// reach 127.0.0.1 (a page's form or fetch, or a name of the page's own that
+// resolves to 127.0.0.1), the unix socket it cannot.
+var (
+	errForeign   = errors.New("refused: a request from a web page (an Origin, a cross-site fetch or a Host that is not this machine)")
+	errMediaType = errors.New("a request body must be Content-Type: application/json")
+)
+
+// guard refuses, on the TCP listener, requests a web page could make: with
+// an Origin header or a cross-site Sec-Fetch-Site, to a Host other than a
+// loopback address or localhost (DNS rebinding), or a POST whose body is not
+// declared application/json (a form or a text/plain fetch, which needs no
+// CORS preflight).
+func guard(next http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ip, _, err := net.SplitHostPort(r.RemoteAddr); err != nil || net.ParseIP(ip) == nil {
+			next.ServeHTTP(w, r) // the unix socket
+			return
+		}
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		ip := net.ParseIP(host)
+		site := r.Header.Get("Sec-Fetch-Site")
+		switch {
+		case r.Header.Get("Origin") != "", site != "" && site != "none" && site != "same-origin",
+			host != "localhost" && (ip == nil || !ip.IsLoopback()):
+			respond(w, log, nil, errForeign)
+			return
+		case r.Method == http.MethodPost:
+			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+				respond(w, log, nil, errMediaType)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // errTooLarge is a request body over maxBody.
@@ -197,13 +243,8 @@ func decode(r *http.Request, v any) error {
 		_, _ = io.CopyN(io.Discard, r.Body, drainBody)
 		return errTooLarge
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictjson.Decode(body, v); err != nil {
 		return fmt.Errorf("%w: request body: %v", agent.ErrInvalid, err)
-	}
-	if dec.More() {
-		return fmt.Errorf("%w: request body: trailing data", agent.ErrInvalid)
 	}
 	return nil
 }

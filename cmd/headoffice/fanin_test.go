@@ -277,7 +277,7 @@ func procCPU(b *testing.B, pid int) time.Duration {
 }
 
 // procPeakRSS is a process's peak resident memory (VmHWM), from /proc.
-func procPeakRSS(b *testing.B, pid int) int64 {
+func procPeakRSS(b testing.TB, pid int) int64 {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)

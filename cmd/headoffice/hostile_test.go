@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,8 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // dialFrom connects to addr from a loopback address of its own, as another
@@ -141,5 +145,63 @@ func TestHostileConnections(t *testing.T) {
 	}
 	if open := metric("headoffice_open_connections"); open == "0" {
 		t.Fatal("open connections not counted")
+	}
+}
+
+// TestPreAuthMemory: 200 connections that each start a 1 MiB hello hold no
+// memory of it: before the proof a message may be 4 KiB, and each is closed
+// at its limit. Head office's peak memory stays far below what their
+// messages would take.
+func TestPreAuthMemory(t *testing.T) {
+	raiseFileLimit()
+	dir := t.TempDir()
+	addr := freePort(t)
+	hq := &daemon{t: t, name: "headoffice", args: []string{"serve", "--listen", addr, "--data", filepath.Join(dir, "hq")}, ready: listening("tcp", addr)}
+	hq.start()
+	defer hq.kill()
+	const conns, each = 200, 1 << 20
+	var wg sync.WaitGroup
+	var closed sync.WaitGroup
+	var kept atomic.Int32
+	for i := range conns {
+		wg.Add(1)
+		closed.Add(1)
+		go func() {
+			defer wg.Done()
+			local := fmt.Sprintf("127.0.0.%d", 2+i/25)
+			d := websocket.Dialer{NetDial: func(_, a string) (net.Conn, error) { return dialFrom(local, a) }, HandshakeTimeout: 5 * time.Second}
+			ws, _, err := d.Dial("ws://"+addr+"/v1/sync", nil)
+			if err != nil {
+				t.Errorf("dial: %v", err)
+				closed.Done()
+				return
+			}
+			go func() {
+				defer closed.Done()
+				_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+				var ne net.Error
+				if _, _, err := ws.ReadMessage(); err == nil || errors.As(err, &ne) && ne.Timeout() {
+					kept.Add(1) // still open after 10 s
+				}
+			}()
+			w, err := ws.NextWriter(websocket.TextMessage)
+			if err != nil {
+				return
+			}
+			chunk := []byte(`{"type":"hello","terminal":"` + strings.Repeat("x", 64<<10))
+			for n := 0; n < each; n += len(chunk) {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	closed.Wait()
+	if kept.Load() != 0 {
+		t.Fatalf("%d of %d connections were kept open with an oversized hello", kept.Load(), conns)
+	}
+	if peak := procPeakRSS(t, hq.cmd.Process.Pid); peak > 100<<20 {
+		t.Fatalf("head office's peak memory %d MiB with %d unfinished hellos of %d KiB", peak>>20, conns, each>>10)
 	}
 }

@@ -39,8 +39,11 @@ const (
 	// preAuthPerAddress is how many connections one address may hold open
 	// before they prove a terminal's key (joins, handshakes, metrics).
 	preAuthPerAddress = 32
-	shutdownWait      = 10 * time.Second // connections get this long to finish at shutdown
-	dialTimeout       = 500 * time.Millisecond
+	// preAuthTotal bounds them over all addresses: with the handshake's
+	// frame limit, what connections that never authenticate can hold.
+	preAuthTotal = 4096
+	shutdownWait = 10 * time.Second // connections get this long to finish at shutdown
+	dialTimeout  = 500 * time.Millisecond
 )
 
 // dbRetryMax is the longest wait between two attempts to reach a database
@@ -133,7 +136,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ln := netlimit.Listen(tcp, preAuthPerAddress)
+	ln := netlimit.Listen(tcp, preAuthPerAddress, preAuthTotal)
 	perMinute := *joins
 	if perMinute == 0 {
 		perMinute = -1 // the flag's 0 is no limit; the option's 0 is the default

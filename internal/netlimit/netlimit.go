@@ -20,19 +20,21 @@ import (
 // not yet authenticated.
 type Listener struct {
 	net.Listener
-	perAddress int
+	perAddress, total int
 
 	mu      sync.Mutex
 	pending map[string]int // unauthenticated open connections by address
+	all     int            // and of all addresses
 
 	open    atomic.Int64
 	refused atomic.Int64
 }
 
 // Listen wraps ln with a limit of perAddress unauthenticated connections per
-// remote address.
-func Listen(ln net.Listener, perAddress int) *Listener {
-	return &Listener{Listener: ln, perAddress: perAddress, pending: map[string]int{}}
+// remote address, and of total from all addresses together (many addresses
+// of one attacker).
+func Listen(ln net.Listener, perAddress, total int) *Listener {
+	return &Listener{Listener: ln, perAddress: perAddress, total: total, pending: map[string]int{}}
 }
 
 // Accept returns the next connection within the limits; those past it are
@@ -45,9 +47,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		addr := host(c.RemoteAddr())
 		l.mu.Lock()
-		over := l.pending[addr] >= l.perAddress
+		over := l.pending[addr] >= l.perAddress || l.all >= l.total
 		if !over {
 			l.pending[addr]++
+			l.all++
 		}
 		l.mu.Unlock()
 		if over {
@@ -64,7 +67,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) Open() int64 { return l.open.Load() }
 
 // Refused is how many connections were closed at accept for their
-// address's limit.
+// address's limit or the total.
 func (l *Listener) Refused() int64 { return l.refused.Load() }
 
 func (l *Listener) release(addr string) {
@@ -72,6 +75,7 @@ func (l *Listener) release(addr string) {
 	if l.pending[addr]--; l.pending[addr] <= 0 {
 		delete(l.pending, addr)
 	}
+	l.all--
 	l.mu.Unlock()
 }
 

@@ -2,6 +2,7 @@ package netlimit
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func TestLimitPerAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := Listen(inner, 3)
+	l := Listen(inner, 3, 100)
 	defer l.Close()
 	accepted := make(chan net.Conn, 100)
 	go func() {
@@ -88,5 +89,42 @@ func TestLimitPerAddress(t *testing.T) {
 	}
 	if l.Open() != 5 {
 		t.Fatalf("open %d, want 5", l.Open())
+	}
+}
+
+// TestLimitTotal: many addresses together are held to the total of
+// connections before authentication.
+func TestLimitTotal(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listen(inner, 3, 4)
+	defer l.Close()
+	accepted := make(chan net.Conn, 100)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	addr := inner.Addr().String()
+	var held []net.Conn
+	for i := range 4 {
+		dialFrom(t, fmt.Sprintf("127.0.0.%d", 10+i), addr)
+		held = append(held, <-accepted)
+	}
+	if !closedSoon(dialFrom(t, "127.0.0.20", addr)) {
+		t.Fatal("a fifth connection of five addresses was kept past the total of four")
+	}
+	Authenticated(ConnContext(context.Background(), held[0]))
+	dialFrom(t, "127.0.0.21", addr)
+	select {
+	case <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an authenticated connection did not free its place in the total")
 	}
 }

@@ -22,6 +22,9 @@ const (
 	// MaxMessage bounds one message on the wire: a full upstream batch of
 	// MaxBatch events of about 500 bytes, with room to spare.
 	MaxMessage = 4 << 20
+	// MaxHandshake bounds a message before the terminal has proved its key:
+	// a hello or a proof is well under 1 KiB.
+	MaxHandshake = 4 << 10
 	// MaxBatch is the most events in one upstream message.
 	MaxBatch = 1000
 	// MaxFeed is the most member snapshots or blocked cards in one message.

@@ -213,7 +213,9 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered the client
 	}
 	defer ws.Close()
-	ws.SetReadLimit(syncproto.MaxMessage)
+	// Before the proof a connection may send only a few KiB: one that never
+	// authenticates holds no more than that.
+	ws.SetReadLimit(syncproto.MaxHandshake)
 	terminal, store, epoch, err := s.handshake(ws)
 	if err != nil {
 		// Only a refusal of who the terminal is tells it to stop; head
@@ -231,6 +233,7 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	// A terminal that proved its key no longer counts against its
 	// address's limit of connections before the handshake.
 	netlimit.Authenticated(r.Context())
+	ws.SetReadLimit(syncproto.MaxMessage)
 	s.metrics.connections.Add(1)
 	defer s.metrics.connections.Add(-1)
 	c := &conn{s: s, ws: ws, terminal: terminal, store: store, epoch: epoch, send: make(chan []byte, sendQueue),
