@@ -142,10 +142,35 @@ func (a *Agent) SetManagerPIN(pin string) error {
 	})
 }
 
-// CheckManagerPIN returns nil if pin is the manager PIN and ErrBadPIN if not.
+// Wrong manager PINs: after pinFreeTries in a row, each further try waits
+// twice as long as the last (1 s, 2 s, 4 s ... up to pinMaxWait); after
+// pinLockAfter the PIN is locked until UnlockManagerPIN. The count is in the
+// ledger, so a restart does not reset it.
+const (
+	pinFreeTries = 3
+	pinLockAfter = 10
+	pinMaxWait   = time.Minute
+)
+
+// CheckManagerPIN returns nil if pin is the manager PIN and ErrBadPIN if not;
+// ErrPINWait while the wait after the last wrong tries runs (the try is not
+// counted), ErrPINLocked once too many were wrong.
 func (a *Agent) CheckManagerPIN(pin string) error {
 	var stored string
-	_ = a.st.View(func(tx *store.Tx) error { stored = tx.Meta("pin"); return nil })
+	var fails uint64
+	var last time.Time
+	_ = a.st.View(func(tx *store.Tx) error {
+		stored, fails = tx.Meta("pin"), tx.MetaUint("pin_failures")
+		last, _ = time.Parse(time.RFC3339Nano, tx.Meta("pin_failed_at"))
+		return nil
+	})
+	now := a.now()
+	if fails >= pinLockAfter {
+		return fmt.Errorf("%w (%d): a manager unlocks it with pos-agent pin unlock", ErrPINLocked, fails)
+	}
+	if wait := pinWait(fails); wait > 0 && now.Before(last.Add(wait)) {
+		return fmt.Errorf("%w (%s)", ErrPINWait, last.Add(wait).Sub(now).Round(time.Second))
+	}
 	saltHex, hashHex, ok := strings.Cut(stored, ":")
 	if !ok {
 		return fmt.Errorf("%w: no manager PIN has been set", ErrBadPIN)
@@ -156,10 +181,40 @@ func (a *Agent) CheckManagerPIN(pin string) error {
 		return fmt.Errorf("%w: stored manager PIN", store.ErrCorrupt)
 	}
 	got, err := pbkdf2.Key(sha256.New, pin, salt, pinIterations, len(want))
-	if err != nil || subtle.ConstantTimeCompare(got, want) != 1 {
-		return ErrBadPIN
+	right := err == nil && subtle.ConstantTimeCompare(got, want) == 1
+	if right && fails == 0 {
+		return nil
 	}
-	return nil
+	err = a.st.Write(context.Background(), func(tx *store.Tx) error {
+		if right {
+			return tx.SetMetaUint("pin_failures", 0)
+		}
+		if err := tx.SetMetaUint("pin_failures", tx.MetaUint("pin_failures")+1); err != nil {
+			return err
+		}
+		return tx.SetMeta("pin_failed_at", now.UTC().Format(time.RFC3339Nano))
+	})
+	if err != nil || right {
+		return err
+	}
+	if fails+1 >= pinLockAfter {
+		return fmt.Errorf("%w (%d): a manager unlocks it with pos-agent pin unlock", ErrPINLocked, fails+1)
+	}
+	return ErrBadPIN
+}
+
+// pinWait is the wait before the next try after fails wrong ones.
+func pinWait(fails uint64) time.Duration {
+	if fails < pinFreeTries {
+		return 0
+	}
+	return min(time.Second<<(fails-pinFreeTries), pinMaxWait)
+}
+
+// UnlockManagerPIN clears the count of wrong manager PINs (a manager, at the
+// till's own account: the CLI over the unix socket).
+func (a *Agent) UnlockManagerPIN() error {
+	return a.st.Write(context.Background(), func(tx *store.Tx) error { return tx.SetMetaUint("pin_failures", 0) })
 }
 
 // Export calls fn with every ledger event, encoded, until fn returns an

@@ -26,6 +26,8 @@ var (
 	ErrVoid               = errors.New("cannot void")
 	ErrRefund             = errors.New("cannot refund")
 	ErrBadPIN             = errors.New("wrong PIN")
+	ErrPINWait            = errors.New("too many wrong PINs: wait before trying again")
+	ErrPINLocked          = errors.New("manager PIN locked after too many wrong attempts")
 	ErrRewardUnavailable  = errors.New("reward is not available today")
 
 	// The ledger file's errors, for callers that do not reach into the

@@ -129,6 +129,11 @@ func (o *Office) Close() {
 // Store is the store the Office runs on.
 func (o *Office) Store() Store { return o.store }
 
+// SignSync signs a statement of the sync protocol with head office's key
+// (the one member QR tokens are signed with, under another context; its
+// public half reaches a terminal at join).
+func (o *Office) SignSync(statement []byte) []byte { return ed25519.Sign(o.qrKey, statement) }
+
 // QRKey is head office's public key for member QR tokens.
 func (o *Office) QRKey() ed25519.PublicKey { return o.qrKey.Public().(ed25519.PublicKey) }
 

@@ -232,6 +232,8 @@ var refusals = []struct {
 	{agent.ErrVoid, "Cannot void"},
 	{agent.ErrRefund, "Cannot refund"},
 	{agent.ErrBadPIN, "Wrong PIN"},
+	{agent.ErrPINWait, "Too many wrong PINs: wait a moment and try again"},
+	{agent.ErrPINLocked, "The manager PIN is locked after too many wrong attempts"},
 	{agent.ErrInvalid, "Please check the input"},
 	{context.DeadlineExceeded, "The terminal did not answer in time; please try again"},
 }

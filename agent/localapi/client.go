@@ -138,6 +138,12 @@ func (c *Client) Adjust(ctx context.Context, r agent.AdjustRequest) (res agent.R
 	return res, c.call(ctx, http.MethodPost, "/v1/adjust", r, &res)
 }
 
+// UnlockManagerPIN calls POST /v1/pin/unlock (the unix socket only).
+func (c *Client) UnlockManagerPIN(ctx context.Context) error {
+	var out struct{}
+	return c.call(ctx, http.MethodPost, "/v1/pin/unlock", struct{}{}, &out)
+}
+
 // Expire calls POST /v1/expire.
 func (c *Client) Expire(ctx context.Context) (res agent.Housekeeping, err error) {
 	return res, c.call(ctx, http.MethodPost, "/v1/expire", nil, &res)

@@ -43,6 +43,7 @@ type Agent interface {
 	SetBasket(agent.Basket) error
 	Basket() agent.Basket
 	Expire(context.Context) (agent.Housekeeping, error)
+	UnlockManagerPIN() error
 }
 
 // Limits and timeouts of the server.
@@ -67,6 +68,9 @@ var errorCodes = []struct {
 	{agent.ErrUnknownCharity, "unknown_charity", http.StatusNotFound},
 	{agent.ErrUnknownCheckout, "unknown_checkout", http.StatusNotFound},
 	{agent.ErrBlockedCard, "blocked_card", http.StatusForbidden},
+	{agent.ErrBadPIN, "bad_pin", http.StatusForbidden},
+	{agent.ErrPINWait, "pin_wait", http.StatusTooManyRequests},
+	{agent.ErrPINLocked, "pin_locked", http.StatusLocked},
 	{agent.ErrInsufficientPoints, "insufficient_points", http.StatusConflict},
 	{agent.ErrOfflineLimit, "offline_limit", http.StatusConflict},
 	{agent.ErrCardExists, "card_exists", http.StatusConflict},
@@ -154,6 +158,9 @@ func Handler(a Agent, log *slog.Logger) http.Handler {
 		}
 		return a.ReplaceCard(r.Context(), req)
 	})
+	// Unlocking the manager PIN is the till's own account's: the unix socket
+	// only (guard refuses it on TCP).
+	post(unlockPath, func(*http.Request) (any, error) { return struct{}{}, a.UnlockManagerPIN() })
 	post("/v1/expire", func(r *http.Request) (any, error) { return a.Expire(r.Context()) })
 	post("/v1/basket", func(r *http.Request) (any, error) {
 		var b agent.Basket
@@ -196,6 +203,8 @@ var (
 	errMediaType = errors.New("a request body must be Content-Type: application/json")
 )
 
+const unlockPath = "/v1/pin/unlock"
+
 // guard refuses, on the TCP listener, requests a web page could make: with
 // an Origin header or a cross-site Sec-Fetch-Site, to a Host other than a
 // loopback address or localhost (DNS rebinding), or a POST whose body is not
@@ -216,7 +225,7 @@ func guard(next http.Handler, log *slog.Logger) http.Handler {
 		site := r.Header.Get("Sec-Fetch-Site")
 		switch {
 		case r.Header.Get("Origin") != "", site != "" && site != "none" && site != "same-origin",
-			host != "localhost" && (ip == nil || !ip.IsLoopback()):
+			host != "localhost" && (ip == nil || !ip.IsLoopback()), r.URL.Path == unlockPath:
 			respond(w, log, nil, errForeign)
 			return
 		case r.Method == http.MethodPost:

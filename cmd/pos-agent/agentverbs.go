@@ -53,6 +53,7 @@ func agentVerbs(v map[string]cli.Verb) {
 	v["status"] = cli.Verb{Usage: "status", Short: "terminal, link, queue, scanner and rules state", Run: runStatus}
 	v["stats"] = cli.Verb{Usage: "stats [--day YYYY-MM-DD]", Short: "the day's figures", Run: runStats}
 	v["demo"] = cli.Verb{Usage: "demo", Short: "seed an empty data directory with a fortnight of demo store activity", Run: runDemo}
+	v["pin unlock"] = cli.Verb{Usage: "pin unlock", Short: "lift the lock on the manager PIN after too many wrong attempts", Run: runPINUnlock}
 	v["repair"] = cli.Verb{Usage: "repair", Short: "rebuild a damaged or lost ledger from the events that still verify (the agent stopped)", Run: runRepair}
 	v["compact"] = cli.Verb{Usage: "compact", Short: "rewrite the stopped agent's ledger file without free space", Run: runCompact}
 	v["export"] = cli.Verb{Usage: "export", Short: "every ledger event as JSON lines", Run: runExport}
@@ -523,6 +524,18 @@ func runCompact(_ context.Context, args []string) error {
 	}
 	return c.Print(map[string]int64{"before": before, "after": after}, func(w io.Writer) {
 		fmt.Fprintf(w, "%s: %d bytes → %d bytes\n", filepath.Join(c.Data, agent.LedgerFile), before, after)
+	})
+}
+
+func runPINUnlock(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "pin unlock")
+	return withClient(ctx, fs, c, args, true, func() error { return nil }, func(cl *localapi.Client) error {
+		if err := cl.UnlockManagerPIN(ctx); err != nil {
+			return err
+		}
+		return c.Print(struct {
+			Unlocked bool `json:"unlocked"`
+		}{true}, func(w io.Writer) { fmt.Fprintln(w, "manager PIN unlocked: the count of wrong attempts starts again") })
 	})
 }
 

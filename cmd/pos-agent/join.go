@@ -17,6 +17,7 @@ func runJoin(ctx context.Context, args []string) error {
 	fs, c := cli.NewFlags(prog, "join")
 	hq := fs.String("hq", "", "head office URL, e.g. wss://hq.example.com/v1/sync")
 	code := fs.String("code", "", "one-time join code from headoffice terminal add")
+	insecure := fs.Bool("insecure-ws", false, "allow a ws:// URL to another machine (the join code, members and rules then travel in clear)")
 	if err := cli.Parse(fs, c, args); err != nil {
 		return err
 	}
@@ -34,7 +35,7 @@ func runJoin(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
-	link, err := syncclient.Join(ctx, a, c.Data, *hq, *code)
+	link, err := syncclient.Join(ctx, a, c.Data, *hq, *code, *insecure)
 	if err != nil {
 		return err
 	}

@@ -126,7 +126,7 @@ func (s *settingsBackend) Join(ctx context.Context, hq, code string) error {
 	} else if joined {
 		return errors.New("this terminal has joined head office already")
 	}
-	link, err := syncclient.Join(ctx, s.a, s.dir, hq, code)
+	link, err := syncclient.Join(ctx, s.a, s.dir, hq, code, false)
 	if err != nil {
 		return err
 	}

@@ -181,7 +181,7 @@ func catchUp(b *testing.B, dir string, store headoffice.Store) (uint64, time.Dur
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := syncclient.Join(ctx, a, dir, url, code); err != nil {
+	if _, err := syncclient.Join(ctx, a, dir, url, code, false); err != nil {
 		b.Fatal(err)
 	}
 	want := a.Status().Seq

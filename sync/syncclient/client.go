@@ -20,11 +20,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +96,9 @@ type Link struct {
 	Terminal string `json:"terminal"`
 	Store    string `json:"store"`
 	QRKey    []byte `json:"qr_key"` // head office's public key for member QR tokens
+	// Insecure records that the terminal joined with --insecure-ws: a ws://
+	// URL to a head office that is not on this machine is then allowed.
+	Insecure bool `json:"insecure,omitempty"`
 }
 
 // LoadLink reads the link saved by Join; ok is false when the terminal has
@@ -114,7 +119,7 @@ func LoadLink(dir string) (Link, bool, error) {
 }
 
 // syncURL checks a head office URL and returns it with the sync path.
-func syncURL(raw string) (*url.URL, error) {
+func syncURL(raw string, insecure bool) (*url.URL, error) {
 	if len(raw) > maxURL {
 		return nil, errors.New("head office URL is too long")
 	}
@@ -122,10 +127,22 @@ func syncURL(raw string) (*url.URL, error) {
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 		return nil, fmt.Errorf("head office URL %q must look like wss://host/v1/sync", raw)
 	}
+	if u.Scheme == "ws" && !insecure && !loopback(u.Hostname()) {
+		return nil, fmt.Errorf("head office URL %q is ws:// to another machine: the join code, members and rules would travel in clear; use wss:// (or --insecure-ws on a network of your own)", raw)
+	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/v1/sync"
 	}
 	return u, nil
+}
+
+// loopback reports whether host names this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func tlsConfig(dir string) (*tls.Config, error) {
@@ -164,9 +181,9 @@ func writePrivate(path string, b []byte) error {
 // Join exchanges a one-time code for this terminal's identity at head office:
 // it makes a key pair, sends the public key with the code, keeps the private
 // key in dir (0600) with the link, and gives the agent its terminal id and
-// store.
-func Join(ctx context.Context, a Agent, dir, hq, code string) (Link, error) {
-	u, err := syncURL(hq)
+// store. insecure allows a ws:// URL to another machine (--insecure-ws).
+func Join(ctx context.Context, a Agent, dir, hq, code string, insecure bool) (Link, error) {
+	u, err := syncURL(hq, insecure)
 	if err != nil {
 		return Link{}, err
 	}
@@ -221,7 +238,7 @@ func Join(ctx context.Context, a Agent, dir, hq, code string) (Link, error) {
 	if err := json.Unmarshal(raw, &jr); err != nil || jr.Terminal == "" {
 		return Link{}, errors.New("join: head office's answer is not a join response")
 	}
-	link := Link{Version: 1, HQ: u.String(), Terminal: jr.Terminal, Store: jr.Store, QRKey: jr.QRKey}
+	link := Link{Version: 1, HQ: u.String(), Terminal: jr.Terminal, Store: jr.Store, QRKey: jr.QRKey, Insecure: insecure}
 	if err := writePrivate(filepath.Join(dir, KeyFile), priv.Seed()); err != nil {
 		return Link{}, err
 	}
@@ -244,6 +261,10 @@ var errRefused = errors.New("head office refused: ")
 // handshake: a refusal of who the terminal is stops the link; anything
 // else (head office cannot read its store) is retried.
 func refusal(m syncproto.Message) error {
+	if strings.Contains(m.Error, "protocol version") {
+		// An older head office: retried with backoff until it is upgraded.
+		return fmt.Errorf("head office does not speak protocol version %d (upgrade it): %s", syncproto.Version, m.Error)
+	}
 	if m.Code == syncproto.CodeAuth || m.Code == "" {
 		return fmt.Errorf("%w%s", errRefused, m.Error)
 	}
@@ -266,7 +287,7 @@ func Run(ctx context.Context, a Agent, dir, hq string, log *slog.Logger) error {
 	if hq == "" {
 		hq = link.HQ
 	}
-	u, err := syncURL(hq)
+	u, err := syncURL(hq, link.Insecure)
 	if err != nil {
 		return err
 	}
@@ -278,8 +299,15 @@ func Run(ctx context.Context, a Agent, dir, hq string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	c := &client{a: a, url: u.String(), terminal: link.Terminal, key: ed25519.NewKeyFromSeed(seed), log: log,
+	c := &client{a: a, url: u.String(), terminal: link.Terminal, key: ed25519.NewKeyFromSeed(seed), log: log, version: 1,
 		dialer: &websocket.Dialer{HandshakeTimeout: dialWait, TLSClientConfig: tc, EnableCompression: true}}
+	// A terminal that has head office's key (every join gives it) asks for
+	// and checks head office's signature on every message.
+	if len(link.QRKey) == ed25519.PublicKeySize {
+		c.hqKey, c.version = ed25519.PublicKey(link.QRKey), syncproto.Version
+	} else {
+		log.Warn("link.json has no head office key: messages from head office are not verified; join again to verify them")
+	}
 	a.SetLookup(c.lookup)
 	defer a.SetLookup(nil)
 	b := backoff.NewExponentialBackOff()
@@ -330,6 +358,8 @@ type client struct {
 	key      ed25519.PrivateKey
 	log      *slog.Logger
 	dialer   *websocket.Dialer
+	hqKey    ed25519.PublicKey // head office's, from the join: messages are verified with it
+	version  int               // the protocol version spoken: 2 with hqKey
 
 	mu      stdsync.Mutex
 	current *session // nil while offline
@@ -343,6 +373,7 @@ type client struct {
 // session is one connection.
 type session struct {
 	ws      *websocket.Conn
+	id      string // head office's session id, which its signatures are bound to
 	send    chan []byte
 	done    chan struct{}
 	mu      stdsync.Mutex
@@ -384,7 +415,7 @@ func (c *client) session(ctx context.Context, lastSync *time.Time) error {
 	defer ws.Close()
 	ws.SetReadLimit(syncproto.MaxMessage)
 	id := c.a.Identity()
-	welcome, err := c.handshake(ws, id.Epoch)
+	welcome, sessionID, err := c.handshake(ws, id.Epoch)
 	if err != nil {
 		return err
 	}
@@ -395,7 +426,7 @@ func (c *client) session(ctx context.Context, lastSync *time.Time) error {
 	}
 	*lastSync = time.Now()
 	c.a.SetLink(agent.LinkState{Online: true, LastSync: *lastSync})
-	s := &session{ws: ws, send: make(chan []byte, sendQueue), done: make(chan struct{}), waiting: map[string]chan syncproto.Message{}}
+	s := &session{ws: ws, id: sessionID, send: make(chan []byte, sendQueue), done: make(chan struct{}), waiting: map[string]chan syncproto.Message{}}
 	cur := c.a.Cursors()
 	if err := s.queue(syncproto.Message{Type: syncproto.TypeCursors, RulesVersion: cur.Rules, Cursor: cur.Members, BlockCursor: cur.Blocked}); err != nil {
 		return err
@@ -426,41 +457,58 @@ func (c *client) session(ctx context.Context, lastSync *time.Time) error {
 	return err
 }
 
-// handshake proves the terminal's identity and returns head office's welcome.
-func (c *client) handshake(ws *websocket.Conn, epoch string) (syncproto.Message, error) {
+// handshake proves the terminal's identity and returns head office's welcome
+// (its signature checked in version 2) and the session.
+func (c *client) handshake(ws *websocket.Conn, epoch string) (syncproto.Message, string, error) {
 	deadline := time.Now().Add(handshake)
 	_ = ws.SetReadDeadline(deadline)
 	_ = ws.SetWriteDeadline(deadline)
-	hello := syncproto.Message{Type: syncproto.TypeHello, Version: syncproto.Version, Terminal: c.terminal, Epoch: epoch}
+	hello := syncproto.Message{Type: syncproto.TypeHello, Version: c.version, Terminal: c.terminal, Epoch: epoch}
 	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(hello)); err != nil {
-		return syncproto.Message{}, err
+		return syncproto.Message{}, "", err
 	}
 	ch, err := syncproto.Read(ws)
 	if err != nil {
-		return syncproto.Message{}, fmt.Errorf("handshake: %w", err)
+		return syncproto.Message{}, "", fmt.Errorf("handshake: %w", err)
 	}
 	if ch.Type == syncproto.TypeError {
-		return syncproto.Message{}, refusal(ch)
+		return syncproto.Message{}, "", refusal(ch)
 	}
 	if ch.Type != syncproto.TypeChallenge || len(ch.Nonce) != syncproto.NonceSize || ch.Session == "" {
-		return syncproto.Message{}, errors.New("handshake: expected a challenge")
+		return syncproto.Message{}, "", errors.New("handshake: expected a challenge")
 	}
 	proof := syncproto.Message{Type: syncproto.TypeProof, Sig: ed25519.Sign(c.key, syncproto.Statement(c.terminal, ch.Session, ch.Nonce))}
 	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(proof)); err != nil {
-		return syncproto.Message{}, err
+		return syncproto.Message{}, "", err
 	}
 	w, err := syncproto.Read(ws)
 	if err != nil {
-		return syncproto.Message{}, fmt.Errorf("handshake: %w", err)
+		return syncproto.Message{}, "", fmt.Errorf("handshake: %w", err)
 	}
 	if w.Type == syncproto.TypeError {
-		return syncproto.Message{}, refusal(w)
+		return syncproto.Message{}, "", refusal(w)
 	}
 	if w.Type != syncproto.TypeWelcome {
-		return syncproto.Message{}, errors.New("handshake: expected a welcome")
+		return syncproto.Message{}, "", errors.New("handshake: expected a welcome")
+	}
+	if err := c.verify(ch.Session, w); err != nil {
+		return syncproto.Message{}, "", err
 	}
 	_ = ws.SetWriteDeadline(time.Time{})
-	return w, nil
+	return w, ch.Session, nil
+}
+
+// verify checks head office's signature on a message of session (version
+// 2); a message that fails is not head office's, and the connection is
+// dropped before it is used.
+func (c *client) verify(session string, m syncproto.Message) error {
+	if c.hqKey == nil {
+		return nil
+	}
+	if len(m.Sig) != ed25519.SignatureSize || !ed25519.Verify(c.hqKey, syncproto.HeadOfficeStatement(session, m), m.Sig) {
+		return fmt.Errorf("%w: a %s message not signed by head office's key", syncproto.ErrMalformed, m.Type)
+	}
+	return nil
 }
 
 // writePump is the connection's only writer; it also pings.
@@ -534,6 +582,9 @@ func (c *client) readPump(ctx context.Context, s *session, acks chan<- uint64, l
 		m, err := syncproto.Read(s.ws)
 		if err != nil {
 			return fmt.Errorf("read: %w", err)
+		}
+		if err := c.verify(s.id, m); err != nil {
+			return err
 		}
 		_ = s.ws.SetReadDeadline(time.Now().Add(pongWait))
 		switch m.Type {

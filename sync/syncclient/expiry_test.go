@@ -45,7 +45,7 @@ func TestExpiryOnceAcrossTerminals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := syncclient.Join(ctx, a, dir, url, code); err != nil {
+		if _, err := syncclient.Join(ctx, a, dir, url, code, false); err != nil {
 			t.Fatal(err)
 		}
 		go func() { _ = syncclient.Run(ctx, a, dir, "", quiet) }()

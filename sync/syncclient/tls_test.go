@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,13 +66,13 @@ func TestSyncOverTLSWithPinnedCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Without the pinned CA the certificate is not trusted.
-	if _, err := syncclient.Join(ctx, a, dir, url, code); err == nil {
+	if _, err := syncclient.Join(ctx, a, dir, url, code, false); err == nil {
 		t.Fatal("joined a head office whose certificate nothing vouches for")
 	}
 	if err := os.WriteFile(filepath.Join(dir, syncclient.CAFile), caPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := syncclient.Join(ctx, a, dir, url, code); err != nil {
+	if _, err := syncclient.Join(ctx, a, dir, url, code, false); err != nil {
 		t.Fatalf("join with the pinned CA: %v", err)
 	}
 	if _, err := a.Enroll(ctx, agent.EnrollRequest{Card: "4000000000000002"}); err != nil {
@@ -88,5 +89,34 @@ func TestSyncOverTLSWithPinnedCA(t *testing.T) {
 	}
 	if !a.Status().Online {
 		t.Fatal("link not online")
+	}
+}
+
+// TestCleartextOnlyToThisMachine: a ws:// URL to another machine is refused
+// before anything is sent (the join code would travel in clear), unless
+// asked for; ws:// to loopback and wss:// anywhere are allowed.
+func TestCleartextOnlyToThisMachine(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	a, err := agent.Open(ctx, dir, agent.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for _, url := range []string{"ws://192.0.2.1:8780/v1/sync", "ws://hq.example.com/v1/sync", "ws://[2001:db8::1]/v1/sync"} {
+		_, err := syncclient.Join(ctx, a, dir, url, "CODE-CODE-CODE", false)
+		if err == nil || !strings.Contains(err.Error(), "in clear") {
+			t.Fatalf("%s: %v, want a refusal of cleartext", url, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, syncclient.KeyFile)); err == nil {
+			t.Fatalf("%s: a key was made for a refused URL", url)
+		}
+	}
+	for _, url := range []string{"ws://192.0.2.1:1/v1/sync", "ws://127.0.0.1:1/v1/sync", "ws://localhost:1/v1/sync", "wss://127.0.0.1:1/v1/sync"} {
+		insecure := strings.HasPrefix(url, "ws://192.")
+		if _, err := syncclient.Join(ctx, a, dir, url, "CODE-CODE-CODE", insecure); err == nil || strings.Contains(err.Error(), "in clear") {
+			t.Fatalf("%s (insecure %v): %v, want it tried", url, insecure, err)
+		}
 	}
 }

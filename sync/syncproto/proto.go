@@ -13,9 +13,16 @@ import (
 	"time"
 )
 
-// Version is the protocol version a terminal announces in its hello. Head
-// office refuses versions it does not speak.
-const Version = 1
+// Version is the protocol version a terminal announces in its hello; head
+// office speaks OldestVersion to Version and refuses others. Version 2 adds
+// head office's signature on every message it sends after the proof.
+const (
+	Version       = 2
+	OldestVersion = 1
+)
+
+// Signed reports whether head office signs its messages in version v.
+func Signed(v int) bool { return v >= 2 }
 
 // Limits.
 const (
@@ -283,6 +290,25 @@ func Statement(terminal, session string, nonce []byte) []byte {
 		b.WriteByte(0)
 		b.Write(part)
 	}
+	return b.Bytes()
+}
+
+// headOfficeContext separates head office's signatures on its messages.
+const headOfficeContext = "loyalty-sync-v2 head office"
+
+// HeadOfficeStatement is what head office signs of a message it sends in a
+// session (version 2): the message as encoded without its signature, bound
+// to the session, so that a message can neither be forged nor moved to
+// another connection. The terminal decodes, clears Sig and encodes again:
+// Encode gives the same bytes for the same message.
+func HeadOfficeStatement(session string, m Message) []byte {
+	m.Sig = nil
+	var b bytes.Buffer
+	b.WriteString(headOfficeContext)
+	b.WriteByte(0)
+	b.WriteString(session)
+	b.WriteByte(0)
+	b.Write(Encode(m))
 	return b.Bytes()
 }
 

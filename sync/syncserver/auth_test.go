@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -77,8 +78,13 @@ func recv(ws *websocket.Conn) (syncproto.Message, error) {
 // to the proof and the challenge it signed.
 func handshake(t *testing.T, url, terminal string, sign func(challenge syncproto.Message) []byte) (syncproto.Message, syncproto.Message, error) {
 	t.Helper()
+	return handshakeV(t, url, terminal, syncproto.Version, sign)
+}
+
+func handshakeV(t *testing.T, url, terminal string, version int, sign func(challenge syncproto.Message) []byte) (syncproto.Message, syncproto.Message, error) {
+	t.Helper()
 	ws := dial(t, url)
-	send(t, ws, syncproto.Message{Type: syncproto.TypeHello, Version: syncproto.Version, Terminal: terminal, Epoch: "ep1"})
+	send(t, ws, syncproto.Message{Type: syncproto.TypeHello, Version: version, Terminal: terminal, Epoch: "ep1"})
 	ch, err := recv(ws)
 	if err != nil {
 		return syncproto.Message{}, ch, err
@@ -178,5 +184,28 @@ func TestHandshakeStoreDown(t *testing.T) {
 	_, first, _ := handshake(t, "ws://"+ln.Addr().String()+"/v1/sync", id, signer(id, key))
 	if first.Type != syncproto.TypeError || first.Code != syncproto.CodeInternal {
 		t.Fatalf("handshake with the store closed: %+v", first)
+	}
+}
+
+// TestVersions: a terminal of version 2 gets a welcome signed by head
+// office's key and bound to its session; one of version 1 (not upgraded
+// yet) is still served, unsigned; others are refused.
+func TestVersions(t *testing.T) {
+	s, url := startHQ(t)
+	id, key := joined(t, s, "till1")
+	w, ch, err := handshakeV(t, url, id, 2, signer(id, key))
+	if err != nil || w.Type != syncproto.TypeWelcome || !ed25519.Verify(s.QRKey(), syncproto.HeadOfficeStatement(ch.Session, w), w.Sig) {
+		t.Fatalf("version 2: %+v %v: want a welcome signed for the session", w, err)
+	}
+	if ed25519.Verify(s.QRKey(), syncproto.HeadOfficeStatement("another-session", w), w.Sig) {
+		t.Fatal("the welcome's signature holds for another session")
+	}
+	w, _, err = handshakeV(t, url, id, 1, signer(id, key))
+	if err != nil || w.Type != syncproto.TypeWelcome || w.Sig != nil {
+		t.Fatalf("version 1: %+v %v: want an unsigned welcome", w, err)
+	}
+	for _, v := range []int{0, 3} {
+		m, _, err := handshakeV(t, url, id, v, signer(id, key))
+		refused(t, fmt.Sprint("version ", v), m, err)
 	}
 }

@@ -98,6 +98,9 @@ type HeadOffice interface {
 	History(ctx context.Context, terminal, epoch string, after, until uint64, limit, budget int) ([][]byte, uint64, error)
 	// Epochs returns the epochs of the terminal's events head office holds.
 	Epochs(ctx context.Context, terminal string) ([]string, error)
+	// SignSync signs a statement with head office's key, the one terminals
+	// received at join.
+	SignSync(statement []byte) []byte
 }
 
 // refusal are the codes of an Ingest error that refuses the batch (the
@@ -202,6 +205,8 @@ type conn struct {
 	terminal string
 	store    string
 	epoch    string
+	session  string
+	signed   bool // version 2: every message sent is signed
 	send     chan []byte
 	cursors  chan syncproto.Message // the terminal's feed positions, once
 	log      *slog.Logger
@@ -216,7 +221,7 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	// Before the proof a connection may send only a few KiB: one that never
 	// authenticates holds no more than that.
 	ws.SetReadLimit(syncproto.MaxHandshake)
-	terminal, store, epoch, err := s.handshake(ws)
+	hs, err := s.handshake(ws)
 	if err != nil {
 		// Only a refusal of who the terminal is tells it to stop; head
 		// office failing to read its store is worth a retry.
@@ -236,9 +241,9 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(syncproto.MaxMessage)
 	s.metrics.connections.Add(1)
 	defer s.metrics.connections.Add(-1)
-	c := &conn{s: s, ws: ws, terminal: terminal, store: store, epoch: epoch, send: make(chan []byte, sendQueue),
-		cursors: make(chan syncproto.Message, 1), log: s.log.With("terminal", terminal)}
-	c.log.Info("terminal connected", "epoch", epoch)
+	c := &conn{s: s, ws: ws, terminal: hs.terminal, store: hs.store, epoch: hs.epoch, session: hs.session, signed: syncproto.Signed(hs.version),
+		send: make(chan []byte, sendQueue), cursors: make(chan syncproto.Message, 1), log: s.log.With("terminal", hs.terminal)}
+	c.log.Info("terminal connected", "epoch", hs.epoch, "version", hs.version)
 	ctx, cancel := context.WithCancel(r.Context())
 	var wg stdsync.WaitGroup
 	wg.Add(2)
@@ -257,22 +262,22 @@ func (e internalError) Error() string { return "head office: " + e.err.Error() }
 func (e internalError) Unwrap() error { return e.err }
 
 // handshake reads hello and proof, and nothing else, under one deadline.
-func (s *Server) handshake(ws *websocket.Conn) (terminal, store, epoch string, err error) {
+func (s *Server) handshake(ws *websocket.Conn) (hs handshaken, err error) {
 	deadline := time.Now().Add(handshakeWait)
 	_ = ws.SetReadDeadline(deadline)
 	_ = ws.SetWriteDeadline(deadline)
 	hello, err := syncproto.Read(ws)
 	if err != nil {
-		return "", "", "", err
+		return hs, err
 	}
-	if hello.Type != syncproto.TypeHello || hello.Version != syncproto.Version || hello.Terminal == "" || hello.Epoch == "" {
-		return "", "", "", fmt.Errorf("expected hello of protocol version %d", syncproto.Version)
+	if hello.Type != syncproto.TypeHello || hello.Version < syncproto.OldestVersion || hello.Version > syncproto.Version || hello.Terminal == "" || hello.Epoch == "" {
+		return hs, fmt.Errorf("expected hello of protocol version %d to %d", syncproto.OldestVersion, syncproto.Version)
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	store, key, ok, err := s.hq.Terminal(ctx, hello.Terminal)
 	if err != nil {
-		return "", "", "", internalError{err}
+		return hs, internalError{err}
 	}
 	// Answer an unknown terminal exactly like a known one until the proof,
 	// so that the handshake does not tell which terminal ids exist.
@@ -282,27 +287,37 @@ func (s *Server) handshake(ws *websocket.Conn) (terminal, store, epoch string, e
 	_, _ = rand.Read(sess)
 	session := hex.EncodeToString(sess)
 	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(syncproto.Message{Type: syncproto.TypeChallenge, Nonce: nonce, Session: session})); err != nil {
-		return "", "", "", err
+		return hs, err
 	}
 	proof, err := syncproto.Read(ws)
 	if err != nil {
-		return "", "", "", err
+		return hs, err
 	}
 	if proof.Type != syncproto.TypeProof || !ok || len(key) != ed25519.PublicKeySize ||
 		!ed25519.Verify(key, syncproto.Statement(hello.Terminal, session, nonce), proof.Sig) {
-		return "", "", "", errors.New("unknown terminal or wrong key")
+		return hs, errors.New("unknown terminal or wrong key")
 	}
 	durable, err := s.hq.Durable(ctx, hello.Terminal, hello.Epoch)
 	if err != nil {
-		return "", "", "", internalError{err}
+		return hs, internalError{err}
 	}
 	welcome := syncproto.Message{Type: syncproto.TypeWelcome, Terminal: hello.Terminal, Epoch: hello.Epoch, Seq: durable,
 		HLC: ledger.NextHLC(0, s.now())}
-	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(welcome)); err != nil {
-		return "", "", "", err
+	if syncproto.Signed(hello.Version) {
+		welcome.Sig = s.hq.SignSync(syncproto.HeadOfficeStatement(session, welcome))
 	}
-	return hello.Terminal, store, hello.Epoch, nil
+	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(welcome)); err != nil {
+		return hs, err
+	}
+	return handshaken{terminal: hello.Terminal, store: store, epoch: hello.Epoch, session: session, version: hello.Version}, nil
 }
+
+// handshaken is who a handshake proved, and how the session speaks.
+type handshaken struct {
+	terminal, store, epoch, session string
+	version                         int
+}
+
 
 // readPump is the connection's only reader. Upstream batches are decoded here
 // and committed in order by the connection's ingester, so that the next batch
@@ -448,6 +463,9 @@ func (c *conn) refuse(ctx context.Context, code string, err error) {
 
 // queue hands a message to the write pump.
 func (c *conn) queue(ctx context.Context, m syncproto.Message) bool {
+	if c.signed {
+		m.Sig = c.s.hq.SignSync(syncproto.HeadOfficeStatement(c.session, m))
+	}
 	select {
 	case c.send <- syncproto.Encode(m):
 		return true

@@ -1,0 +1,125 @@
+package syncclient_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/rules"
+	"github.com/offline-loyalty/terminal/sync/syncclient"
+	"github.com/offline-loyalty/terminal/sync/syncproto"
+	"github.com/offline-loyalty/terminal/sync/syncserver"
+)
+
+// relay is a websocket man in the middle between a terminal and head
+// office: it passes every message on, and, while tamper is set, changes
+// the rules documents head office sends (keeping their signature).
+type relay struct {
+	target   string
+	tamper   atomic.Bool
+	tampered atomic.Int32
+}
+
+func (p *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	up, _, err := websocket.DefaultDialer.Dial(p.target, nil)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	down, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer down.Close()
+	go func() {
+		for {
+			t, b, err := down.ReadMessage()
+			if err != nil || up.WriteMessage(t, b) != nil {
+				up.Close()
+				return
+			}
+		}
+	}()
+	for {
+		t, b, err := up.ReadMessage()
+		if err != nil {
+			return
+		}
+		if m, err := syncproto.Decode(b); err == nil && m.Type == syncproto.TypeRules && p.tamper.Load() {
+			m.Rules = json.RawMessage(strings.Replace(string(m.Rules), `"version":50`, `"version":51`, 1))
+			m.RulesVersion = 51
+			b = syncproto.Encode(m)
+			p.tampered.Add(1)
+		}
+		if down.WriteMessage(t, b) != nil {
+			return
+		}
+	}
+}
+
+// TestForgedMessagesRefused: a rules document changed on its way from head
+// office (by anything between them that can read the stream) is refused by
+// the terminal and never applied; the same document untouched is applied.
+func TestForgedMessagesRefused(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ln := listenLocal(t)
+	hq := serveHQ(t, ln, syncserver.Options{Logger: quiet})
+	p := &relay{target: "ws://" + ln.Addr().String() + "/v1/sync"}
+	proxy := httptest.NewServer(p)
+	defer proxy.Close()
+	url := "ws" + strings.TrimPrefix(proxy.URL, "http") + "/v1/sync"
+
+	dir := t.TempDir()
+	a, err := agent.Open(ctx, dir, agent.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	_, code, err := hq.AddTerminal(ctx, "store-1", "till-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := syncclient.Join(ctx, a, dir, p.target, code, false); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(version int) {
+		d := rules.Default()
+		d.Version = version
+		b, _ := json.Marshal(d)
+		if _, err := hq.SetRules(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.tamper.Store(true)
+	publish(50)
+	go func() { _ = syncclient.Run(ctx, a, dir, url, quiet) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.tampered.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the relay never saw the rules go by")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := a.Rules().Version; v == 51 {
+		t.Fatal("a forged rules document was applied")
+	}
+	if st := a.Status(); !strings.Contains(st.LinkError, "not signed") {
+		t.Fatalf("link error %q, want the refusal of an unsigned message", st.LinkError)
+	}
+	p.tamper.Store(false)
+	for a.Rules().Version != 50 {
+		if time.Now().After(deadline.Add(20 * time.Second)) {
+			t.Fatal("the genuine rules document never arrived")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
