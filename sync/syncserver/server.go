@@ -318,7 +318,6 @@ type handshaken struct {
 	version                         int
 }
 
-
 // readPump is the connection's only reader. Upstream batches are decoded here
 // and committed in order by the connection's ingester, so that the next batch
 // is read and decoded while the previous one is written to disk.
