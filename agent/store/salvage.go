@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -108,4 +109,89 @@ func findEvents(b []byte) [][]byte {
 		}
 		out = append(out, bytes.Clone(window[:end]))
 	}
+}
+
+// lostCommit refuses a ledger that bbolt opened at an older commit than the
+// file holds: when one of its two meta pages is damaged bbolt falls back to
+// the other, and if the file still holds the event that follows the last
+// one of the tree (its epoch, the next sequence, linked to the last one's
+// hash), that commit is lost from the tree and the next operation would
+// reuse its sequence. It runs before anything is written to the file (a
+// commit would overwrite the damaged meta page). A torn meta page of a
+// commit never acknowledged is refused the same way; the repair keeps its
+// event either way.
+func (s *Store) lostCommit() error {
+	one, err := boltfile.OneMetaInvalid(s.path)
+	if err != nil || !one {
+		return err
+	}
+	var epoch, last []byte
+	err = s.guard(func() error {
+		return s.db.View(func(btx *bolt.Tx) error {
+			if m := btx.Bucket(bMeta); m != nil {
+				epoch = bytes.Clone(m.Get([]byte("epoch")))
+			}
+			if b := btx.Bucket(bEvents); b != nil {
+				_, v := b.Cursor().Last()
+				last = bytes.Clone(v)
+			}
+			return nil
+		})
+	})
+	if err != nil || epoch == nil {
+		return err
+	}
+	var seq uint64
+	var hash []byte
+	if last != nil {
+		n, h, ok := seqAndHash(last)
+		if !ok {
+			return nil // the chain check that follows refuses it
+		}
+		seq, hash = n, h
+	}
+	fi, err := os.Stat(s.path)
+	if err != nil || fi.Size() > maxSalvage {
+		return err
+	}
+	raw, err := os.ReadFile(s.path)
+	if err != nil {
+		return err
+	}
+	wantEpoch := []byte(`"epoch":"` + string(epoch) + `"`)
+	wantSeq := []byte(`"seq":` + strconv.FormatUint(seq+1, 10) + `,`)
+	wantPrev := []byte(`"prev_hash":"` + string(hash) + `"`)
+	for _, e := range findEvents(raw) {
+		if bytes.Contains(e, wantEpoch) && bytes.Contains(e, wantSeq) && (seq == 0 || bytes.Contains(e, wantPrev)) {
+			return fmt.Errorf("%w: %s: a meta page is damaged and the file opens at an older commit, without event %d that the file still holds (nothing was written; pos-agent repair keeps it)",
+				ErrCorrupt, s.path, seq+1)
+		}
+	}
+	return nil
+}
+
+// seqAndHash reads the sequence and hash of an encoded event.
+func seqAndHash(e []byte) (uint64, []byte, bool) {
+	_, rest, ok := bytes.Cut(e, []byte(`"seq":`))
+	if !ok {
+		return 0, nil, false
+	}
+	end := bytes.IndexByte(rest, ',')
+	if end < 0 {
+		return 0, nil, false
+	}
+	n, err := strconv.ParseUint(string(rest[:end]), 10, 64)
+	if err != nil {
+		return 0, nil, false
+	}
+	i := bytes.LastIndex(e, []byte(`"hash":"`))
+	if i < 0 {
+		return 0, nil, false
+	}
+	h := e[i+len(`"hash":"`):]
+	end = bytes.IndexByte(h, '"')
+	if end < 0 {
+		return 0, nil, false
+	}
+	return n, h[:end], true
 }

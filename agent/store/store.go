@@ -156,6 +156,12 @@ func Open(dir string, onCommit func()) (*Store, error) {
 	}
 	s := &Store{db: db, path: path, onCommit: onCommit, grew: make(chan struct{}, 1)}
 	s.drained = sync.NewCond(&s.mu)
+	if existed {
+		if err := s.lostCommit(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	if err := s.init(existed); err != nil {
 		db.Close()
 		return nil, err

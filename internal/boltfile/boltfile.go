@@ -214,3 +214,28 @@ func Recover(path string, fn func() error) (err error) {
 	}()
 	return fn()
 }
+
+// OneMetaInvalid reports whether exactly one of the file's two meta pages
+// fails its checksum. bbolt then opens the file at the other, an older
+// commit: after a crash that tore the newest meta page mid-write (the
+// commit was never acknowledged) or after damage to it (it was). A caller
+// that can tell, from the data the newer commit left in the file, which of
+// the two happened decides whether to go on.
+func OneMetaInvalid(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	best, found, err := bestMeta(f)
+	if err != nil || !found {
+		return false, err
+	}
+	pages := make([]byte, 2*int(best.pageSize))
+	if _, err := f.ReadAt(pages, 0); err != nil {
+		return false, err
+	}
+	_, ok0 := readMeta(pages)
+	_, ok1 := readMeta(pages[best.pageSize:])
+	return ok0 != ok1, nil
+}
