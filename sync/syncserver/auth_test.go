@@ -20,7 +20,7 @@ import (
 )
 
 // startHQ runs a head office on a loopback port.
-func startHQ(t *testing.T) (*headoffice.Office, string) {
+func startHQ(t testing.TB) (*headoffice.Office, string) {
 	t.Helper()
 	o := hqtest.Office(t, hqtest.Bolt(t), headoffice.Options{})
 	s := New(o, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -35,7 +35,7 @@ func startHQ(t *testing.T) (*headoffice.Office, string) {
 }
 
 // joined registers and joins a terminal, returning its id and key.
-func joined(t *testing.T, s *headoffice.Office, name string) (string, ed25519.PrivateKey) {
+func joined(t testing.TB, s *headoffice.Office, name string) (string, ed25519.PrivateKey) {
 	t.Helper()
 	id, code, err := s.AddTerminal(context.Background(), "store1", name)
 	if err != nil {
@@ -48,7 +48,7 @@ func joined(t *testing.T, s *headoffice.Office, name string) (string, ed25519.Pr
 	return id, priv
 }
 
-func dial(t *testing.T, url string) *websocket.Conn {
+func dial(t testing.TB, url string) *websocket.Conn {
 	t.Helper()
 	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
@@ -59,7 +59,7 @@ func dial(t *testing.T, url string) *websocket.Conn {
 	return ws
 }
 
-func send(t *testing.T, ws *websocket.Conn, m syncproto.Message) {
+func send(t testing.TB, ws *websocket.Conn, m syncproto.Message) {
 	t.Helper()
 	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(m)); err != nil {
 		t.Fatal(err)
