@@ -102,18 +102,19 @@ func TestForgedMessagesRefused(t *testing.T) {
 	p.tamper.Store(true)
 	publish(50)
 	go func() { _ = syncclient.Run(ctx, a, dir, url, quiet) }()
+	// The terminal drops each connection that brings a forged document and
+	// says why in its link state (until the next connection comes up).
 	deadline := time.Now().Add(10 * time.Second)
-	for p.tampered.Load() < 2 {
+	seen := false
+	for !seen || p.tampered.Load() < 2 {
 		if time.Now().After(deadline) {
-			t.Fatal("the relay never saw the rules go by")
+			t.Fatalf("the forgery was never refused (%d forged documents sent, link error seen %v)", p.tampered.Load(), seen)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if v := a.Rules().Version; v == 51 {
-		t.Fatal("a forged rules document was applied")
-	}
-	if st := a.Status(); !strings.Contains(st.LinkError, "not signed") {
-		t.Fatalf("link error %q, want the refusal of an unsigned message", st.LinkError)
+		seen = seen || strings.Contains(a.Status().LinkError, "not signed")
+		if v := a.Rules().Version; v == 51 {
+			t.Fatal("a forged rules document was applied")
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 	p.tamper.Store(false)
 	for a.Rules().Version != 50 {
