@@ -16,6 +16,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/offline-loyalty/terminal/money"
 )
 
 //go:embed default.json
@@ -237,6 +239,9 @@ func (d *Document) Validate() error {
 	}
 	if d.Discount.Points < 0 || d.Discount.Value < 0 || d.Discount.MinPoints < 0 {
 		p.addf("discount: must not be negative")
+	}
+	if d.Discount.Points > maxBonus || d.Discount.MinPoints > maxBonus || d.Discount.Value > money.MaxAmount {
+		p.addf("discount: points at most %d, value at most %d minor units", maxBonus, money.MaxAmount)
 	}
 	d.validateTiers(&p)
 	d.validateCatalog(&p)

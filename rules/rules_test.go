@@ -89,6 +89,8 @@ func TestTierProblems(t *testing.T) {
 		"low multiplier":  func(m map[string]any) { m["tiers"].([]any)[1].(map[string]any)["multiplier_bp"] = 5000 },
 		"reward tier":     func(m map[string]any) { m["catalog"].([]any)[3].(map[string]any)["tier"] = "diamond" },
 		"duplicate tiers": func(m map[string]any) { m["tiers"].([]any)[1].(map[string]any)["id"] = "bronze" },
+		"discount value":  func(m map[string]any) { m["discount"].(map[string]any)["value"] = 1e17 },
+		"discount points": func(m map[string]any) { m["discount"].(map[string]any)["points"] = 1e15 },
 	} {
 		m := base()
 		change(m)
