@@ -52,6 +52,29 @@ func dataPages(t *testing.T, path string) (int, int) {
 	return int(size) / ps, ps
 }
 
+// serveHQ starts a head office on the embedded store in dir/hq and returns
+// it (killed when the test ends), its data directory and its sync URL.
+func serveHQ(t *testing.T, dir string) (*daemon, string, string) {
+	t.Helper()
+	hqData := filepath.Join(dir, "hq")
+	addr := freePort(t)
+	hq := &daemon{t: t, name: "headoffice", args: []string{"serve", "--listen", addr, "--data", hqData}, ready: listening("tcp", addr)}
+	hq.start()
+	t.Cleanup(hq.kill)
+	return hq, hqData, "ws://" + addr + "/v1/sync"
+}
+
+// addTerminal registers a terminal of store S1 and returns its id and join
+// code.
+func addTerminal(t *testing.T, hqData, name string) (string, string) {
+	t.Helper()
+	var added map[string]string
+	if err := json.Unmarshal([]byte(run(t, "headoffice", "terminal", "add", "--data", hqData, "--store", "S1", "--name", name, "--json")), &added); err != nil {
+		t.Fatal(err)
+	}
+	return added["terminal"], added["code"]
+}
+
 // refusedInOneLine runs a program that must stop at once with one line
 // naming the damaged file: not a panic, not a crash, not a new ledger.
 func refusedInOneLine(t *testing.T, what, file string, name string, args ...string) {
@@ -110,18 +133,10 @@ func neverPanics(t *testing.T, what string, keep time.Duration, name string, arg
 // never a fresh ledger, never a panic or a crash loop.
 func TestDamagedTill(t *testing.T) {
 	dir := t.TempDir()
-	hqData := filepath.Join(dir, "hq")
-	hqAddr := freePort(t)
-	hq := &daemon{t: t, name: "headoffice", args: []string{"serve", "--listen", hqAddr, "--data", hqData}, ready: listening("tcp", hqAddr)}
-	hq.start()
-	defer hq.kill()
-	url := "ws://" + hqAddr + "/v1/sync"
-	var added map[string]string
-	if err := json.Unmarshal([]byte(run(t, "headoffice", "terminal", "add", "--data", hqData, "--store", "S1", "--name", "t1", "--json")), &added); err != nil {
-		t.Fatal(err)
-	}
+	_, hqData, url := serveHQ(t, dir)
+	_, code := addTerminal(t, hqData, "t1")
 	till := filepath.Join(dir, "till")
-	run(t, "pos-agent", "join", "--data", till, "--hq", url, "--code", added["code"])
+	run(t, "pos-agent", "join", "--data", till, "--hq", url, "--code", code)
 	run(t, "pos-agent", "enroll", "--data", till, "--card", "2000000000015", "--name", "Ada")
 	for i := range 60 {
 		run(t, "pos-agent", "earn", "--data", till, "--card", "2000000000015", "--amount", "7.25", "--ref", fmt.Sprint("r", i))

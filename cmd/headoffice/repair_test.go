@@ -23,18 +23,10 @@ func TestRepairTill(t *testing.T) {
 
 func repairTill(t *testing.T, mode string) {
 	dir := t.TempDir()
-	hqData := filepath.Join(dir, "hq")
-	hqAddr := freePort(t)
-	hq := &daemon{t: t, name: "headoffice", args: []string{"serve", "--listen", hqAddr, "--data", hqData}, ready: listening("tcp", hqAddr)}
-	hq.start()
-	defer hq.kill()
-	url := "ws://" + hqAddr + "/v1/sync"
-	var added map[string]string
-	if err := json.Unmarshal([]byte(run(t, "headoffice", "terminal", "add", "--data", hqData, "--store", "S1", "--name", "t1", "--json")), &added); err != nil {
-		t.Fatal(err)
-	}
-	tl := &till{id: added["terminal"], data: filepath.Join(dir, "till"), card: "2000000000015"}
-	run(t, "pos-agent", "join", "--data", tl.data, "--hq", url, "--code", added["code"])
+	_, hqData, url := serveHQ(t, dir)
+	id, code := addTerminal(t, hqData, "t1")
+	tl := &till{id: id, data: filepath.Join(dir, "till"), card: "2000000000015"}
+	run(t, "pos-agent", "join", "--data", tl.data, "--hq", url, "--code", code)
 	run(t, "pos-agent", "enroll", "--data", tl.data, "--card", tl.card, "--name", "Ada")
 	for i := range 120 {
 		run(t, "pos-agent", "earn", "--data", tl.data, "--card", tl.card, "--amount", "9.90", "--ref", fmt.Sprint("before-", i))
@@ -146,20 +138,12 @@ func waitExport(t *testing.T, tl *till, want string) {
 // for byte, and the balances agree.
 func TestRepairHeadOffice(t *testing.T) {
 	dir := t.TempDir()
-	hqData := filepath.Join(dir, "hq")
-	hqAddr := freePort(t)
-	hq := &daemon{t: t, name: "headoffice", args: []string{"serve", "--listen", hqAddr, "--data", hqData}, ready: listening("tcp", hqAddr)}
-	hq.start()
-	defer hq.kill()
-	url := "ws://" + hqAddr + "/v1/sync"
+	hq, hqData, url := serveHQ(t, dir)
 	var tills []*till
 	for i := range 2 {
-		var added map[string]string
-		if err := json.Unmarshal([]byte(run(t, "headoffice", "terminal", "add", "--data", hqData, "--store", "S1", "--name", fmt.Sprint("t", i), "--json")), &added); err != nil {
-			t.Fatal(err)
-		}
-		tl := &till{id: added["terminal"], data: filepath.Join(dir, fmt.Sprint("till", i)), card: fmt.Sprintf("20000000000%d5", i)}
-		run(t, "pos-agent", "join", "--data", tl.data, "--hq", url, "--code", added["code"])
+		id, code := addTerminal(t, hqData, fmt.Sprint("t", i))
+		tl := &till{id: id, data: filepath.Join(dir, fmt.Sprint("till", i)), card: fmt.Sprintf("20000000000%d5", i)}
+		run(t, "pos-agent", "join", "--data", tl.data, "--hq", url, "--code", code)
 		run(t, "pos-agent", "enroll", "--data", tl.data, "--card", tl.card, "--name", "Ada")
 		for j := range 150 {
 			run(t, "pos-agent", "earn", "--data", tl.data, "--card", tl.card, "--amount", "9.90", "--ref", fmt.Sprint("e-", j))
@@ -169,10 +153,7 @@ func TestRepairHeadOffice(t *testing.T) {
 		defer tl.serve.kill()
 		tills = append(tills, tl)
 	}
-	var spare map[string]string
-	if err := json.Unmarshal([]byte(run(t, "headoffice", "terminal", "add", "--data", hqData, "--store", "S1", "--name", "spare", "--json")), &spare); err != nil {
-		t.Fatal(err)
-	}
+	_, spareCode := addTerminal(t, hqData, "spare")
 	drain(t, tills, 30*time.Second)
 	hq.kill()
 
@@ -230,5 +211,5 @@ func TestRepairHeadOffice(t *testing.T) {
 	}
 	agree(t, tills, 151, func(args ...string) []string { return append(args, "--data", hqData) })
 	// A join code issued before the damage still joins.
-	run(t, "pos-agent", "join", "--data", filepath.Join(dir, "spare"), "--hq", url, "--code", spare["code"])
+	run(t, "pos-agent", "join", "--data", filepath.Join(dir, "spare"), "--hq", url, "--code", spareCode)
 }

@@ -34,16 +34,16 @@ func errorAs(err error, ne *net.Error) bool {
 	return ok
 }
 
-// TestLimitPerAddress: past its limit an address's connections are closed
-// at accept, others' are not; an authenticated connection, or a closed
-// one, frees its place.
-func TestLimitPerAddress(t *testing.T) {
+// listen returns a Listener on a free port that accepts into a channel
+// until the test ends.
+func listen(t *testing.T, perAddress, total int) (*Listener, chan net.Conn) {
+	t.Helper()
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := Listen(inner, 3, 100)
-	defer l.Close()
+	l := Listen(inner, perAddress, total)
+	t.Cleanup(func() { l.Close() })
 	accepted := make(chan net.Conn, 100)
 	go func() {
 		for {
@@ -54,7 +54,15 @@ func TestLimitPerAddress(t *testing.T) {
 			accepted <- c
 		}
 	}()
-	addr := inner.Addr().String()
+	return l, accepted
+}
+
+// TestLimitPerAddress: past its limit an address's connections are closed
+// at accept, others' are not; an authenticated connection, or a closed
+// one, frees its place.
+func TestLimitPerAddress(t *testing.T) {
+	l, accepted := listen(t, 3, 100)
+	addr := l.Addr().String()
 	var mine []net.Conn // the server's ends of 127.0.0.2's connections
 	for range 3 {
 		dialFrom(t, "127.0.0.2", addr)
@@ -95,23 +103,8 @@ func TestLimitPerAddress(t *testing.T) {
 // TestLimitTotal: many addresses together are held to the total of
 // connections before authentication.
 func TestLimitTotal(t *testing.T) {
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := Listen(inner, 3, 4)
-	defer l.Close()
-	accepted := make(chan net.Conn, 100)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	addr := inner.Addr().String()
+	l, accepted := listen(t, 3, 4)
+	addr := l.Addr().String()
 	var held []net.Conn
 	for i := range 4 {
 		dialFrom(t, fmt.Sprintf("127.0.0.%d", 10+i), addr)
