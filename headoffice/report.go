@@ -63,13 +63,13 @@ func (o *Office) Report(ctx context.Context, from, to, store string) (Report, er
 				s = &StoreFigures{Store: f.Store}
 				figs[f.Store] = s
 			}
-			s.Events += f.Events
-			s.Checkouts += f.Checkouts
-			s.Sales += f.Sales
-			s.PointsIssued += f.Issued
-			s.PointsRedeemed += f.Redeemed
-			s.PointsDonated += f.Donated
-			s.Enrollments += f.Enrollments
+			s.Events = SatAdd(s.Events, f.Events)
+			s.Checkouts = SatAdd(s.Checkouts, f.Checkouts)
+			s.Sales = SatAdd(s.Sales, f.Sales)
+			s.PointsIssued = SatAdd(s.PointsIssued, f.Issued)
+			s.PointsRedeemed = SatAdd(s.PointsRedeemed, f.Redeemed)
+			s.PointsDonated = SatAdd(s.PointsDonated, f.Donated)
+			s.Enrollments = SatAdd(s.Enrollments, f.Enrollments)
 			return nil
 		}); err != nil {
 			return err

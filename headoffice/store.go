@@ -3,6 +3,7 @@ package headoffice
 import (
 	"context"
 	"errors"
+	"math"
 	"sort"
 	"strconv"
 	"sync"
@@ -242,13 +243,27 @@ type Figures struct {
 
 // Add adds o's counts to f.
 func (f *Figures) Add(o Figures) {
-	f.Events += o.Events
-	f.Checkouts += o.Checkouts
-	f.Sales += o.Sales
-	f.Issued += o.Issued
-	f.Redeemed += o.Redeemed
-	f.Donated += o.Donated
-	f.Enrollments += o.Enrollments
+	f.Events = SatAdd(f.Events, o.Events)
+	f.Checkouts = SatAdd(f.Checkouts, o.Checkouts)
+	f.Sales = SatAdd(f.Sales, o.Sales)
+	f.Issued = SatAdd(f.Issued, o.Issued)
+	f.Redeemed = SatAdd(f.Redeemed, o.Redeemed)
+	f.Donated = SatAdd(f.Donated, o.Donated)
+	f.Enrollments = SatAdd(f.Enrollments, o.Enrollments)
+}
+
+// SatAdd is a+b, held at the ends of int64 instead of wrapping: figures and
+// totals add up bounded events, but enough of them (from a terminal that
+// sends them on purpose) could otherwise wrap a sum.
+func SatAdd(a, b int64) int64 {
+	s := a + b
+	switch {
+	case a > 0 && b > 0 && s < 0:
+		return math.MaxInt64
+	case a < 0 && b < 0 && s >= 0:
+		return math.MinInt64
+	}
+	return s
 }
 
 // MemberDay records that a member checked out at a store on a day.

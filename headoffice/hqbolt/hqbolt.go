@@ -983,7 +983,7 @@ func (t *Tx) UniqueMembers(from, to string) (map[string]int64, error) {
 // Liability sums every member's balance.
 func (t *Tx) Liability() (int64, error) {
 	var sum int64
-	err := t.EachMember(func(m headoffice.Member) error { sum += m.Balance; return nil })
+	err := t.EachMember(func(m headoffice.Member) error { sum = headoffice.SatAdd(sum, m.Balance); return nil })
 	return sum, err
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -868,7 +869,7 @@ func (t *Tx) Liability() (int64, error) {
 		return 0, err
 	}
 	var sum int64
-	err := t.queryRow(`SELECT coalesce(sum(balance), 0)::bigint FROM members WHERE doc IS NOT NULL`).Scan(&sum)
+	err := t.queryRow(`SELECT ` + sat(`coalesce(sum(balance), 0)`) + ` FROM members WHERE doc IS NOT NULL`).Scan(&sum)
 	return sum, err
 }
 
@@ -990,9 +991,7 @@ func (t *Tx) flush(commit bool) error {
 		}
 		b.Queue(`INSERT INTO figures (day, terminal, store, events, checkouts, sales, issued, redeemed, donated, enrollments)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
-			ON CONFLICT (day, terminal) DO UPDATE SET events = figures.events + excluded.events, checkouts = figures.checkouts + excluded.checkouts,
-				sales = figures.sales + excluded.sales, issued = figures.issued + excluded.issued, redeemed = figures.redeemed + excluded.redeemed,
-				donated = figures.donated + excluded.donated, enrollments = figures.enrollments + excluded.enrollments`,
+			ON CONFLICT (day, terminal) DO UPDATE SET `+satSet("events", "checkouts", "sales", "issued", "redeemed", "donated", "enrollments"),
 			days, terms, stores, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6])
 		t.figures = nil
 	}
@@ -1150,4 +1149,21 @@ func (t *Tx) RaiseFeedHead(n uint64) error {
 	}
 	_, err := t.q.Exec(t.ctx, `SELECT setval('feed_positions', greatest($1, (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM feed_positions)))`, int64(max(n, 1)))
 	return err
+}
+
+// sat is a numeric SQL expression held at the ends of bigint (as
+// headoffice.SatAdd holds Go's sums), so that a sum never fails the
+// transaction with an overflow.
+func sat(expr string) string {
+	return "least(greatest(" + expr + ", -9223372036854775808), 9223372036854775807)::bigint"
+}
+
+// satSet is the SET list of an upsert that adds the new row's columns to
+// the stored ones, each sum held by sat.
+func satSet(cols ...string) string {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = c + " = " + sat("figures."+c+"::numeric + excluded."+c)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -34,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) headoffice.Store) {
 		{"ConcurrentUpdates", concurrentUpdates},
 		{"Rules", rulesHistory},
 		{"Figures", figures},
+		{"FiguresHeld", figuresHeld},
 		{"Registry", registry},
 		{"Flags", flags},
 		{"Changes", changes},
@@ -433,6 +435,23 @@ func figures(t *testing.T, s headoffice.Store) {
 			t.Errorf("unique members on 2 Nov %v %v", u, err)
 		}
 		return nil
+	})
+}
+
+// figuresHeld: sums at the end of int64 stay there instead of wrapping (or,
+// on PostgreSQL, failing the transaction).
+func figuresHeld(t *testing.T, s headoffice.Store) {
+	big := headoffice.Figures{Terminal: "A-1", Store: "A", Day: "2026-11-01", Sales: math.MaxInt64 - 5, Redeemed: math.MinInt64 + 5, Events: 1}
+	for range 2 {
+		update(t, s, func(tx headoffice.Tx) error { return tx.AddFigures([]headoffice.Figures{big}, nil) })
+	}
+	view(t, s, func(tx headoffice.ReadTx) error {
+		return tx.Figures("", "", func(f headoffice.Figures) error {
+			if f.Sales != math.MaxInt64 || f.Redeemed != math.MinInt64 || f.Events != 2 {
+				t.Errorf("figures past the end of int64: %+v", f)
+			}
+			return nil
+		})
 	})
 }
 
