@@ -38,7 +38,7 @@ func seal(events ...ledger.Event) [][]byte {
 func TestFlows(t *testing.T) { eachStore(t, flows) }
 
 func flows(t *testing.T, s headoffice.Store) {
-	o := hqtest.Office(t, s, headoffice.Options{})
+	o := hqtest.Office(t, s, headoffice.Options{Now: testNow})
 	ctx := context.Background()
 	raws := seal(
 		ledger.Event{Type: ledger.Enroll, Member: "M1", Card: "C1", Name: "Ada", Email: "ada@example.com", Tier: "bronze"},

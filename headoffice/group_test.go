@@ -36,7 +36,7 @@ func terminalChain(id, m string, n int) [][]byte {
 func TestGroupCommit(t *testing.T) { eachStore(t, groupCommit) }
 
 func groupCommit(t *testing.T, s headoffice.Store) {
-	o := hqtest.Office(t, s, headoffice.Options{})
+	o := hqtest.Office(t, s, headoffice.Options{Now: testNow})
 	ctx := context.Background()
 	const terminals, events = 24, 20
 	// The damaged terminal's event 3 is in the store already, beyond what
@@ -124,7 +124,7 @@ func TestSharedPages(t *testing.T) { eachStore(t, sharedPages) }
 
 func sharedPages(t *testing.T, s headoffice.Store) {
 	cs := &countingStore{Store: s}
-	o := hqtest.Office(t, cs, headoffice.Options{})
+	o := hqtest.Office(t, cs, headoffice.Options{Now: testNow})
 	ctx := context.Background()
 	const tills = 8
 	// Each till has sent a different number of events for its own member.

@@ -17,7 +17,7 @@ import (
 func TestMoveAndVerify(t *testing.T) {
 	ctx := context.Background()
 	src := hqtest.Bolt(t)
-	o := hqtest.Office(t, src, headoffice.Options{})
+	o := hqtest.Office(t, src, headoffice.Options{Now: testNow})
 	if _, _, err := o.AddTerminal(ctx, "S1", "t1"); err != nil {
 		t.Fatal(err)
 	}

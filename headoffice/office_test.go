@@ -19,6 +19,17 @@ import (
 
 func TestMain(m *testing.M) { hqtest.Main(m) }
 
+// started anchors testNow.
+var started = time.Now()
+
+// testNow is the clock of the head offices these tests ingest fixed-date
+// events into: 24 November 2026 at noon when the tests start, running on
+// from there, so that the events stay inside head office's clock-skew
+// window whatever day the tests run.
+func testNow() time.Time {
+	return time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC).Add(time.Since(started))
+}
+
 // eachStore runs fn as a subtest on a new store of each kind.
 func eachStore(t *testing.T, fn func(t *testing.T, s headoffice.Store)) {
 	t.Run("bolt", func(t *testing.T) { fn(t, hqtest.Bolt(t)) })
@@ -48,7 +59,7 @@ func chainOf(n int) [][]byte {
 func TestIngestMergedBatches(t *testing.T) { eachStore(t, ingestMergedBatches) }
 
 func ingestMergedBatches(t *testing.T, s headoffice.Store) {
-	o := hqtest.Office(t, s, headoffice.Options{})
+	o := hqtest.Office(t, s, headoffice.Options{Now: testNow})
 	ctx := context.Background()
 	raws := chainOf(9)
 	ingest := func(parts ...[][]byte) uint64 {

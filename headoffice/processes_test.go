@@ -26,7 +26,7 @@ func twoOffices(t *testing.T) (a, b *headoffice.Office) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dbB.Close() })
-	return hqtest.Office(t, dbA, headoffice.Options{}), hqtest.Office(t, dbB, headoffice.Options{})
+	return hqtest.Office(t, dbA, headoffice.Options{Now: testNow}), hqtest.Office(t, dbB, headoffice.Options{Now: testNow})
 }
 
 // TestJoinOnceAcrossProcesses: a join code works once, whichever of the
@@ -113,7 +113,7 @@ func TestChangesReachOtherProcess(t *testing.T) {
 	// A terminal of store S1 earns through a: the member's new balance goes
 	// to the other terminal of S1, connected to b.
 	e := ledger.Event{Terminal: "S1-t1", Epoch: "ep", Seq: 1, ID: "ep-1", Type: ledger.Earn, Member: "M1", Card: "4000000000000002",
-		Points: 25, Amount: 2500, Ref: "r1", Time: time.Now().UTC()}
+		Points: 25, Amount: 2500, Ref: "r1", Time: testNow()}
 	raw := e.Seal("")
 	if ack, err := a.Ingest(ctx, "S1-t1", "S1", "ep", ledger.DecodeBatch([][]byte{raw})); err != nil || ack != 1 {
 		t.Fatalf("ingest: %d %v", ack, err)
