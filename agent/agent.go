@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -129,8 +131,77 @@ func Open(ctx context.Context, dir string, opts Options) (*Agent, error) {
 		st.Close()
 		return nil, fmt.Errorf("rules currency: %w", err)
 	}
+	if err := ensureDrawKey(st); err != nil {
+		st.Close()
+		return nil, err
+	}
 	a.rules.Store(doc)
 	return a, nil
+}
+
+// The surprise draw's key (rules.Draw): head office's for the terminal once
+// it has connected (SetDrawKey), until then one of the ledger's own, made
+// at its first open, so that a till that never joined draws too (without
+// head office's audit).
+const (
+	metaDrawKey  = "draw_key"
+	metaDrawFrom = "draw_key_from" // "hq" or "local"
+)
+
+func ensureDrawKey(st *store.Store) error {
+	var have bool
+	_ = st.View(func(tx *store.Tx) error { have = tx.Meta(metaDrawKey) != ""; return nil })
+	if have {
+		return nil
+	}
+	key := make([]byte, rules.DrawKeySize)
+	_, _ = rand.Read(key)
+	return st.Write(context.Background(), func(tx *store.Tx) error {
+		if tx.Meta(metaDrawKey) != "" {
+			return nil
+		}
+		if err := tx.SetMeta(metaDrawKey, hex.EncodeToString(key)); err != nil {
+			return err
+		}
+		return tx.SetMeta(metaDrawFrom, "local")
+	})
+}
+
+// SetDrawKey keeps head office's draw key for this terminal (it comes with
+// every welcome; written only when it changes).
+func (a *Agent) SetDrawKey(key []byte) error {
+	if len(key) != rules.DrawKeySize {
+		return fmt.Errorf("%w: a draw key of %d bytes", ErrInvalid, len(key))
+	}
+	h := hex.EncodeToString(key)
+	var same bool
+	_ = a.st.View(func(tx *store.Tx) error {
+		same = tx.Meta(metaDrawKey) == h && tx.Meta(metaDrawFrom) == "hq"
+		return nil
+	})
+	if same {
+		return nil
+	}
+	return a.st.Write(context.Background(), func(tx *store.Tx) error {
+		if err := tx.SetMeta(metaDrawKey, h); err != nil {
+			return err
+		}
+		return tx.SetMeta(metaDrawFrom, "hq")
+	})
+}
+
+// draw is the surprise draw of the checkout whose earn event is the next in
+// the ledger.
+func draw(tx *store.Tx) (int64, error) {
+	key, err := hex.DecodeString(tx.Meta(metaDrawKey))
+	if err != nil || len(key) != rules.DrawKeySize {
+		return 0, fmt.Errorf("%w: the surprise draw's key", store.ErrCorrupt)
+	}
+	last, _, _, err := chainHead(tx)
+	if err != nil {
+		return 0, err
+	}
+	return rules.Draw(key, tx.Meta("epoch"), last+1), nil
 }
 
 // CheckLedgerPresent refuses a data directory that holds a joined

@@ -252,8 +252,12 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (EarnResult, error) {
 			return nil, fmt.Errorf("%w: checkout %s was voided", ErrInvalid, r.Ref)
 		}
 		used, surprise := budgetsUsed(o.tx, o.doc, o.day)
+		d, err := draw(o.tx)
+		if err != nil {
+			return nil, err
+		}
 		res := o.doc.EvaluateEarn(rules.Checkout{Ref: r.Ref, Amount: amount, Items: r.Items, Time: o.now.In(o.a.loc), Store: o.tx.Meta("store"),
-			CampaignUsed: used, SurpriseUsed: surprise}, m.ruleMember(), o.a.minorPerUnit())
+			CampaignUsed: used, SurpriseUsed: surprise, Draw: d, Drawn: true}, m.ruleMember(), o.a.minorPerUnit())
 		e := ledger.Event{Type: ledger.Earn, Member: m.ID, Card: r.Card, Points: res.Points, Amount: amount, Ref: r.Ref, Lines: toLedgerLines(res.Lines)}
 		if err := o.appendEvent(&e); err != nil {
 			return nil, err
@@ -289,8 +293,9 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (EarnResult, error) {
 	}))
 }
 
-// Quote evaluates what a checkout would earn for the member, exactly as Earn
-// would now, without writing anything.
+// Quote evaluates what a checkout would earn for the member, as Earn would
+// now, without writing anything, and without the surprise: a checkout's
+// draw is known only as it is made.
 func (a *Agent) Quote(ctx context.Context, r EarnRequest) (Quote, error) {
 	doc := a.Rules()
 	amount, err := money.Parse(r.Amount, doc.Currency)

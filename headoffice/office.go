@@ -13,7 +13,9 @@ package headoffice
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -61,6 +63,8 @@ type Office struct {
 	log   *slog.Logger
 	now   func() time.Time
 	qrKey ed25519.PrivateKey
+	// drawMaster derives every terminal's surprise-draw key (DrawKey).
+	drawMaster []byte
 
 	rulesVersion atomic.Int64 // the newest published version this process knows
 
@@ -102,6 +106,9 @@ func New(ctx context.Context, store Store, opts Options) (*Office, error) {
 		return nil, err
 	}
 	o.qrKey = key
+	if o.drawMaster, err = o.loadSecret(ctx, metaDrawMaster); err != nil {
+		return nil, err
+	}
 	if err := o.refreshRules(ctx); err != nil {
 		return nil, err
 	}
@@ -136,6 +143,42 @@ func (o *Office) SignSync(statement []byte) []byte { return ed25519.Sign(o.qrKey
 
 // QRKey is head office's public key for member QR tokens.
 func (o *Office) QRKey() ed25519.PublicKey { return o.qrKey.Public().(ed25519.PublicKey) }
+
+// metaDrawMaster holds the secret every terminal's draw key derives from.
+const metaDrawMaster = "draw_master"
+
+// loadSecret returns the 32-byte secret kept under key, creating it on first
+// use (once, whichever process is first).
+func (o *Office) loadSecret(ctx context.Context, key string) ([]byte, error) {
+	var out []byte
+	err := o.store.Update(ctx, func(tx Tx) error {
+		v, err := tx.Meta(key)
+		if err != nil {
+			return err
+		}
+		if len(v) == 32 {
+			out = v
+			return nil
+		}
+		if v != nil {
+			return fmt.Errorf("%w: %s of %d bytes", ErrCorrupt, key, len(v))
+		}
+		out = make([]byte, 32)
+		_, _ = rand.Read(out)
+		return tx.SetMeta(key, out)
+	})
+	return out, err
+}
+
+// DrawKey is the key of a terminal's surprise draws (rules.Draw): derived
+// from head office's draw secret, so head office can recompute every draw
+// (AuditSurprise) and a terminal's key tells nothing of another's. It goes
+// to the terminal with every welcome of a signed session.
+func (o *Office) DrawKey(terminal string) []byte {
+	m := hmac.New(sha256.New, o.drawMaster)
+	m.Write([]byte("surprise-draw\x00" + terminal))
+	return m.Sum(nil)
+}
 
 // loadQRKey returns head office's key for signing member QR tokens, creating
 // it on first use (once, whichever process is first).

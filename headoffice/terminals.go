@@ -106,7 +106,7 @@ func (o *Office) Join(ctx context.Context, req syncproto.JoinRequest) (syncproto
 		if err := tx.SetCode(h, ""); err != nil {
 			return err
 		}
-		resp = syncproto.JoinResponse{Terminal: t.ID, Store: t.Store, QRKey: o.QRKey()}
+		resp = syncproto.JoinResponse{Terminal: t.ID, Store: t.Store, QRKey: o.QRKey(), DrawKey: o.DrawKey(t.ID)}
 		return tx.PutTerminal(t)
 	})
 	return resp, err

@@ -29,7 +29,7 @@ func (m *Member) birthdayMonth(t time.Time) bool {
 
 // Checkout is one purchase to evaluate.
 type Checkout struct {
-	Ref    string    // the checkout's idempotency key; seeds the surprise draw
+	Ref    string    // the checkout's idempotency key
 	Amount int64     // minor units, the total paid
 	Items  []Item    // optional basket; without it the whole amount is eligible
 	Time   time.Time // the checkout's time in the store's time zone (campaign days and hours)
@@ -38,6 +38,10 @@ type Checkout struct {
 	// points in the store today.
 	CampaignUsed map[string]int64
 	SurpriseUsed int64
+	// The checkout's surprise draw (Draw), when it has one (Drawn): a quote
+	// has none, since the draw of a checkout is known only as it is made.
+	Draw  int64
+	Drawn bool
 }
 
 // Line is one line of an earn's explanation.
@@ -106,7 +110,7 @@ func (d *Document) EvaluateEarn(c Checkout, m Member, minorPerUnit int64) EarnRe
 		res.WelcomeBack = true
 		add(Line{Label: "welcome back", Points: d.WelcomeBack.Bonus})
 	}
-	if s := d.Surprise; s != nil && eligible > 0 && eligible >= s.MinSpend && Draw(c.Ref) < s.ProbabilityBP {
+	if s := d.Surprise; s != nil && eligible > 0 && eligible >= s.MinSpend && c.Drawn && c.Draw < s.ProbabilityBP {
 		if p := min(s.Bonus, s.DailyBudget-c.SurpriseUsed); p > 0 {
 			res.Surprise = p
 			add(Line{Label: "surprise", Points: p})

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -18,11 +19,22 @@ type Surprise struct {
 	MinSpend      int64 `json:"min_spend,omitempty"`
 }
 
-// Draw is a checkout's surprise draw: the first 8 bytes of SHA-256 of its ref,
-// big-endian, modulo 10000. A checkout wins when Draw(ref) < probability_bp.
-func Draw(ref string) int64 {
-	sum := sha256.Sum256([]byte(ref))
-	return int64(binary.BigEndian.Uint64(sum[:8]) % bpOne)
+// DrawKeySize is the size of a terminal's draw key.
+const DrawKeySize = 32
+
+// Draw is a checkout's surprise draw, 0 to 9999: the first 8 bytes of
+// HMAC-SHA256, keyed with the terminal's draw key, of the epoch and the
+// sequence of the checkout's earn event, big-endian, modulo 10000. A
+// checkout wins when its draw is below probability_bp. Nobody at the till
+// chooses what it draws from (the sequence is the ledger's next, the key
+// head office's), and head office, which derives every terminal's key,
+// recomputes every draw (headoffice audit surprise).
+func Draw(key []byte, epoch string, seq uint64) int64 {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(epoch))
+	m.Write([]byte{0})
+	m.Write(binary.BigEndian.AppendUint64(nil, seq))
+	return int64(binary.BigEndian.Uint64(m.Sum(nil)[:8]) % bpOne)
 }
 
 // WelcomeBack rewards a member whose last purchase was at least AfterDays

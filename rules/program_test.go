@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -115,37 +116,39 @@ func TestWelcomeBackAndSurprise(t *testing.T) {
 	if r := d.EvaluateEarn(Checkout{Ref: "c-1", Amount: 5000, Time: at}, Member{Tier: "bronze"}, 100); r.WelcomeBack {
 		t.Error("a first purchase is a welcome back")
 	}
-	// The draw is SHA-256 of the ref, so anyone can check it; these values
-	// are fixed for all time.
-	for ref, want := range map[string]int64{"c-1": Draw("c-1"), "": 1652} {
-		if got := Draw(ref); got != want || got < 0 || got >= 10000 {
-			t.Errorf("Draw(%q) = %d, want %d", ref, got, want)
-		}
+	// The draw is keyed: the same sequence draws differently under another
+	// key, the ref plays no part, and the values are fixed for all time.
+	key := bytes.Repeat([]byte{7}, DrawKeySize)
+	if got := Draw(key, "ep1", 1); got < 0 || got >= 10000 || got != Draw(key, "ep1", 1) {
+		t.Errorf("Draw = %d", got)
 	}
-	var win, lose string
-	for i := 0; win == "" || lose == ""; i++ {
-		ref := fmt.Sprintf("R-%d", i)
-		if Draw(ref) < d.Surprise.ProbabilityBP {
-			win = ref
+	if Draw(key, "ep1", 1) == Draw(bytes.Repeat([]byte{8}, DrawKeySize), "ep1", 1) && Draw(key, "ep1", 2) == Draw(bytes.Repeat([]byte{8}, DrawKeySize), "ep1", 2) {
+		t.Error("the key does not change the draw")
+	}
+	var win, lose int64 = -1, -1
+	for seq := uint64(1); win < 0 || lose < 0; seq++ {
+		if v := Draw(key, "ep1", seq); v < d.Surprise.ProbabilityBP {
+			win = v
 		} else {
-			lose = ref
+			lose = v
 		}
 	}
 	for _, tt := range []struct {
-		ref    string
+		draw   int64
 		amount int64
 		used   int64
 		want   string
 	}{
 		{win, 5000, 0, "+50 base, +100 surprise"},
+		{-1, 5000, 0, "+50 base"},                  // no draw (a quote)
 		{win, 5000, 450, "+50 base, +50 surprise"}, // cut to the day's budget
 		{win, 5000, 500, "+50 base"},
 		{win, 999, 0, "+9 base"}, // under the minimum spend
 		{lose, 5000, 0, "+50 base"},
 	} {
-		r := d.EvaluateEarn(Checkout{Ref: tt.ref, Amount: tt.amount, Time: at, SurpriseUsed: tt.used}, Member{Tier: "bronze"}, 100)
+		r := d.EvaluateEarn(Checkout{Ref: "c-1", Amount: tt.amount, Time: at, SurpriseUsed: tt.used, Draw: tt.draw, Drawn: tt.draw >= 0}, Member{Tier: "bronze"}, 100)
 		if got := lineText(r); got != tt.want {
-			t.Errorf("surprise %s used %d: %q, want %q", tt.ref, tt.used, got, tt.want)
+			t.Errorf("surprise draw %d used %d: %q, want %q", tt.draw, tt.used, got, tt.want)
 		}
 	}
 }
@@ -157,7 +160,7 @@ func TestGoldenLines(t *testing.T) {
 	d.Surprise.ProbabilityBP = bpOne // everyone wins
 	d.Campaigns = append(d.Campaigns, Campaign{ID: "bday", Name: "Birthday bonus", BirthdayMonth: true, Bonus: 50, Stackable: true})
 	tue := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	r := d.EvaluateEarn(Checkout{Ref: "golden", Amount: 12050, Time: tue},
+	r := d.EvaluateEarn(Checkout{Ref: "golden", Amount: 12050, Time: tue, Drawn: true},
 		Member{ID: "m", Tier: "gold", Checkouts: 9, Birthday: "11-02", LastVisit: tue.AddDate(0, -3, 0)}, 100)
 	want := "+120 base, +60 Gold x1.5, +50 Birthday bonus, +120 Double Points Tuesday, +25 welcome back, +100 surprise"
 	if got := lineText(r); got != want || r.Points != 475 {

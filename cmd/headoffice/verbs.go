@@ -53,6 +53,7 @@ const dbRetryMax = 30 * time.Second
 func headofficeVerbs(v map[string]cli.Verb) {
 	v["serve"] = cli.Verb{Usage: "serve --listen ADDR [--db URL] [--tls-cert F --tls-key F] [--compress] [--joins-per-minute N]", Short: "the sync endpoint, join, metrics and the admin API; blocks", Run: runServe}
 	v["migrate"] = cli.Verb{Usage: "migrate --db URL", Short: "create or upgrade the PostgreSQL schema", Run: runMigrate}
+	v["audit surprise"] = cli.Verb{Usage: "audit surprise [--day D]", Short: "draw every checkout of a day again and list the surprises paid that did not win", Run: runAuditSurprise}
 	v["repair"] = cli.Verb{Usage: "repair --data DIR", Short: "rebuild a damaged embedded store from what still reads; the terminals send the rest (head office stopped)", Run: runRepair}
 	v["migrate-store"] = cli.Verb{Usage: "migrate-store --from DIR --to URL", Short: "move a chain from the embedded store to PostgreSQL, verified", Run: runMigrateStore}
 	v["terminal add"] = cli.Verb{Usage: "terminal add --store STORE --name NAME", Short: "register a terminal and print its one-time join code", Run: runTerminalAdd}
@@ -528,4 +529,34 @@ func runRepair(ctx context.Context, args []string) error {
 		fmt.Fprintf(w, "repaired %s: kept %d terminals, %d join codes, %d rules versions; applied %d events of %d terminal databases again (%d dropped, %d pages unreadable); the damaged file is %s; terminals send what is missing when they connect\n",
 			c.Data, rep.Terminals, rep.Codes, rep.Rules, applied.Applied, applied.Chains, applied.Dropped, rep.Skipped, rep.Damaged)
 	})
+}
+
+func runAuditSurprise(ctx context.Context, args []string) error {
+	fs, c, dbURL := newFlags("audit surprise")
+	day := fs.String("day", time.Now().UTC().Format(time.DateOnly), "the day, YYYY-MM-DD (UTC)")
+	if err := parse(fs, c, args); err != nil {
+		return err
+	}
+	cl, done, err := admin(ctx, c.Data, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var a headoffice.SurpriseAudit
+	if err := cl.Do(ctx, http.MethodGet, adminapi.Query("/admin/audit/surprise", "day", *day), nil, &a); err != nil {
+		return err
+	}
+	if err := c.Print(a, func(w io.Writer) {
+		fmt.Fprintf(w, "%s: %d checkouts, %d paid a surprise (%d drawn before their till joined, not audited), %d mismatches\n",
+			a.Day, a.Checkouts, a.Won, a.Unaudited, len(a.Mismatches))
+		for _, m := range a.Mismatches {
+			fmt.Fprintf(w, "mismatch: %s/%s/%d ref %s paid %d, draw %d not under %d\n", m.Terminal, m.Epoch, m.Seq, m.Ref, m.Paid, m.Draw, m.ProbabilityBP)
+		}
+	}); err != nil {
+		return err
+	}
+	if len(a.Mismatches) > 0 {
+		return fmt.Errorf("audit surprise: %d surprises paid that the draw did not win", len(a.Mismatches))
+	}
+	return nil
 }

@@ -46,6 +46,8 @@ func TestVerbsOnBothStores(t *testing.T) {
 		{"events"},
 		{"report", "--json"},
 		{"report", "--from", "yesterday"},
+		{"audit", "surprise", "--day", "2026-11-24", "--json"},
+		{"audit", "surprise", "--day", "Tuesday"},
 	}
 	codes := regexp.MustCompile(`[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}|"(taken|enrolled)":"[^"]*"`)
 	runScript := func(where ...string) []string {
@@ -78,7 +80,7 @@ func TestVerbsOnBothStores(t *testing.T) {
 			t.Errorf("headoffice %v:\n  embedded:   %q\n  postgresql: %q", script[i], bolt[i], pg[i])
 		}
 	}
-	for i, want := range []string{"", "", "ERROR", "", "ERROR", "", "", "ERROR", "", "ERROR", "", "", "ERROR"} {
+	for i, want := range []string{"", "", "ERROR", "", "ERROR", "", "", "ERROR", "", "ERROR", "", "", "ERROR", "", "ERROR"} {
 		if got := strings.Contains(bolt[i], "ERROR"); got != (want == "ERROR") {
 			t.Errorf("headoffice %v: %q", script[i], bolt[i])
 		}

@@ -66,6 +66,10 @@ func Handler(o *headoffice.Office) http.Handler {
 		rep, err := s.Report(r.Context(), q.Get("from"), q.Get("to"), q.Get("store"))
 		respond(w, rep, err)
 	})
+	mux.HandleFunc("GET /admin/audit/surprise", func(w http.ResponseWriter, r *http.Request) {
+		a, err := s.AuditSurprise(r.Context(), r.URL.Query().Get("day"))
+		respond(w, a, err)
+	})
 	mux.HandleFunc("GET /admin/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		w.Header().Set("Trailer", streamError)

@@ -57,6 +57,7 @@ type Agent interface {
 	NextHistoryRequest() (agent.HistoryRequest, bool)
 	ApplyHistory(req agent.HistoryRequest, covered uint64, raws [][]byte) error
 	ApplyEpochs(epochs []string) error
+	SetDrawKey(key []byte) error
 }
 
 // Files in the terminal's data directory.
@@ -249,6 +250,11 @@ func Join(ctx context.Context, a Agent, dir, hq, code string, insecure bool) (Li
 	if err := a.SetIdentity(jr.Terminal, jr.Store); err != nil {
 		return Link{}, err
 	}
+	if jr.DrawKey != nil {
+		if err := a.SetDrawKey(jr.DrawKey); err != nil {
+			return Link{}, err
+		}
+	}
 	return link, nil
 }
 
@@ -420,6 +426,11 @@ func (c *client) session(ctx context.Context, lastSync *time.Time) error {
 		return err
 	}
 	c.a.ObserveClock(welcome.HLC)
+	if welcome.DrawKey != nil {
+		if err := c.a.SetDrawKey(welcome.DrawKey); err != nil {
+			return err
+		}
+	}
 	// What head office has made durable is durable: the outbox resumes after it.
 	if err := c.a.MarkAcked(welcome.Seq); err != nil {
 		return fmt.Errorf("%w%v", errRefused, err)

@@ -90,6 +90,8 @@ type Message struct {
 	// session's.
 	Until  uint64   `json:"until,omitempty"`
 	Epochs []string `json:"epochs,omitempty"`
+	// welcome (version 2): the key of the terminal's surprise draws.
+	DrawKey []byte `json:"draw_key,omitempty"`
 
 	// cursors, rules, members, blocked
 	RulesVersion int             `json:"rules_version,omitempty"`
@@ -231,8 +233,8 @@ func decodeEnvelope(b []byte) (Message, error) {
 		return Message{}, fmt.Errorf("%w: %d events, limit %d", ErrMalformed, len(m.Events), MaxBatch)
 	case len(m.Members) > MaxFeed || len(m.Blocked) > MaxFeed:
 		return Message{}, fmt.Errorf("%w: feed of more than %d entries", ErrMalformed, MaxFeed)
-	case len(m.Nonce) > NonceSize || len(m.Sig) > ed25519.SignatureSize:
-		return Message{}, fmt.Errorf("%w: oversized nonce or signature", ErrMalformed)
+	case len(m.Nonce) > NonceSize || len(m.Sig) > ed25519.SignatureSize || len(m.DrawKey) > 64:
+		return Message{}, fmt.Errorf("%w: oversized nonce, signature or key", ErrMalformed)
 	}
 	for _, s := range []string{m.Terminal, m.Epoch, m.Session, m.ID, m.Card, m.Code} {
 		if len(s) > maxText {
@@ -325,4 +327,7 @@ type JoinResponse struct {
 	// QRKey is head office's public key for member QR tokens, verified
 	// offline by the terminal's scanner decoder.
 	QRKey []byte `json:"qr_key"`
+	// DrawKey is the key of the terminal's surprise draws (also sent with
+	// every welcome of a signed session).
+	DrawKey []byte `json:"draw_key,omitempty"`
 }

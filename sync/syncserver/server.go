@@ -101,6 +101,8 @@ type HeadOffice interface {
 	// SignSync signs a statement with head office's key, the one terminals
 	// received at join.
 	SignSync(statement []byte) []byte
+	// DrawKey is the key of the terminal's surprise draws.
+	DrawKey(terminal string) []byte
 }
 
 // refusal are the codes of an Ingest error that refuses the batch (the
@@ -304,6 +306,7 @@ func (s *Server) handshake(ws *websocket.Conn) (hs handshaken, err error) {
 	welcome := syncproto.Message{Type: syncproto.TypeWelcome, Terminal: hello.Terminal, Epoch: hello.Epoch, Seq: durable,
 		HLC: ledger.NextHLC(0, s.now())}
 	if syncproto.Signed(hello.Version) {
+		welcome.DrawKey = s.hq.DrawKey(hello.Terminal)
 		welcome.Sig = s.hq.SignSync(syncproto.HeadOfficeStatement(session, welcome))
 	}
 	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(welcome)); err != nil {
