@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +189,62 @@ func distrust(t *testing.T, s headoffice.Store) {
 	// terminal is one chain break; an event that does not decode has none.
 	if kinds["chain_break"] != 2 || kinds["clock_skew"] != 1 || kinds["out_of_range"] != 2 || rep.Liability != 15 {
 		t.Fatalf("flags %v, liability %d", kinds, rep.Liability)
+	}
+}
+
+// TestDuplicateEnrollment: the same card enrolled for two members (two
+// tills offline): the card stays with the first, the second member keeps
+// its events and balance, and the second enrollment is flagged, on both
+// stores, whether the two arrive apart or in one batch.
+func TestDuplicateEnrollment(t *testing.T) { eachStore(t, duplicateEnrollment) }
+
+func duplicateEnrollment(t *testing.T, s headoffice.Store) {
+	o := hqtest.Office(t, s, headoffice.Options{Now: testNow})
+	ctx := context.Background()
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	chain := func(terminal string, evs ...ledger.Event) [][]byte {
+		var raws [][]byte
+		prev := ""
+		for i := range evs {
+			e := &evs[i]
+			e.Terminal, e.Epoch, e.Seq, e.ID, e.Ref, e.Time = terminal, "ep", uint64(i+1), fmt.Sprint("ep-", i+1), fmt.Sprint(terminal, i), at.Add(time.Duration(i)*time.Minute)
+			raws = append(raws, e.Seal(prev))
+			prev = e.Hash
+		}
+		return raws
+	}
+	a := chain("S1-a", ledger.Event{Type: ledger.Enroll, Member: "MA", Card: "C1"}, ledger.Event{Type: ledger.Earn, Member: "MA", Card: "C1", Points: 10, Amount: 1000})
+	b := chain("S1-b", ledger.Event{Type: ledger.Enroll, Member: "MB", Card: "C1"}, ledger.Event{Type: ledger.Earn, Member: "MB", Card: "C1", Points: 7, Amount: 700},
+		ledger.Event{Type: ledger.Enroll, Member: "MC", Card: "C2"}, ledger.Event{Type: ledger.Enroll, Member: "MD", Card: "C2"})
+	for _, in := range []struct {
+		terminal string
+		raws     [][]byte
+	}{{"S1-a", a}, {"S1-b", b}} {
+		if ack, err := o.Ingest(ctx, in.terminal, "S1", "ep", ledger.DecodeBatch(in.raws)); err != nil || int(ack) != len(in.raws) {
+			t.Fatalf("%s: %d %v", in.terminal, ack, err)
+		}
+	}
+	for card, want := range map[string]struct {
+		member  string
+		balance int64
+	}{"C1": {"MA", 10}, "C2": {"MC", 0}} {
+		v, err := o.MemberByCard(ctx, card)
+		if err != nil || v.Member.Member != want.member || v.Balance != want.balance {
+			t.Fatalf("card %s: %+v %v, want member %s", card, v, err, want.member)
+		}
+	}
+	rep, err := o.Report(ctx, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dups []string
+	for _, f := range rep.Other {
+		if f.Kind == "duplicate_enrollment" {
+			dups = append(dups, f.Member)
+		}
+	}
+	sort.Strings(dups)
+	if strings.Join(dups, ",") != "MB,MD" || rep.Liability != 17 {
+		t.Fatalf("duplicate enrollment flags for %v (want MB, MD), liability %d", dups, rep.Liability)
 	}
 }

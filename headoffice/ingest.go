@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/offline-loyalty/terminal/cardnum"
 	"github.com/offline-loyalty/terminal/ledger"
 	"github.com/offline-loyalty/terminal/rules"
 )
@@ -168,10 +169,14 @@ func (o *Office) ingestTx(ctx context.Context, group []*ingestCall) ([]ingestRes
 		for id, m := range locked {
 			state[id] = &m
 		}
+		holders, err := cardHolders(tx, group, state)
+		if err != nil {
+			return err
+		}
 		results = results[:0]
 		changed := map[string]bool{}
 		for _, c := range group {
-			r := plan(chains[c.key], state, c.batch, c.key.Terminal, c.store, c.key.Epoch, now)
+			r := plan(chains[c.key], state, holders, c.batch, c.key.Terminal, c.store, c.key.Epoch, now)
 			chains[c.key] = r.chain
 			for _, id := range r.changed {
 				changed[id] = true
@@ -196,6 +201,42 @@ func (o *Office) ingestTx(ctx context.Context, group []*ingestCall) ([]ingestRes
 		return nil
 	})
 	return results, err
+}
+
+// cardHolders reads who holds the cards the group's events bring to a
+// member that does not have them yet (one read, only when there are such
+// cards): an enrollment of a card another member holds is a duplicate.
+func cardHolders(tx Tx, group []*ingestCall, state map[string]*Member) (map[string]string, error) {
+	need := map[string]bool{}
+	for _, c := range group {
+		for i, e := range c.batch.Events {
+			if c.batch.Errs[i] != nil || e.Card == "" || e.Type == ledger.CardReplace {
+				continue
+			}
+			if m := state[e.Member]; m == nil || !slices.Contains(m.Cards, e.Card) {
+				need[e.Card] = true
+			}
+		}
+	}
+	holders := map[string]string{}
+	if len(need) == 0 {
+		return holders, nil
+	}
+	cards := make([]string, 0, len(need))
+	for c := range need {
+		cards = append(cards, c)
+	}
+	sort.Strings(cards)
+	found, err := tx.Cards(cards)
+	if err != nil {
+		return nil, err
+	}
+	for card, c := range found {
+		if c.Member != "" {
+			holders[card] = c.Member
+		}
+	}
+	return holders, nil
 }
 
 // SortChainKeys sorts keys by terminal, then epoch: the order in which a
@@ -236,7 +277,7 @@ type cardWrite struct {
 // plan applies a batch to the chain head and the members in state, in
 // memory; members it creates are added to state. Nothing else is touched,
 // so that a store may run it again, after a retry, on a new state.
-func plan(chain Chain, state map[string]*Member, b ledger.Batch, terminal, store, epoch string, now time.Time) ingestResult {
+func plan(chain Chain, state map[string]*Member, holders map[string]string, b ledger.Batch, terminal, store, epoch string, now time.Time) ingestResult {
 	r := ingestResult{figures: map[string]*Figures{}}
 	seenDay := map[MemberDay]bool{}
 	changed := map[string]bool{}
@@ -292,7 +333,7 @@ func plan(chain Chain, state map[string]*Member, b ledger.Batch, terminal, store
 		}
 		r.fresh = append(r.fresh, StoredEvent{Seq: e.Seq, Raw: raw})
 		changed[e.Member] = true
-		r.apply(m, e, terminal, store, now)
+		r.apply(m, e, terminal, store, now, holders)
 		f, md := FiguresOf(e, terminal, store)
 		if r.figures[f.Day] == nil {
 			r.figures[f.Day] = &Figures{Terminal: terminal, Store: store, Day: f.Day}
@@ -357,13 +398,26 @@ func outOfRange(m *Member, e ledger.Event) string {
 }
 
 // apply moves a member by one event.
-func (r *ingestResult) apply(m *Member, e ledger.Event, terminal, store string, now time.Time) {
+func (r *ingestResult) apply(m *Member, e ledger.Event, terminal, store string, now time.Time, holders map[string]string) {
 	if store != "" && !slices.Contains(m.Stores, store) {
 		m.Stores = append(m.Stores, store)
 	}
 	if e.Card != "" && !slices.Contains(m.Cards, e.Card) && e.Type != ledger.CardReplace {
-		m.Cards = append(m.Cards, e.Card)
-		r.cards = append(r.cards, cardWrite{card: e.Card, member: m.ID})
+		if h := holders[e.Card]; h != "" && h != m.ID {
+			// The same card enrolled for two members (at two tills offline):
+			// the card stays with the first, the second member keeps its
+			// events, and the enrollment's flag asks head office to merge
+			// them (the second member's later events with the card are
+			// applied to it, without the card).
+			if e.Type == ledger.Enroll {
+				r.flags = append(r.flags, Flag{Time: now, Kind: "duplicate_enrollment", Terminal: terminal, Epoch: e.Epoch, Seq: e.Seq, Member: m.ID,
+					Detail: fmt.Sprintf("card %s is member %s's; enrolled again as member %s", cardnum.Mask(e.Card), h, m.ID)})
+			}
+		} else {
+			holders[e.Card] = m.ID
+			m.Cards = append(m.Cards, e.Card)
+			r.cards = append(r.cards, cardWrite{card: e.Card, member: m.ID})
+		}
 	}
 	if decision(e) {
 		// Expiry and the tier review are decided on every terminal that

@@ -60,6 +60,8 @@ type ReadTx interface {
 	// EachMember calls fn for every member.
 	EachMember(fn func(Member) error) error
 	Card(card string) (Card, bool, error)
+	// Cards returns those of these cards that exist.
+	Cards(cards []string) (map[string]Card, error)
 	// EachCard calls fn for every card.
 	EachCard(fn func(card string, c Card) error) error
 	// Rules returns the newest published rules document and its version

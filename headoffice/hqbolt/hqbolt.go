@@ -832,6 +832,21 @@ func (t *Tx) Card(card string) (headoffice.Card, bool, error) {
 	return c.Card, ok, err
 }
 
+// Cards reads those of cards that exist.
+func (t *Tx) Cards(cards []string) (map[string]headoffice.Card, error) {
+	out := map[string]headoffice.Card{}
+	for _, card := range cards {
+		c, ok, err := t.card(card)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[card] = c.Card
+		}
+	}
+	return out, nil
+}
+
 // EachCard calls fn for every card.
 func (t *Tx) EachCard(fn func(string, headoffice.Card) error) error {
 	return each(t.tx.Bucket(bCards), "card", func(k []byte, c cardRecord) error { return fn(string(k), c.Card) })

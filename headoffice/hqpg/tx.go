@@ -692,6 +692,28 @@ func (t *Tx) Card(card string) (headoffice.Card, bool, error) {
 	return c, ok, err
 }
 
+// Cards reads those of cards that exist, in one query.
+func (t *Tx) Cards(cards []string) (map[string]headoffice.Card, error) {
+	if err := t.read(); err != nil {
+		return nil, err
+	}
+	rows, err := t.q.Query(t.ctx, `SELECT card, member, blocked FROM cards WHERE card = ANY($1)`, cards)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]headoffice.Card{}
+	for rows.Next() {
+		var card string
+		var c headoffice.Card
+		if err := rows.Scan(&card, &c.Member, &c.Blocked); err != nil {
+			return nil, err
+		}
+		out[card] = c
+	}
+	return out, rows.Err()
+}
+
 // EachCard calls fn for every card.
 func (t *Tx) EachCard(fn func(string, headoffice.Card) error) error {
 	if err := t.read(); err != nil {
