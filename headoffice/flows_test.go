@@ -248,3 +248,34 @@ func duplicateEnrollment(t *testing.T, s headoffice.Store) {
 		t.Fatalf("duplicate enrollment flags for %v (want MB, MD), liability %d", dups, rep.Liability)
 	}
 }
+
+// TestReportNet: sales and points issued are net of voids and refunds, and
+// adjustments, expiry and the reversals are shown, on both stores.
+func TestReportNet(t *testing.T) { eachStore(t, reportNet) }
+
+func reportNet(t *testing.T, s headoffice.Store) {
+	o := hqtest.Office(t, s, headoffice.Options{Now: testNow})
+	ctx := context.Background()
+	raws := seal(
+		ledger.Event{Type: ledger.Enroll, Member: "M1", Card: "C1"},
+		ledger.Event{Type: ledger.Earn, Member: "M1", Card: "C1", Points: 100, Amount: 10000},
+		ledger.Event{Type: ledger.Earn, Member: "M1", Card: "C1", Points: 50, Amount: 5000},
+		ledger.Event{Type: ledger.Void, Member: "M1", Card: "C1", Points: -100, Amount: 10000, Target: "ep1-2"},
+		ledger.Event{Type: ledger.Refund, Member: "M1", Card: "C1", Points: -20, Amount: 2000, Target: "ep1-3"},
+		ledger.Event{Type: ledger.Adjust, Member: "M1", Points: 15, Reason: "goodwill"},
+		ledger.Event{Type: ledger.Expire, Member: "M1", Points: -5, Reason: "earned 2025-11"},
+	)
+	if ack, err := o.Ingest(ctx, "T-1", "S1", "ep1", ledger.DecodeBatch(raws)); err != nil || ack != 7 {
+		t.Fatalf("ingest: %d %v", ack, err)
+	}
+	rep, err := o.Report(ctx, "", "", "")
+	if err != nil || len(rep.Stores) != 1 {
+		t.Fatalf("report %+v %v", rep, err)
+	}
+	got := rep.Stores[0]
+	want := headoffice.StoreFigures{Store: "S1", Events: 7, Checkouts: 2, Sales: 3000, PointsIssued: 30, PointsAdjusted: 15, PointsExpired: 5,
+		Reversals: 2, Enrollments: 1, Members: 1}
+	if got != want || rep.Liability != 40 {
+		t.Fatalf("report %+v, liability %d\nwant %+v, liability 40", got, rep.Liability, want)
+	}
+}

@@ -540,6 +540,14 @@ func FiguresOf(e ledger.Event, terminal, store string) (Figures, *MemberDay) {
 		f.Donated = -e.Points
 	case ledger.Enroll:
 		f.Enrollments = 1
+	case ledger.Void, ledger.Refund:
+		// Counted on the day of the reversal: sales and points issued are
+		// net of what was taken back.
+		f.Sales, f.Issued, f.Reversals = -e.Amount, e.Points, 1
+	case ledger.Adjust:
+		f.Adjusted = e.Points
+	case ledger.Expire:
+		f.Expired = -e.Points
 	}
 	return f, md
 }

@@ -12,10 +12,13 @@ type StoreFigures struct {
 	Store          string `json:"store"`
 	Events         int64  `json:"events"`
 	Checkouts      int64  `json:"checkouts"`
-	Sales          int64  `json:"sales"` // minor units
-	PointsIssued   int64  `json:"points_issued"`
+	Sales          int64  `json:"sales"`         // minor units, net of voids and refunds
+	PointsIssued   int64  `json:"points_issued"` // net of the points voids and refunds took back
 	PointsRedeemed int64  `json:"points_redeemed"`
 	PointsDonated  int64  `json:"points_donated"`
+	PointsAdjusted int64  `json:"points_adjusted"` // managers' corrections, signed
+	PointsExpired  int64  `json:"points_expired"`
+	Reversals      int64  `json:"reversals"` // voids and refunds
 	Enrollments    int64  `json:"enrollments"`
 	Members        int64  `json:"unique_members"`
 }
@@ -70,6 +73,9 @@ func (o *Office) Report(ctx context.Context, from, to, store string) (Report, er
 			s.PointsRedeemed = SatAdd(s.PointsRedeemed, f.Redeemed)
 			s.PointsDonated = SatAdd(s.PointsDonated, f.Donated)
 			s.Enrollments = SatAdd(s.Enrollments, f.Enrollments)
+			s.PointsAdjusted = SatAdd(s.PointsAdjusted, f.Adjusted)
+			s.PointsExpired = SatAdd(s.PointsExpired, f.Expired)
+			s.Reversals = SatAdd(s.Reversals, f.Reversals)
 			return nil
 		}); err != nil {
 			return err

@@ -236,11 +236,14 @@ type Figures struct {
 	Day         string `json:"day"` // YYYY-MM-DD
 	Events      int64  `json:"events"`
 	Checkouts   int64  `json:"checkouts"`
-	Sales       int64  `json:"sales"` // minor units
-	Issued      int64  `json:"issued"`
+	Sales       int64  `json:"sales"`  // minor units, net of voids and refunds
+	Issued      int64  `json:"issued"` // net of the points voids and refunds took back
 	Redeemed    int64  `json:"redeemed"`
 	Donated     int64  `json:"donated"`
 	Enrollments int64  `json:"enrollments"`
+	Adjusted    int64  `json:"adjusted,omitempty"`  // managers' corrections, signed
+	Expired     int64  `json:"expired,omitempty"`   // points expired
+	Reversals   int64  `json:"reversals,omitempty"` // voids and refunds
 }
 
 // Add adds o's counts to f.
@@ -252,6 +255,9 @@ func (f *Figures) Add(o Figures) {
 	f.Redeemed = SatAdd(f.Redeemed, o.Redeemed)
 	f.Donated = SatAdd(f.Donated, o.Donated)
 	f.Enrollments = SatAdd(f.Enrollments, o.Enrollments)
+	f.Adjusted = SatAdd(f.Adjusted, o.Adjusted)
+	f.Expired = SatAdd(f.Expired, o.Expired)
+	f.Reversals = SatAdd(f.Reversals, o.Reversals)
 }
 
 // SatAdd is a+b, held at the ends of int64 instead of wrapping: figures and

@@ -422,8 +422,8 @@ func runReport(ctx context.Context, args []string) error {
 	return c.Print(rep, func(w io.Writer) {
 		fmt.Fprintf(w, "%d terminals, outstanding points %d\n", rep.Terminals, rep.Liability)
 		for _, s := range rep.Stores {
-			fmt.Fprintf(w, "store %s: %d checkouts by %d members, +%d issued, -%d redeemed, -%d donated, %d enrollments\n",
-				s.Store, s.Checkouts, s.Members, s.PointsIssued, s.PointsRedeemed, s.PointsDonated, s.Enrollments)
+			fmt.Fprintf(w, "store %s: %d checkouts by %d members, sales %d net of %d voids and refunds, +%d issued (net), -%d redeemed, -%d donated, %+d adjusted, -%d expired, %d enrollments\n",
+				s.Store, s.Checkouts, s.Members, s.Sales, s.Reversals, s.PointsIssued, s.PointsRedeemed, s.PointsDonated, s.PointsAdjusted, s.PointsExpired, s.Enrollments)
 		}
 		for _, f := range rep.NegativeBalances {
 			fmt.Fprintf(w, "NEGATIVE BALANCE member %s: %d (%s)\n", f.Member, f.Balance, f.Detail)

@@ -108,6 +108,12 @@ CREATE TABLE member_days (
 	PRIMARY KEY (day, store, member)
 );
 `,
+	// 2: figures net of voids and refunds, with adjustments and expiry.
+	`
+ALTER TABLE figures ADD COLUMN adjusted bigint NOT NULL DEFAULT 0;
+ALTER TABLE figures ADD COLUMN expired bigint NOT NULL DEFAULT 0;
+ALTER TABLE figures ADD COLUMN reversals bigint NOT NULL DEFAULT 0;
+`,
 }
 
 // SchemaVersion is the schema this program reads and writes.

@@ -843,7 +843,7 @@ func (t *Tx) Figures(from, to string, fn func(headoffice.Figures) error) error {
 		return err
 	}
 	from, to = dayBounds(from, to)
-	rows, err := t.q.Query(t.ctx, `SELECT day, terminal, store, events, checkouts, sales, issued, redeemed, donated, enrollments
+	rows, err := t.q.Query(t.ctx, `SELECT day, terminal, store, events, checkouts, sales, issued, redeemed, donated, enrollments, adjusted, expired, reversals
 		FROM figures WHERE day >= $1 AND day <= $2 ORDER BY day, terminal`, from, to)
 	if err != nil {
 		return err
@@ -851,7 +851,8 @@ func (t *Tx) Figures(from, to string, fn func(headoffice.Figures) error) error {
 	defer rows.Close()
 	for rows.Next() {
 		var f headoffice.Figures
-		if err := rows.Scan(&f.Day, &f.Terminal, &f.Store, &f.Events, &f.Checkouts, &f.Sales, &f.Issued, &f.Redeemed, &f.Donated, &f.Enrollments); err != nil {
+		if err := rows.Scan(&f.Day, &f.Terminal, &f.Store, &f.Events, &f.Checkouts, &f.Sales, &f.Issued, &f.Redeemed, &f.Donated, &f.Enrollments,
+			&f.Adjusted, &f.Expired, &f.Reversals); err != nil {
 			return err
 		}
 		if err := fn(f); err != nil {
@@ -1000,21 +1001,22 @@ func (t *Tx) flush(commit bool) error {
 		keys := sortedKeys(sum)
 		n := len(keys)
 		days, terms, stores := make([]string, n), make([]string, n), make([]string, n)
-		cols := make([][]int64, 7)
+		cols := make([][]int64, 10)
 		for i := range cols {
 			cols[i] = make([]int64, n)
 		}
 		for i, k := range keys {
 			f := sum[k]
 			days[i], terms[i], stores[i] = f.Day, f.Terminal, f.Store
-			for j, v := range []int64{f.Events, f.Checkouts, f.Sales, f.Issued, f.Redeemed, f.Donated, f.Enrollments} {
+			for j, v := range []int64{f.Events, f.Checkouts, f.Sales, f.Issued, f.Redeemed, f.Donated, f.Enrollments, f.Adjusted, f.Expired, f.Reversals} {
 				cols[j][i] = v
 			}
 		}
-		b.Queue(`INSERT INTO figures (day, terminal, store, events, checkouts, sales, issued, redeemed, donated, enrollments)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
-			ON CONFLICT (day, terminal) DO UPDATE SET `+satSet("events", "checkouts", "sales", "issued", "redeemed", "donated", "enrollments"),
-			days, terms, stores, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6])
+		b.Queue(`INSERT INTO figures (day, terminal, store, events, checkouts, sales, issued, redeemed, donated, enrollments, adjusted, expired, reversals)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
+				$11::bigint[], $12::bigint[], $13::bigint[])
+			ON CONFLICT (day, terminal) DO UPDATE SET `+satSet("events", "checkouts", "sales", "issued", "redeemed", "donated", "enrollments", "adjusted", "expired", "reversals"),
+			days, terms, stores, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8], cols[9])
 		t.figures = nil
 	}
 	if len(t.seen) > 0 {

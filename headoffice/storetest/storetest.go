@@ -398,7 +398,7 @@ func rulesHistory(t *testing.T, s headoffice.Store) {
 func figures(t *testing.T, s headoffice.Store) {
 	f := func(term, store, day string, checkouts int64) headoffice.Figures {
 		return headoffice.Figures{Terminal: term, Store: store, Day: day, Events: checkouts + 1, Checkouts: checkouts, Sales: 100 * checkouts,
-			Issued: 10 * checkouts, Redeemed: 1, Donated: 2, Enrollments: 1}
+			Issued: 10 * checkouts, Redeemed: 1, Donated: 2, Enrollments: 1, Adjusted: -checkouts, Expired: 3, Reversals: 1}
 	}
 	md := func(store, day, member string) headoffice.MemberDay {
 		return headoffice.MemberDay{Store: store, Day: day, Member: member}
@@ -418,7 +418,7 @@ func figures(t *testing.T, s headoffice.Store) {
 		}
 		sort.Slice(got, func(i, j int) bool { return got[i].Day+got[i].Terminal < got[j].Day+got[j].Terminal })
 		want := []headoffice.Figures{f("A-1", "A", "2026-11-01", 5), f("A-2", "A", "2026-11-01", 1), f("B-1", "B", "2026-11-03", 1)}
-		want[0].Events, want[0].Redeemed, want[0].Donated, want[0].Enrollments = 7, 2, 4, 2
+		want[0].Events, want[0].Redeemed, want[0].Donated, want[0].Enrollments, want[0].Expired, want[0].Reversals = 7, 2, 4, 2, 6, 2
 		if !slices.Equal(got, want) {
 			t.Errorf("figures %+v\nwant %+v", got, want)
 		}
