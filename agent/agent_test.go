@@ -308,15 +308,34 @@ func TestBadInputWritesNothing(t *testing.T) {
 	}
 }
 
+// TestUnjoinedTillRedeems: a till that never joined a head office knows all
+// of its members' points: no offline limit holds back a reward.
+func TestUnjoinedTillRedeems(t *testing.T) {
+	ctx := context.Background()
+	a := open(t, t.TempDir(), newClock())
+	enroll(t, a, card)
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "5000", Ref: "big"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, reward := range []string{"voucher20", "tote"} {
+		if _, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Reward: reward}); err != nil {
+			t.Fatalf("%s at a till that never joined: %v", reward, err)
+		}
+	}
+}
+
 func TestOfflineLimitAndSnapshots(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
 	a := open(t, t.TempDir(), c)
+	if err := a.SetIdentity("S1-t1", "S1"); err != nil {
+		t.Fatal(err)
+	}
 	r := enroll(t, a, card)
 	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "5000", Ref: "big"}); err != nil {
 		t.Fatal(err)
 	}
-	// Never synced: the default limit of 2000 points a day applies.
+	// Joined, never synced: the default limit of 2000 points a day applies.
 	if _, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Reward: "voucher20"}); err != nil {
 		t.Fatal(err)
 	}

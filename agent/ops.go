@@ -457,10 +457,12 @@ func (a *Agent) burn(ctx context.Context, b burn) (Result, error) {
 }
 
 // checkOfflineLimit refuses a burn over the daily limit while the terminal's
-// view of the member is older than the rules allow.
+// view of the member is older than the rules allow. A terminal that never
+// joined a head office is the whole of its program: its view is the truth,
+// and no limit applies.
 func (o *op) checkOfflineLimit(m *memberRecord, points int64) error {
 	lim := o.doc.OfflineLimit
-	if lim.PointsPerDay <= 0 {
+	if lim.PointsPerDay <= 0 || o.tx.Meta("store") == "" {
 		return nil
 	}
 	if !m.BaseAt.IsZero() && o.now.Sub(m.BaseAt) <= lim.StaleAfter.Duration {
