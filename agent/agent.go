@@ -333,6 +333,23 @@ func (a *Agent) SetLink(s LinkState) {
 	a.notify(Notice{Kind: NoticeStatus})
 }
 
+// current reports whether the link is up with its feeds caught up.
+func (a *Agent) current() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.link.Online && a.link.Current
+}
+
+// fresh reports whether the terminal's view of a member is head office's
+// current one: a snapshot taken within the rules' stale_after, or any
+// snapshot while the link is current.
+func (a *Agent) fresh(m *memberRecord, now time.Time, staleAfter time.Duration) bool {
+	if m.BaseAt.IsZero() {
+		return false
+	}
+	return now.Sub(m.BaseAt) <= staleAfter || a.current()
+}
+
 // SetLookup installs the online lookup of cards unknown to this terminal.
 func (a *Agent) SetLookup(fn func(ctx context.Context, card string) (*MemberSnapshot, error)) {
 	a.mu.Lock()
@@ -371,7 +388,7 @@ func (a *Agent) Status() Status {
 	a.mu.Lock()
 	link, scanner := a.link, a.scanner
 	a.mu.Unlock()
-	s := Status{Online: link.Online, LinkError: link.Error, Scanner: scanner, RulesVersion: a.Rules().Version}
+	s := Status{Online: link.Online, Current: link.Online && link.Current, LinkError: link.Error, Scanner: scanner, RulesVersion: a.Rules().Version}
 	if !link.LastSync.IsZero() {
 		t := link.LastSync
 		s.LastSync = &t

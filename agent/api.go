@@ -126,6 +126,7 @@ type Status struct {
 	Store        string     `json:"store"`
 	Epoch        string     `json:"epoch"`
 	Online       bool       `json:"online"`
+	Current      bool       `json:"current"`       // online with head office's feeds caught up: no offline limit applies
 	Queue        uint64     `json:"queue"`         // events head office has not acked
 	OldestUnsent *time.Time `json:"oldest_unsent"` // time of the oldest of them
 	LastSync     *time.Time `json:"last_sync"`
@@ -149,6 +150,10 @@ type LinkState struct {
 	Online   bool
 	LastSync time.Time // last time head office acked or sent something
 	Error    string    // last link error, one line
+	// Current: head office said this connection's feeds are caught up;
+	// while it lasts, a change to a member reaches the terminal within
+	// seconds, so head office's snapshots are current however old.
+	Current bool
 }
 
 // MemberSnapshot is head office's authoritative view of a member, sent down to

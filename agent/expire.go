@@ -18,8 +18,9 @@ type Housekeeping struct {
 	Points     int64 `json:"points"`     // points they took
 	Downgraded int   `json:"downgraded"` // tier_change events of the review
 	// Deferred counts members left for a later run because this terminal's
-	// view of them is older than the rules' stale_after: a terminal that
-	// reports to head office only expires or downgrades on a fresh balance.
+	// view of them is not current (older than the rules' stale_after, and
+	// the link not current): a terminal that reports to head office only
+	// expires or downgrades on a fresh balance.
 	Deferred int `json:"deferred"`
 }
 
@@ -81,7 +82,7 @@ func (a *Agent) dueTasks(h *Housekeeping) ([]housekeepingTask, error) {
 			if len(due) == 0 && !down {
 				return nil
 			}
-			if reports && (m.BaseAt.IsZero() || now.Sub(m.BaseAt) > doc.OfflineLimit.StaleAfter.Duration) {
+			if reports && !a.fresh(&m, now, doc.OfflineLimit.StaleAfter.Duration) {
 				h.Deferred++
 				return nil
 			}

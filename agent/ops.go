@@ -465,7 +465,7 @@ func (o *op) checkOfflineLimit(m *memberRecord, points int64) error {
 	if lim.PointsPerDay <= 0 || o.tx.Meta("store") == "" {
 		return nil
 	}
-	if !m.BaseAt.IsZero() && o.now.Sub(m.BaseAt) <= lim.StaleAfter.Duration {
+	if o.a.fresh(m, o.now, lim.StaleAfter.Duration) {
 		return nil
 	}
 	used := int64(0)

@@ -350,8 +350,11 @@ func runStatus(ctx context.Context, args []string) error {
 		}
 		return c.Print(s, func(w io.Writer) {
 			link := "offline"
-			if s.Online {
-				link = "online"
+			switch {
+			case s.Current:
+				link = "online, caught up"
+			case s.Online:
+				link = "online, catching up"
 			}
 			fmt.Fprintf(w, "terminal %s store %q: %s, queue %d, scanner %s, rules v%d, seq %d\n",
 				s.Terminal, s.Store, link, s.Queue, s.Scanner, s.RulesVersion, s.Seq)

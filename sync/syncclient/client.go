@@ -386,6 +386,7 @@ type session struct {
 	waiting map[string]chan syncproto.Message // lookups by id
 	history agent.HistoryRequest              // the refill asked for, read by the read pump only
 	asked   bool                              // a history request is unanswered
+	current bool                              // head office said the feeds are caught up (read pump only)
 }
 
 // askHistory asks head office for the next events a repair lost, if any.
@@ -629,6 +630,8 @@ func (c *client) readPump(ctx context.Context, s *session, acks chan<- uint64, l
 			if err := c.a.ApplyBlocked(bs, m.BlockCursor); err != nil {
 				return err
 			}
+		case syncproto.TypeCurrent:
+			s.current = true
 		case syncproto.TypeHistory:
 			s.asked = false
 			if m.Epoch != s.history.Epoch {
@@ -668,7 +671,7 @@ func (c *client) readPump(ctx context.Context, s *session, acks chan<- uint64, l
 			return fmt.Errorf("%w: unexpected %s message", syncproto.ErrMalformed, m.Type)
 		}
 		*lastSync = time.Now()
-		c.a.SetLink(agent.LinkState{Online: true, LastSync: *lastSync})
+		c.a.SetLink(agent.LinkState{Online: true, LastSync: *lastSync, Current: s.current})
 	}
 }
 

@@ -56,13 +56,14 @@ const (
 	TypeLookup    = "lookup"    // terminal → head office: who holds this card?
 	TypeFound     = "found"     // head office → terminal: the answer to a lookup
 	TypeHistory   = "history"   // terminal → head office: send my events of an earlier epoch; and the answer
+	TypeCurrent   = "current"   // head office → terminal (version 2): your feeds are caught up
 	TypeError     = "error"     // either way: a refusal; the sender closes after it
 )
 
 var knownTypes = map[string]bool{
 	TypeHello: true, TypeChallenge: true, TypeProof: true, TypeWelcome: true, TypeCursors: true,
 	TypeEvents: true, TypeAck: true, TypeRules: true, TypeMembers: true, TypeBlocked: true,
-	TypeLookup: true, TypeFound: true, TypeError: true, TypeHistory: true,
+	TypeLookup: true, TypeFound: true, TypeError: true, TypeHistory: true, TypeCurrent: true,
 }
 
 // Message is the one envelope of the protocol; Type says which fields mean

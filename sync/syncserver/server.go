@@ -529,6 +529,7 @@ func (c *conn) downstream(ctx context.Context) {
 	// one fires, before the wait that gathers wake-ups: whatever changes
 	// after they are taken wakes the loop again.
 	wakeAll, wakeMine, since := c.s.hq.Changes(c.store)
+	current := false // told the terminal its feeds are caught up
 	for {
 		pctx, cancel := context.WithTimeout(ctx, storeWait)
 		msgs, err := c.s.hq.Pending(pctx, c.terminal, c.store, c.epoch, &cur, since)
@@ -552,6 +553,14 @@ func (c *conn) downstream(ctx context.Context) {
 			// keeps the terminals of a store at the same positions, where
 			// they share the pages read.
 			continue
+		}
+		if !current && c.signed {
+			// Nothing more to send: from now on, while this connection
+			// lasts, every change reaches the terminal within seconds.
+			if !c.queue(ctx, syncproto.Message{Type: syncproto.TypeCurrent}) {
+				return
+			}
+			current = true
 		}
 		select {
 		case <-wakeAll:
