@@ -11,7 +11,9 @@ package syncclient
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -379,7 +381,7 @@ type client struct {
 // session is one connection.
 type session struct {
 	ws      *websocket.Conn
-	id      string // head office's session id, which its signatures are bound to
+	macKey  []byte // version 2: the session's key of head office's message MACs
 	send    chan []byte
 	done    chan struct{}
 	mu      stdsync.Mutex
@@ -422,7 +424,7 @@ func (c *client) session(ctx context.Context, lastSync *time.Time) error {
 	defer ws.Close()
 	ws.SetReadLimit(syncproto.MaxMessage)
 	id := c.a.Identity()
-	welcome, sessionID, err := c.handshake(ws, id.Epoch)
+	welcome, macKey, err := c.handshake(ws, id.Epoch)
 	if err != nil {
 		return err
 	}
@@ -438,7 +440,7 @@ func (c *client) session(ctx context.Context, lastSync *time.Time) error {
 	}
 	*lastSync = time.Now()
 	c.a.SetLink(agent.LinkState{Online: true, LastSync: *lastSync})
-	s := &session{ws: ws, id: sessionID, send: make(chan []byte, sendQueue), done: make(chan struct{}), waiting: map[string]chan syncproto.Message{}}
+	s := &session{ws: ws, macKey: macKey, send: make(chan []byte, sendQueue), done: make(chan struct{}), waiting: map[string]chan syncproto.Message{}}
 	cur := c.a.Cursors()
 	if err := s.queue(syncproto.Message{Type: syncproto.TypeCursors, RulesVersion: cur.Rules, Cursor: cur.Members, BlockCursor: cur.Blocked}); err != nil {
 		return err
@@ -470,55 +472,76 @@ func (c *client) session(ctx context.Context, lastSync *time.Time) error {
 }
 
 // handshake proves the terminal's identity and returns head office's welcome
-// (its signature checked in version 2) and the session.
-func (c *client) handshake(ws *websocket.Conn, epoch string) (syncproto.Message, string, error) {
+// and, in version 2, the session's message key: the welcome's signature is
+// checked with head office's key, and it carries head office's half of the
+// key exchange the hello began.
+func (c *client) handshake(ws *websocket.Conn, epoch string) (syncproto.Message, []byte, error) {
 	deadline := time.Now().Add(handshake)
 	_ = ws.SetReadDeadline(deadline)
 	_ = ws.SetWriteDeadline(deadline)
 	hello := syncproto.Message{Type: syncproto.TypeHello, Version: c.version, Terminal: c.terminal, Epoch: epoch}
+	var mine *ecdh.PrivateKey
+	if c.hqKey != nil {
+		var err error
+		if mine, err = ecdh.X25519().GenerateKey(rand.Reader); err != nil {
+			return syncproto.Message{}, nil, err
+		}
+		hello.DH = mine.PublicKey().Bytes()
+	}
 	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(hello)); err != nil {
-		return syncproto.Message{}, "", err
+		return syncproto.Message{}, nil, err
 	}
 	ch, err := syncproto.Read(ws)
 	if err != nil {
-		return syncproto.Message{}, "", fmt.Errorf("handshake: %w", err)
+		return syncproto.Message{}, nil, fmt.Errorf("handshake: %w", err)
 	}
 	if ch.Type == syncproto.TypeError {
-		return syncproto.Message{}, "", refusal(ch)
+		return syncproto.Message{}, nil, refusal(ch)
 	}
 	if ch.Type != syncproto.TypeChallenge || len(ch.Nonce) != syncproto.NonceSize || ch.Session == "" {
-		return syncproto.Message{}, "", errors.New("handshake: expected a challenge")
+		return syncproto.Message{}, nil, errors.New("handshake: expected a challenge")
 	}
 	proof := syncproto.Message{Type: syncproto.TypeProof, Sig: ed25519.Sign(c.key, syncproto.Statement(c.terminal, ch.Session, ch.Nonce))}
 	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(proof)); err != nil {
-		return syncproto.Message{}, "", err
+		return syncproto.Message{}, nil, err
 	}
 	w, err := syncproto.Read(ws)
 	if err != nil {
-		return syncproto.Message{}, "", fmt.Errorf("handshake: %w", err)
+		return syncproto.Message{}, nil, fmt.Errorf("handshake: %w", err)
 	}
 	if w.Type == syncproto.TypeError {
-		return syncproto.Message{}, "", refusal(w)
+		return syncproto.Message{}, nil, refusal(w)
 	}
 	if w.Type != syncproto.TypeWelcome {
-		return syncproto.Message{}, "", errors.New("handshake: expected a welcome")
-	}
-	if err := c.verify(ch.Session, w); err != nil {
-		return syncproto.Message{}, "", err
+		return syncproto.Message{}, nil, errors.New("handshake: expected a welcome")
 	}
 	_ = ws.SetWriteDeadline(time.Time{})
-	return w, ch.Session, nil
+	if c.hqKey == nil {
+		return w, nil, nil
+	}
+	if len(w.Sig) != ed25519.SignatureSize || !ed25519.Verify(c.hqKey, syncproto.HeadOfficeStatement(ch.Session, w), w.Sig) {
+		return syncproto.Message{}, nil, fmt.Errorf("%w: a welcome not signed by head office's key", syncproto.ErrMalformed)
+	}
+	theirs, err := ecdh.X25519().NewPublicKey(w.DH)
+	if err != nil {
+		return syncproto.Message{}, nil, fmt.Errorf("%w: a welcome without head office's X25519 key", syncproto.ErrMalformed)
+	}
+	shared, err := mine.ECDH(theirs)
+	if err != nil {
+		return syncproto.Message{}, nil, fmt.Errorf("%w: head office's X25519 key is not usable", syncproto.ErrMalformed)
+	}
+	return w, syncproto.SessionKey(shared, ch.Session), nil
 }
 
-// verify checks head office's signature on a message of session (version
-// 2); a message that fails is not head office's, and the connection is
-// dropped before it is used.
-func (c *client) verify(session string, m syncproto.Message) error {
-	if c.hqKey == nil {
+// verify checks the MAC of a message head office sent after the welcome
+// (version 2); a message that fails is not head office's, and the
+// connection is dropped before it is used.
+func verify(key []byte, m syncproto.Message) error {
+	if key == nil {
 		return nil
 	}
-	if len(m.Sig) != ed25519.SignatureSize || !ed25519.Verify(c.hqKey, syncproto.HeadOfficeStatement(session, m), m.Sig) {
-		return fmt.Errorf("%w: a %s message not signed by head office's key", syncproto.ErrMalformed, m.Type)
+	if !hmac.Equal(m.Sig, syncproto.MAC(key, m)) {
+		return fmt.Errorf("%w: a %s message not signed by head office (its session key)", syncproto.ErrMalformed, m.Type)
 	}
 	return nil
 }
@@ -595,7 +618,7 @@ func (c *client) readPump(ctx context.Context, s *session, acks chan<- uint64, l
 		if err != nil {
 			return fmt.Errorf("read: %w", err)
 		}
-		if err := c.verify(s.id, m); err != nil {
+		if err := verify(s.macKey, m); err != nil {
 			return err
 		}
 		_ = s.ws.SetReadDeadline(time.Now().Add(pongWait))

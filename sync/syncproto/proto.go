@@ -7,6 +7,8 @@ package syncproto
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,6 +81,9 @@ type Message struct {
 	Nonce   []byte `json:"nonce,omitempty"`
 	Session string `json:"session,omitempty"`
 	Sig     []byte `json:"sig,omitempty"`
+	// hello and welcome (version 2): each side's X25519 public key for the
+	// session's message key (SessionKey).
+	DH []byte `json:"dh,omitempty"`
 
 	// events: exact encoded ledger events; ack and welcome: a sequence
 	Events []json.RawMessage `json:"events,omitempty"`
@@ -234,7 +239,7 @@ func decodeEnvelope(b []byte) (Message, error) {
 		return Message{}, fmt.Errorf("%w: %d events, limit %d", ErrMalformed, len(m.Events), MaxBatch)
 	case len(m.Members) > MaxFeed || len(m.Blocked) > MaxFeed:
 		return Message{}, fmt.Errorf("%w: feed of more than %d entries", ErrMalformed, MaxFeed)
-	case len(m.Nonce) > NonceSize || len(m.Sig) > ed25519.SignatureSize || len(m.DrawKey) > 64:
+	case len(m.Nonce) > NonceSize || len(m.Sig) > ed25519.SignatureSize || len(m.DrawKey) > 64 || len(m.DH) > 32:
 		return Message{}, fmt.Errorf("%w: oversized nonce, signature or key", ErrMalformed)
 	}
 	for _, s := range []string{m.Terminal, m.Epoch, m.Session, m.ID, m.Card, m.Code} {
@@ -313,6 +318,27 @@ func HeadOfficeStatement(session string, m Message) []byte {
 	b.WriteByte(0)
 	b.Write(Encode(m))
 	return b.Bytes()
+}
+
+// SessionKey is the key of a version 2 session's message MACs, from the
+// X25519 secret the terminal's hello and head office's signed welcome
+// agreed on, bound to the session.
+func SessionKey(shared []byte, session string) []byte {
+	m := hmac.New(sha256.New, shared)
+	m.Write([]byte(headOfficeContext + " session\x00" + session))
+	return m.Sum(nil)
+}
+
+// MAC authenticates a message head office sends after the welcome in a
+// version 2 session: HMAC-SHA256 with the session key over the message as
+// encoded without its Sig. (The welcome itself is signed, HeadOfficeStatement:
+// it proves head office's key and carries its half of the session key; an
+// HMAC per message then costs a microsecond where a signature costs tens.)
+func MAC(key []byte, m Message) []byte {
+	m.Sig = nil
+	h := hmac.New(sha256.New, key)
+	h.Write(Encode(m))
+	return h.Sum(nil)
 }
 
 // JoinRequest is what `pos-agent join` posts to head office's /v1/join.

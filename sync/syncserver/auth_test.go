@@ -3,7 +3,9 @@ package syncserver
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -84,7 +86,12 @@ func handshake(t *testing.T, url, terminal string, sign func(challenge syncproto
 func handshakeV(t *testing.T, url, terminal string, version int, sign func(challenge syncproto.Message) []byte) (syncproto.Message, syncproto.Message, error) {
 	t.Helper()
 	ws := dial(t, url)
-	send(t, ws, syncproto.Message{Type: syncproto.TypeHello, Version: version, Terminal: terminal, Epoch: "ep1"})
+	hello := syncproto.Message{Type: syncproto.TypeHello, Version: version, Terminal: terminal, Epoch: "ep1"}
+	if version >= 2 {
+		dh, _ := ecdh.X25519().GenerateKey(rand.Reader)
+		hello.DH = dh.PublicKey().Bytes()
+	}
+	send(t, ws, hello)
 	ch, err := recv(ws)
 	if err != nil {
 		return syncproto.Message{}, ch, err
@@ -189,7 +196,8 @@ func TestHandshakeStoreDown(t *testing.T) {
 
 // TestVersions: a terminal of version 2 gets a welcome signed by head
 // office's key and bound to its session; one of version 1 (not upgraded
-// yet) is still served, unsigned; others are refused.
+// yet) is still served, unsigned; a version 2 hello without its X25519
+// key, and other versions, are refused.
 func TestVersions(t *testing.T) {
 	s, url := startHQ(t)
 	id, key := joined(t, s, "till1")
@@ -200,6 +208,16 @@ func TestVersions(t *testing.T) {
 	if ed25519.Verify(s.QRKey(), syncproto.HeadOfficeStatement("another-session", w), w.Sig) {
 		t.Fatal("the welcome's signature holds for another session")
 	}
+	// A version 2 hello without the terminal's half of the session key.
+	ws := dial(t, url)
+	send(t, ws, syncproto.Message{Type: syncproto.TypeHello, Version: 2, Terminal: id, Epoch: "ep1"})
+	ch2, err := recv(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, ws, syncproto.Message{Type: syncproto.TypeProof, Sig: signer(id, key)(ch2)})
+	m, err := recv(ws)
+	refused(t, "version 2 without an X25519 key", m, err)
 	w, _, err = handshakeV(t, url, id, 1, signer(id, key))
 	if err != nil || w.Type != syncproto.TypeWelcome || w.Sig != nil {
 		t.Fatalf("version 1: %+v %v: want an unsigned welcome", w, err)

@@ -10,6 +10,7 @@ package syncserver
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -207,8 +208,7 @@ type conn struct {
 	terminal string
 	store    string
 	epoch    string
-	session  string
-	signed   bool // version 2: every message sent is signed
+	macKey   []byte // version 2: every message sent after the welcome carries its MAC
 	send     chan []byte
 	cursors  chan syncproto.Message // the terminal's feed positions, once
 	log      *slog.Logger
@@ -243,7 +243,7 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(syncproto.MaxMessage)
 	s.metrics.connections.Add(1)
 	defer s.metrics.connections.Add(-1)
-	c := &conn{s: s, ws: ws, terminal: hs.terminal, store: hs.store, epoch: hs.epoch, session: hs.session, signed: syncproto.Signed(hs.version),
+	c := &conn{s: s, ws: ws, terminal: hs.terminal, store: hs.store, epoch: hs.epoch, macKey: hs.macKey,
 		send: make(chan []byte, sendQueue), cursors: make(chan syncproto.Message, 1), log: s.log.With("terminal", hs.terminal)}
 	c.log.Info("terminal connected", "epoch", hs.epoch, "version", hs.version)
 	ctx, cancel := context.WithCancel(r.Context())
@@ -305,20 +305,36 @@ func (s *Server) handshake(ws *websocket.Conn) (hs handshaken, err error) {
 	}
 	welcome := syncproto.Message{Type: syncproto.TypeWelcome, Terminal: hello.Terminal, Epoch: hello.Epoch, Seq: durable,
 		HLC: ledger.NextHLC(0, s.now())}
+	var macKey []byte
 	if syncproto.Signed(hello.Version) {
+		tillKey, err := ecdh.X25519().NewPublicKey(hello.DH)
+		if err != nil {
+			return hs, errors.New("a version 2 hello needs the terminal's X25519 key")
+		}
+		mine, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			return hs, internalError{err}
+		}
+		shared, err := mine.ECDH(tillKey)
+		if err != nil {
+			return hs, errors.New("the terminal's X25519 key is not usable")
+		}
+		macKey = syncproto.SessionKey(shared, session)
+		welcome.DH = mine.PublicKey().Bytes()
 		welcome.DrawKey = s.hq.DrawKey(hello.Terminal)
 		welcome.Sig = s.hq.SignSync(syncproto.HeadOfficeStatement(session, welcome))
 	}
 	if err := ws.WriteMessage(websocket.TextMessage, syncproto.Encode(welcome)); err != nil {
 		return hs, err
 	}
-	return handshaken{terminal: hello.Terminal, store: store, epoch: hello.Epoch, session: session, version: hello.Version}, nil
+	return handshaken{terminal: hello.Terminal, store: store, epoch: hello.Epoch, session: session, version: hello.Version, macKey: macKey}, nil
 }
 
 // handshaken is who a handshake proved, and how the session speaks.
 type handshaken struct {
 	terminal, store, epoch, session string
 	version                         int
+	macKey                          []byte // version 2
 }
 
 // readPump is the connection's only reader. Upstream batches are decoded here
@@ -465,8 +481,8 @@ func (c *conn) refuse(ctx context.Context, code string, err error) {
 
 // queue hands a message to the write pump.
 func (c *conn) queue(ctx context.Context, m syncproto.Message) bool {
-	if c.signed {
-		m.Sig = c.s.hq.SignSync(syncproto.HeadOfficeStatement(c.session, m))
+	if c.macKey != nil {
+		m.Sig = syncproto.MAC(c.macKey, m)
 	}
 	select {
 	case c.send <- syncproto.Encode(m):
@@ -554,7 +570,7 @@ func (c *conn) downstream(ctx context.Context) {
 			// they share the pages read.
 			continue
 		}
-		if !current && c.signed {
+		if !current && c.macKey != nil {
 			// Nothing more to send: from now on, while this connection
 			// lasts, every change reaches the terminal within seconds.
 			if !c.queue(ctx, syncproto.Message{Type: syncproto.TypeCurrent}) {
