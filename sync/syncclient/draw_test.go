@@ -24,19 +24,7 @@ func TestSurpriseDrawsAudited(t *testing.T) {
 	ln := listenLocal(t)
 	hq := serveHQ(t, ln, syncserver.Options{Logger: quiet})
 	url := "ws://" + ln.Addr().String() + "/v1/sync"
-	dir := t.TempDir()
-	a, err := agent.Open(ctx, dir, agent.Options{Logger: quiet, Location: time.UTC})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	id, code, err := hq.AddTerminal(ctx, "store-1", "till-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := syncclient.Join(ctx, a, dir, url, code, false); err != nil {
-		t.Fatal(err)
-	}
+	a, dir, id := joinedTill(t, hq, url, agent.Options{Location: time.UTC})
 	d := rules.Default()
 	d.Version, d.Surprise.ProbabilityBP, d.Surprise.DailyBudget, d.Surprise.MinSpend = 41, 5000, 1_000_000, 0
 	d.Campaigns = nil

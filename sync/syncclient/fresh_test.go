@@ -21,19 +21,7 @@ func TestFreshWhileConnected(t *testing.T) {
 	ln := listenLocal(t)
 	hq := serveHQ(t, ln, syncserver.Options{Logger: quiet, Now: clk.now})
 	url := "ws://" + ln.Addr().String() + "/v1/sync"
-	dir := t.TempDir()
-	a, err := agent.Open(ctx, dir, agent.Options{Logger: quiet, Now: clk.now, Location: time.UTC})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	_, code, err := hq.AddTerminal(ctx, "store-1", "till-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := syncclient.Join(ctx, a, dir, url, code, false); err != nil {
-		t.Fatal(err)
-	}
+	a, dir, _ := joinedTill(t, hq, url, agent.Options{Now: clk.now, Location: time.UTC})
 	const card = "4000000000000002"
 	if _, err := a.Enroll(ctx, agent.EnrollRequest{Card: card, Name: "Ada"}); err != nil {
 		t.Fatal(err)

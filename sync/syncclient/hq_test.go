@@ -1,13 +1,16 @@
 package syncclient_test
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/headoffice"
 	"github.com/offline-loyalty/terminal/headoffice/hqtest"
+	"github.com/offline-loyalty/terminal/sync/syncclient"
 	"github.com/offline-loyalty/terminal/sync/syncserver"
 )
 
@@ -38,4 +41,27 @@ func listenLocal(tb testing.TB) net.Listener {
 		tb.Fatal(err)
 	}
 	return ln
+}
+
+// joinedTill opens an agent in a new directory (closed when the test ends)
+// and joins it to head office at url as store-1's till-a; it returns the
+// agent, its directory and its terminal id.
+func joinedTill(tb testing.TB, hq *headoffice.Office, url string, opts agent.Options) (*agent.Agent, string, string) {
+	tb.Helper()
+	ctx := context.Background()
+	dir := tb.TempDir()
+	opts.Logger = quiet
+	a, err := agent.Open(ctx, dir, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { a.Close() })
+	id, code, err := hq.AddTerminal(ctx, "store-1", "till-a")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := syncclient.Join(ctx, a, dir, url, code, false); err != nil {
+		tb.Fatal(err)
+	}
+	return a, dir, id
 }

@@ -78,19 +78,7 @@ func TestForgedMessagesRefused(t *testing.T) {
 	defer proxy.Close()
 	url := "ws" + strings.TrimPrefix(proxy.URL, "http") + "/v1/sync"
 
-	dir := t.TempDir()
-	a, err := agent.Open(ctx, dir, agent.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	_, code, err := hq.AddTerminal(ctx, "store-1", "till-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := syncclient.Join(ctx, a, dir, p.target, code, false); err != nil {
-		t.Fatal(err)
-	}
+	a, dir, _ := joinedTill(t, hq, p.target, agent.Options{})
 	publish := func(version int) {
 		d := rules.Default()
 		d.Version = version
