@@ -214,8 +214,7 @@ func duplicateEnrollment(t *testing.T, s headoffice.Store) {
 		return raws
 	}
 	a := chain("S1-a", ledger.Event{Type: ledger.Enroll, Member: "MA", Card: "C1"}, ledger.Event{Type: ledger.Earn, Member: "MA", Card: "C1", Points: 10, Amount: 1000})
-	b := chain("S1-b", ledger.Event{Type: ledger.Enroll, Member: "MB", Card: "C1"}, ledger.Event{Type: ledger.Earn, Member: "MB", Card: "C1", Points: 7, Amount: 700},
-		ledger.Event{Type: ledger.Enroll, Member: "MC", Card: "C2"}, ledger.Event{Type: ledger.Enroll, Member: "MD", Card: "C2"})
+	b := chain("S1-b", b2events()...)
 	for _, in := range []struct {
 		terminal string
 		raws     [][]byte
@@ -247,6 +246,34 @@ func duplicateEnrollment(t *testing.T, s headoffice.Store) {
 	if strings.Join(dups, ",") != "MB,MD" || rep.Liability != 17 {
 		t.Fatalf("duplicate enrollment flags for %v (want MB, MD), liability %d", dups, rep.Liability)
 	}
+	// Head office merges MB into MA: one member, one balance, both
+	// histories; MB's events still to come from its till apply to MA.
+	v, err := o.MergeMembers(ctx, "MA", "MB", "ops")
+	if err != nil || v.Balance != 17 || v.Member.Member != "MA" {
+		t.Fatalf("merge: %+v %v", v, err)
+	}
+	if _, err := o.MergeMembers(ctx, "MA", "MB", "ops"); err == nil {
+		t.Fatal("a member merged twice")
+	}
+	if _, err := o.MergeMembers(ctx, "MA", "MA", "ops"); err == nil {
+		t.Fatal("a member merged into itself")
+	}
+	later := chain("S1-b", append(b2events(), ledger.Event{Type: ledger.Earn, Member: "MB", Card: "C1", Points: 3, Amount: 300})...)
+	if ack, err := o.Ingest(ctx, "S1-b", "S1", "ep", ledger.DecodeBatch(later)); err != nil || int(ack) != len(later) {
+		t.Fatalf("after the merge: %d %v", ack, err)
+	}
+	if v, err := o.MemberByCard(ctx, "C1"); err != nil || v.Member.Member != "MA" || v.Balance != 20 {
+		t.Fatalf("after the merge, card C1: %+v %v", v, err)
+	}
+	if rep, _ := o.Report(ctx, "", "", ""); rep.Liability != 20 {
+		t.Fatalf("liability after the merge %d, want 20", rep.Liability)
+	}
+}
+
+// b2events are the events of till b in TestDuplicateEnrollment, again.
+func b2events() []ledger.Event {
+	return []ledger.Event{{Type: ledger.Enroll, Member: "MB", Card: "C1"}, {Type: ledger.Earn, Member: "MB", Card: "C1", Points: 7, Amount: 700},
+		{Type: ledger.Enroll, Member: "MC", Card: "C2"}, {Type: ledger.Enroll, Member: "MD", Card: "C2"}}
 }
 
 // TestReportNet: sales and points issued are net of voids and refunds, and

@@ -169,6 +169,9 @@ func (o *Office) ingestTx(ctx context.Context, group []*ingestCall) ([]ingestRes
 		for id, m := range locked {
 			state[id] = &m
 		}
+		if err := lockMergeTargets(tx, state); err != nil {
+			return err
+		}
 		holders, err := cardHolders(tx, group, state)
 		if err != nil {
 			return err
@@ -201,6 +204,53 @@ func (o *Office) ingestTx(ctx context.Context, group []*ingestCall) ([]ingestRes
 		return nil
 	})
 	return results, err
+}
+
+// maxMerges bounds a chain of merged members (a merged into b, b into c).
+const maxMerges = 8
+
+// resolve is the member an event for id applies to: id's, or, for a member
+// merged into another, that one's.
+func resolve(state map[string]*Member, id string) *Member {
+	m := state[id]
+	for i := 0; m != nil && m.MergedInto != "" && i < maxMerges; i++ {
+		next := state[m.MergedInto]
+		if next == nil {
+			break
+		}
+		m = next
+	}
+	return m
+}
+
+// lockMergeTargets locks, too, the members that locked merged members were
+// merged into (a second lock, only when there are such members; a store
+// retries a transaction that this makes wait in a cycle).
+func lockMergeTargets(tx Tx, state map[string]*Member) error {
+	for range maxMerges {
+		var want []string
+		for _, m := range state {
+			if m.MergedInto != "" && state[m.MergedInto] == nil && !slices.Contains(want, m.MergedInto) {
+				want = append(want, m.MergedInto)
+			}
+		}
+		if len(want) == 0 {
+			return nil
+		}
+		sort.Strings(want)
+		more, err := tx.LockMembers(want)
+		if err != nil {
+			return err
+		}
+		for _, id := range want {
+			m, ok := more[id]
+			if !ok {
+				return fmt.Errorf("%w: a member was merged into %s, which does not exist", ErrCorrupt, id)
+			}
+			state[id] = &m
+		}
+	}
+	return nil
 }
 
 // cardHolders reads who holds the cards the group's events bring to a
@@ -319,12 +369,12 @@ func plan(chain Chain, state map[string]*Member, holders map[string]string, b le
 			r.refused = fmt.Errorf("%w at seq %d: dated %s, outside %s ahead and %s behind head office's clock", ErrSkew, e.Seq, e.Time.UTC().Format(time.RFC3339), SkewAhead, SkewBehind)
 			break
 		}
-		if why := outOfRange(state[e.Member], e); why != "" {
+		if why := outOfRange(resolve(state, e.Member), e); why != "" {
 			r.flags = append(r.flags, Flag{Time: now, Kind: "out_of_range", Terminal: terminal, Epoch: epoch, Seq: e.Seq, Member: e.Member, Detail: why})
 			r.refused = fmt.Errorf("%w at seq %d: %s", ErrRange, e.Seq, why)
 			break
 		}
-		m := state[e.Member]
+		m := resolve(state, e.Member)
 		if m == nil {
 			// Enrolled at a terminal (or an event for a member head office
 			// has not imported): the event creates the member.
@@ -332,7 +382,7 @@ func plan(chain Chain, state map[string]*Member, holders map[string]string, b le
 			state[e.Member] = m
 		}
 		r.fresh = append(r.fresh, StoredEvent{Seq: e.Seq, Raw: raw})
-		changed[e.Member] = true
+		changed[m.ID] = true
 		r.apply(m, e, terminal, store, now, holders)
 		f, md := FiguresOf(e, terminal, store)
 		if r.figures[f.Day] == nil {

@@ -162,3 +162,95 @@ func snapshot(m Member, asOf uint64, now time.Time) syncproto.Member {
 		Spend12m: rules.RollingSpend(m.Months, now), Months: months, Birthday: m.Birthday, Lots: m.Lots,
 		Lifetime: m.Lifetime, LastVisit: m.LastVisit, Enrolled: m.Enrolled, Status: m.Status, AsOfSeq: asOf, Taken: now}
 }
+
+// MergeMembers makes from part of into: the same person enrolled twice (a
+// duplicate_enrollment flag). from's balance, lots, spend and cards move to
+// into; from stays, with status "merged" and no balance, so that both
+// histories are kept, and its events still to come from terminals apply to
+// into. Both go down the member feeds: the terminals of their stores get
+// into's card list and balance. The merge is recorded as a flag
+// (member_merged) with who asked for it.
+func (o *Office) MergeMembers(ctx context.Context, into, from, by string) (MemberView, error) {
+	if into == "" || from == "" || into == from {
+		return MemberView{}, fmt.Errorf("%w: merge two different members", ErrInvalid)
+	}
+	var out Member
+	now := o.now()
+	err := o.store.Update(ctx, func(tx Tx) error {
+		ids := []string{into, from}
+		sort.Strings(ids)
+		locked, err := tx.LockMembers(ids)
+		if err != nil {
+			return err
+		}
+		a, okA := locked[into]
+		b, okB := locked[from]
+		switch {
+		case !okA || !okB:
+			return fmt.Errorf("%w: member %s or %s", ErrNotFound, into, from)
+		case a.MergedInto != "" || b.MergedInto != "":
+			return fmt.Errorf("%w: a member merged already is not merged again", ErrInvalid)
+		}
+		bal := a.Balance + b.Balance
+		if bal > MaxBalance || bal < -MaxBalance {
+			return fmt.Errorf("%w: the merged balance would be out of range", ErrInvalid)
+		}
+		a.Balance, a.Lifetime = bal, SatAdd(a.Lifetime, b.Lifetime)
+		for _, kv := range []struct {
+			dst *map[string]int64
+			src map[string]int64
+		}{{&a.Lots, b.Lots}, {&a.Months, b.Months}} {
+			for k, v := range kv.src {
+				if *kv.dst == nil {
+					*kv.dst = map[string]int64{}
+				}
+				(*kv.dst)[k] += v
+			}
+		}
+		if b.LastVisit.After(a.LastVisit) {
+			a.LastVisit = b.LastVisit
+		}
+		if b.Enrolled.Before(a.Enrolled) {
+			a.Enrolled = b.Enrolled
+		}
+		for _, st := range b.Stores {
+			if !slices.Contains(a.Stores, st) {
+				a.Stores = append(a.Stores, st)
+			}
+		}
+		a.Decided = append(a.Decided, b.Decided...)
+		for _, card := range b.Cards {
+			c, _, err := tx.Card(card)
+			if err != nil {
+				return err
+			}
+			c.Member = into
+			if err := tx.PutCard(card, c, false); err != nil {
+				return err
+			}
+			if !slices.Contains(a.Cards, card) {
+				a.Cards = append(a.Cards, card)
+			}
+		}
+		b.Status, b.MergedInto, b.Balance, b.Lots, b.Months, b.Lifetime, b.Cards = "merged", into, 0, nil, nil, 0, []string{}
+		for _, m := range []Member{a, b} {
+			if err := tx.PutMember(m); err != nil {
+				return err
+			}
+		}
+		out = a
+		return tx.AddFlag(Flag{Time: now, Kind: "member_merged", Member: into,
+			Detail: fmt.Sprintf("member %s merged into %s by %s", from, into, or(by, "an operator"))})
+	})
+	if err != nil {
+		return MemberView{}, err
+	}
+	return MemberView{Member: snapshot(out, 0, now), Email: out.Email}, nil
+}
+
+func or(s, otherwise string) string {
+	if s == "" {
+		return otherwise
+	}
+	return s
+}

@@ -193,6 +193,9 @@ type Member struct {
 	// Stores where the member has shopped; their terminals receive the
 	// member's snapshots. Empty (an imported member not seen yet) means all.
 	Stores []string `json:"stores,omitempty"`
+	// MergedInto is the member this one was merged into (Status "merged"):
+	// its events, from terminals that still know it, apply to that member.
+	MergedInto string `json:"merged_into,omitempty"`
 }
 
 // FeedStores are the member feeds a member is on: its stores, or AllStores

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
 	"time"
 
@@ -53,6 +56,7 @@ const dbRetryMax = 30 * time.Second
 func headofficeVerbs(v map[string]cli.Verb) {
 	v["serve"] = cli.Verb{Usage: "serve --listen ADDR [--db URL] [--tls-cert F --tls-key F] [--compress] [--joins-per-minute N]", Short: "the sync endpoint, join, metrics and the admin API; blocks", Run: runServe}
 	v["migrate"] = cli.Verb{Usage: "migrate --db URL", Short: "create or upgrade the PostgreSQL schema", Run: runMigrate}
+	v["member merge"] = cli.Verb{Usage: "member merge --into MEMBER --from MEMBER", Short: "make one member of two (the same person enrolled twice): balances, lots and cards move, both histories stay", Run: runMemberMerge}
 	v["audit surprise"] = cli.Verb{Usage: "audit surprise [--day D]", Short: "draw every checkout of a day again and list the surprises paid that did not win", Run: runAuditSurprise}
 	v["repair"] = cli.Verb{Usage: "repair --data DIR", Short: "rebuild a damaged embedded store from what still reads; the terminals send the rest (head office stopped)", Run: runRepair}
 	v["migrate-store"] = cli.Verb{Usage: "migrate-store --from DIR --to URL", Short: "move a chain from the embedded store to PostgreSQL, verified", Run: runMigrateStore}
@@ -559,4 +563,33 @@ func runAuditSurprise(ctx context.Context, args []string) error {
 		return fmt.Errorf("audit surprise: %d surprises paid that the draw did not win", len(a.Mismatches))
 	}
 	return nil
+}
+
+func runMemberMerge(ctx context.Context, args []string) error {
+	fs, c, dbURL := newFlags("member merge")
+	into := fs.String("into", "", "the member that stays")
+	from := fs.String("from", "", "the member merged into it")
+	if err := parse(fs, c, args); err != nil {
+		return err
+	}
+	if err := cli.Require("member merge", map[string]string{"into": *into, "from": *from}); err != nil {
+		return err
+	}
+	by := "unknown"
+	if u, err := user.Current(); err == nil {
+		by = u.Username
+	}
+	cl, done, err := admin(ctx, c.Data, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var v headoffice.MemberView
+	body, _ := json.Marshal(map[string]string{"into": *into, "from": *from, "by": by})
+	if err := cl.Do(ctx, http.MethodPost, "/admin/members/merge", bytes.NewReader(body), &v); err != nil {
+		return err
+	}
+	return c.Print(v, func(w io.Writer) {
+		fmt.Fprintf(w, "member %s merged into %s: balance %d, %d cards\n", *from, *into, v.Balance, len(v.Cards))
+	})
 }

@@ -48,6 +48,9 @@ func TestVerbsOnBothStores(t *testing.T) {
 		{"report", "--from", "yesterday"},
 		{"audit", "surprise", "--day", "2026-11-24", "--json"},
 		{"audit", "surprise", "--day", "Tuesday"},
+		{"member", "merge", "--into", "M1", "--from", "M2", "--json"},
+		{"member", "merge", "--into", "M1", "--from", "M2"},
+		{"member", "--card", "4000000000000010", "--json"},
 	}
 	codes := regexp.MustCompile(`[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}|"(taken|enrolled)":"[^"]*"`)
 	runScript := func(where ...string) []string {
@@ -80,13 +83,16 @@ func TestVerbsOnBothStores(t *testing.T) {
 			t.Errorf("headoffice %v:\n  embedded:   %q\n  postgresql: %q", script[i], bolt[i], pg[i])
 		}
 	}
-	for i, want := range []string{"", "", "ERROR", "", "ERROR", "", "", "ERROR", "", "ERROR", "", "", "ERROR", "", "ERROR"} {
+	for i, want := range []string{"", "", "ERROR", "", "ERROR", "", "", "ERROR", "", "ERROR", "", "", "ERROR", "", "ERROR", "", "ERROR", ""} {
 		if got := strings.Contains(bolt[i], "ERROR"); got != (want == "ERROR") {
 			t.Errorf("headoffice %v: %q", script[i], bolt[i])
 		}
 	}
 	if !strings.Contains(bolt[8], `"balance":150`) || !strings.Contains(bolt[11], `"liability_points":170`) {
 		t.Errorf("member %q, report %q", bolt[8], bolt[11])
+	}
+	if !strings.Contains(bolt[17], `"member":"M1"`) || !strings.Contains(bolt[17], `"balance":170`) {
+		t.Errorf("a merged member's card: %q", bolt[17])
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/offline-loyalty/terminal/headoffice"
 	"github.com/offline-loyalty/terminal/internal/localhttp"
+	"github.com/offline-loyalty/terminal/internal/strictjson"
 )
 
 // maxAdminBody bounds an admin request other than a members import.
@@ -65,6 +66,23 @@ func Handler(o *headoffice.Office) http.Handler {
 		q := r.URL.Query()
 		rep, err := s.Report(r.Context(), q.Get("from"), q.Get("to"), q.Get("store"))
 		respond(w, rep, err)
+	})
+	mux.HandleFunc("POST /admin/members/merge", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Into string `json:"into"`
+			From string `json:"from"`
+			By   string `json:"by"`
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody))
+		if err == nil {
+			err = strictjson.Decode(body, &req)
+		}
+		if err != nil {
+			writeError(w, fmt.Errorf("%w: %v", headoffice.ErrInvalid, err))
+			return
+		}
+		v, err := s.MergeMembers(r.Context(), req.Into, req.From, req.By)
+		respond(w, v, err)
 	})
 	mux.HandleFunc("GET /admin/audit/surprise", func(w http.ResponseWriter, r *http.Request) {
 		a, err := s.AuditSurprise(r.Context(), r.URL.Query().Get("day"))
