@@ -39,7 +39,9 @@ func (o *Office) AuditSurprise(ctx context.Context, day string) (SurpriseAudit, 
 		return a, fmt.Errorf("%w: day %q is not YYYY-MM-DD", ErrInvalid, day)
 	}
 	err := o.store.View(ctx, func(tx ReadTx) error {
-		docs := map[int]*rules.Document{}
+		// The built-in rules, for events earned before any was published.
+		builtin := rules.Default()
+		docs := map[int]*rules.Document{builtin.Version: builtin}
 		if err := tx.EachRules(func(v int, doc []byte) error {
 			if d, err := rules.Parse(doc); err == nil {
 				docs[v] = d
@@ -71,8 +73,6 @@ func (o *Office) AuditSurprise(ctx context.Context, day string) (SurpriseAudit, 
 			var prob int64
 			if d := docs[e.RulesVersion]; d != nil && d.Surprise != nil {
 				prob = d.Surprise.ProbabilityBP
-			} else if e.RulesVersion == rules.Default().Version && rules.Default().Surprise != nil {
-				prob = rules.Default().Surprise.ProbabilityBP // the built-in rules, never published
 			}
 			if draw := rules.Draw(o.DrawKey(e.Terminal), e.Epoch, e.Seq); draw >= prob {
 				a.Mismatches = append(a.Mismatches, SurpriseMismatch{Terminal: e.Terminal, Epoch: e.Epoch, Seq: e.Seq, Ref: e.Ref,
