@@ -388,7 +388,8 @@ func (a *Agent) Status() Status {
 	a.mu.Lock()
 	link, scanner := a.link, a.scanner
 	a.mu.Unlock()
-	s := Status{Online: link.Online, Current: link.Online && link.Current, LinkError: link.Error, Scanner: scanner, RulesVersion: a.Rules().Version}
+	s := Status{Online: link.Online, Current: link.Online && link.Current, LinkError: link.Error, Scanner: scanner, RulesVersion: a.Rules().Version,
+		Log: a.st.LogStatus()}
 	if !link.LastSync.IsZero() {
 		t := link.LastSync
 		s.LastSync = &t

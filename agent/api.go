@@ -10,6 +10,7 @@ package agent
 import (
 	"time"
 
+	"github.com/offline-loyalty/terminal/agent/store"
 	"github.com/offline-loyalty/terminal/ledger"
 	"github.com/offline-loyalty/terminal/rules"
 )
@@ -135,7 +136,14 @@ type Status struct {
 	RulesVersion int        `json:"rules_version"`
 	Seq          uint64     `json:"seq"`   // last sequence written
 	Acked        uint64     `json:"acked"` // last sequence head office made durable
+	// Log is the ledger's write-ahead log: its segments and size, and how
+	// far the ledger file is behind it.
+	Log LogStatus `json:"log"`
 }
+
+// LogStatus is the state of the ledger's write-ahead log (see
+// docs/architecture.md).
+type LogStatus = store.LogStatus
 
 // Identity names the terminal's ledger: the terminal id, its store and the
 // random epoch of its database.

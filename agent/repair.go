@@ -37,13 +37,15 @@ type SeqRange struct {
 // RepairReport says what a repair kept, what it lost and where the damaged
 // file is.
 type RepairReport struct {
-	Damaged  string `json:"damaged,omitempty"` // where the damaged file was kept ("" when there was none)
-	Terminal string `json:"terminal"`
-	Store    string `json:"store"`
-	OldEpoch string `json:"old_epoch,omitempty"`
-	NewEpoch string `json:"new_epoch"`
-	Kept     int    `json:"kept"`     // events that verified (of the old ledger's epoch and of earlier ones it held)
-	LastSeq  uint64 `json:"last_seq"` // the highest of the old epoch's
+	Damaged string `json:"damaged,omitempty"` // where the damaged file was kept ("" when there was none)
+	// DamagedLog is where the old ledger's write-ahead log was kept.
+	DamagedLog string `json:"damaged_log,omitempty"`
+	Terminal   string `json:"terminal"`
+	Store      string `json:"store"`
+	OldEpoch   string `json:"old_epoch,omitempty"`
+	NewEpoch   string `json:"new_epoch"`
+	Kept       int    `json:"kept"`     // events that verified (of the old ledger's epoch and of earlier ones it held)
+	LastSeq    uint64 `json:"last_seq"` // the highest of the old epoch's
 	// Lost are the sequences of the old ledger not found, up to the last
 	// kept; events after it, if there were any, are not known either.
 	Lost []SeqRange `json:"lost"`
@@ -110,10 +112,17 @@ func Repair(ctx context.Context, dir string, opts RepairOptions) (RepairReport, 
 		rep.Lost = refills[0].Missing
 	}
 	rep.Acked, _ = strconv.ParseUint(sal.Meta["acked"], 10, 64)
+	stamp := ".damaged-" + time.Now().UTC().Format("20060102T150405Z")
 	if sal.Path != "" {
-		rep.Damaged = sal.Path + ".damaged-" + time.Now().UTC().Format("20060102T150405Z")
+		rep.Damaged = sal.Path + stamp
 		if err := os.Rename(sal.Path, rep.Damaged); err != nil {
 			return rep, fmt.Errorf("keep the damaged file: %w", err)
+		}
+	}
+	if sal.Log != "" {
+		rep.DamagedLog = sal.Log + stamp
+		if err := os.Rename(sal.Log, rep.DamagedLog); err != nil {
+			return rep, fmt.Errorf("keep the damaged log: %w", err)
 		}
 	}
 	st, err := store.Open(dir, nil)

@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -34,8 +35,11 @@ func TestRepairRefill(t *testing.T) {
 	}
 	oldEpoch := a.Identity().Epoch
 	a.Close()
-	if err := os.Remove(filepath.Join(dir, agent.LedgerFile)); err != nil {
-		t.Fatal(err)
+	// The ledger and its log (which holds its events too) are lost.
+	for _, p := range []string{agent.LedgerFile, "wal"} {
+		if err := os.RemoveAll(filepath.Join(dir, p)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rep, err := agent.Repair(ctx, dir, agent.RepairOptions{Terminal: "T1", Store: "S1"})
 	if err != nil || rep.Kept != 0 || rep.NewEpoch == "" {
@@ -85,9 +89,10 @@ func TestRepairRefill(t *testing.T) {
 }
 
 // TestNewestMetaPageDamaged: with the newest of its two meta pages zeroed,
-// bbolt would open the ledger at the commit before, and the next earn would
-// reuse the last one's sequence. The agent refuses to open it; the repair
-// finds the lost commit's event in the file and keeps it.
+// bbolt opens the ledger at the commit before. The log still holds what
+// that commit applied: the agent opens with every event, and the next earn
+// takes the next sequence. Without the log too, the agent refuses to open
+// it; the repair finds the lost commit's events in the file and keeps them.
 func TestNewestMetaPageDamaged(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -120,17 +125,67 @@ func TestNewestMetaPageDamaged(t *testing.T) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	saved := t.TempDir()
+	copyDir(t, dir, saved)
+	r := open(t, dir, nil)
+	var got [][]byte
+	if err := r.Export(func(b []byte) error { got = append(got, b); return nil }); err != nil || len(got) != len(all) {
+		t.Fatalf("export with the newest meta page zeroed: %d of %d (%v)", len(got), len(all), err)
+	}
+	for i := range all {
+		if !bytes.Equal(got[i], all[i]) {
+			t.Fatalf("event %d: %s, want %s", i+1, got[i], all[i])
+		}
+	}
+	res, err := r.Earn(ctx, agent.EarnRequest{Card: card, Amount: "10", Ref: "after"})
+	if err != nil || res.Seq != uint64(len(all)+1) {
+		t.Fatalf("earn after reopening: %+v %v, want sequence %d", res, err, len(all)+1)
+	}
+	r.Close()
+
+	// The same file without its log.
+	dir = saved
+	if err := os.RemoveAll(filepath.Join(dir, "wal")); err != nil {
+		t.Fatal(err)
+	}
 	_, err = agent.Open(ctx, dir, agent.Options{})
 	if !errors.Is(err, agent.ErrCorrupt) || !strings.Contains(err.Error(), "meta page") {
-		t.Fatalf("open with the newest meta page zeroed: %v", err)
+		t.Fatalf("open with the newest meta page zeroed and no log: %v", err)
 	}
 	rep, err := agent.Repair(ctx, dir, agent.RepairOptions{})
 	if err != nil || rep.Kept != len(all) || len(rep.Lost) != 0 {
 		t.Fatalf("repair: %+v %v; want all %d events kept", rep, err, len(all))
 	}
-	r := open(t, dir, nil)
-	var got int
-	if err := r.Export(func([]byte) error { got++; return nil }); err != nil || got != len(all) {
-		t.Fatalf("export after the repair: %d of %d (%v)", got, len(all), err)
+	r = open(t, dir, nil)
+	n := 0
+	if err := r.Export(func([]byte) error { n++; return nil }); err != nil || n != len(all) {
+		t.Fatalf("export after the repair: %d of %d (%v)", n, len(all), err)
+	}
+}
+
+// copyDir copies the files of a data directory (and of its directories one
+// level down: the log) into to.
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		dst := filepath.Join(to, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o700)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -27,6 +27,9 @@ type Salvage struct {
 	Events [][]byte
 	// Meta are the metadata values bbolt could still read, if it could.
 	Meta map[string]string
+	// Log is the ledger's write-ahead log directory ("" when there was
+	// none), whose segments were searched for events too.
+	Log string
 }
 
 // maxSalvage bounds the file read whole by a repair.
@@ -35,21 +38,42 @@ const maxSalvage = 4 << 30
 // ReadSalvage reads what it can of the ledger in dir, which no process may
 // have open (ErrLocked).
 func ReadSalvage(dir string) (Salvage, error) {
-	path := filepath.Join(dir, FileName)
 	s := Salvage{Meta: map[string]string{}}
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
+	if err := s.readLedger(filepath.Join(dir, FileName)); err != nil {
 		return s, err
 	}
+	// The log's records hold the events bbolt had not applied, as they
+	// were written.
+	if fi, err := os.Stat(filepath.Join(dir, walDir)); err == nil && fi.IsDir() {
+		s.Log = filepath.Join(dir, walDir)
+		segs, _ := filepath.Glob(filepath.Join(s.Log, "*"+segSuffix))
+		for _, p := range segs {
+			if fi, err := os.Stat(p); err != nil || fi.Size() > maxSalvage {
+				continue
+			}
+			if raw, err := os.ReadFile(p); err == nil {
+				s.Events = append(s.Events, findEvents(raw)...)
+			}
+		}
+	}
+	return s, nil
+}
+
+// readLedger reads what it can of the bbolt file at path, if there is one.
+func (s *Salvage) readLedger(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
 	if fi.Size() > maxSalvage {
-		return s, fmt.Errorf("%s is %d bytes, more than a repair reads", path, fi.Size())
+		return fmt.Errorf("%s is %d bytes, more than a repair reads", path, fi.Size())
 	}
 	s.Path = path
 	if err := notLocked(path); err != nil {
-		return s, err
+		return err
 	}
 	// bbolt may still read the metadata (a file with damaged data pages);
 	// if it cannot even open the file, the bytes are all there is.
@@ -68,10 +92,10 @@ func ReadSalvage(dir string) (Salvage, error) {
 	})
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return s, err
+		return err
 	}
 	s.Events = findEvents(raw)
-	return s, nil
+	return nil
 }
 
 // notLocked is ErrLocked when another process holds the file.

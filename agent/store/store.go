@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -48,9 +49,11 @@ const (
 	// schemaVersion is written at creation and checked at open. Version 2
 	// stores member records in binary, version 3 checkout records too, which
 	// a program of an earlier version cannot read: it refuses the file at
-	// open instead of failing record by record. A file of an earlier version
-	// is upgraded when opened (its JSON records still read).
-	schemaVersion = "3"
+	// open instead of failing record by record. Version 4 has a write-ahead
+	// log beside the file that holds what bbolt has not applied yet, which an
+	// earlier program would not read. A file of an earlier version is
+	// upgraded when opened (its JSON records still read, a log is made).
+	schemaVersion = "4"
 )
 
 // Errors returned by Open.
@@ -83,11 +86,12 @@ var (
 	addedBuckets = [][]byte{bToday, bHistory}
 )
 
-// Store is an open ledger file.
+// Store is an open ledger: the bbolt file and its write-ahead log.
 type Store struct {
 	db       *bolt.DB
 	path     string
 	onCommit func()
+	log      *wal
 
 	mu      sync.Mutex
 	queue   []*request // writes waiting, the first one committing or about to
@@ -98,8 +102,25 @@ type Store struct {
 	last      int
 	lingering bool
 	grew      chan struct{}
+
+	// lmu guards the layers (overlay.go), oldest first, the last the one
+	// group commits add to, and the applier's state.
+	lmu    sync.Mutex
+	layers []*layer
+	// master is the active layer's records as the last group commit left
+	// them, which the next one copies and writes to (the leader's alone).
+	master     *tree
+	masterOf   *layer
+	appliedLSN uint64
+	unapplied  int   // the payload bytes of the layers
+	applyErr   error // the last apply's failure, nil once one succeeds
+	applyDone  *sync.Cond
+	amu        sync.Mutex // one apply at a time
+	kick       chan struct{}
+	quit       chan struct{}
+	stopped    chan struct{}
 	// zero keeps the file written past the ledger's end (zero.go); only
-	// the leader uses it.
+	// the applier uses it.
 	zero zeroer
 }
 
@@ -119,7 +140,8 @@ type request struct {
 //
 // A directory locked by another process is ErrLocked after about a second; a
 // file that exists but is not a readable ledger is ErrCorrupt, never replaced
-// by a new empty one.
+// by a new empty one. The log's records that bbolt had not applied when the
+// ledger was last closed (a crash, a power cut) are applied first.
 func Open(dir string, onCommit func()) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
@@ -154,20 +176,136 @@ func Open(dir string, onCommit func()) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("chmod %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, onCommit: onCommit, grew: make(chan struct{}, 1)}
+	s := &Store{db: db, path: path, onCommit: onCommit, grew: make(chan struct{}, 1),
+		layers: []*layer{{tree: newTree()}}, master: newTree(),
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{})}
 	s.drained = sync.NewCond(&s.mu)
-	if existed {
-		if err := s.lostCommit(); err != nil {
-			db.Close()
-			return nil, err
-		}
-	}
-	if err := s.init(existed); err != nil {
+	s.applyDone = sync.NewCond(&s.lmu)
+	if err := s.openLog(dir, existed); err != nil {
 		db.Close()
 		return nil, err
 	}
 	s.zero = openZeroer(path)
+	go s.applyLoop()
 	return s, nil
+}
+
+// openLog checks the ledger and its log, applies the log's records bbolt
+// has not, and creates a new ledger's buckets, identity and log. Every check
+// comes before the first write.
+func (s *Store) openLog(dir string, existed bool) error {
+	var schema, epoch string
+	var applied uint64
+	var noEvents bool
+	err := s.guard(func() error {
+		return s.db.View(func(btx *bolt.Tx) error {
+			if m := btx.Bucket(bMeta); m != nil {
+				schema, epoch = string(m.Get([]byte("schema"))), string(m.Get([]byte("epoch")))
+				applied = parseApplied(m.Get([]byte(walApplied)))
+			}
+			b := btx.Bucket(bEvents)
+			noEvents = b == nil || b.Stats().KeyN == 0
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if schema == "" {
+		// A new ledger (or one that crashed before its first commit).
+		if err := s.init(existed); err != nil {
+			return err
+		}
+		if err := s.db.View(func(btx *bolt.Tx) error {
+			epoch = string(btx.Bucket(bMeta).Get([]byte("epoch")))
+			return nil
+		}); err != nil {
+			return err
+		}
+		_ = os.RemoveAll(filepath.Join(dir, walDir)) // a log of a ledger that never committed
+		w, _, err := openWAL(dir, epoch, 0, true)
+		if err != nil {
+			return s.logError(err)
+		}
+		s.log = w
+		return nil
+	}
+	if schema != schemaVersion && schema != "1" && schema != "2" && schema != "3" {
+		return fmt.Errorf("%w: %s: schema %q, want %q (a newer program's ledger?)", ErrCorrupt, s.path, schema, schemaVersion)
+	}
+	_, statErr := os.Stat(filepath.Join(dir, walDir))
+	// A ledger of an earlier schema has no log yet; so has one that was
+	// created and stopped before it made its log.
+	fresh := schema != schemaVersion || (errors.Is(statErr, fs.ErrNotExist) && applied == 0 && noEvents)
+	if fresh {
+		// A ledger without a log is what bbolt holds; a damaged meta page
+		// may have opened it at an older commit than the file holds.
+		if err := s.lostCommit(); err != nil {
+			return err
+		}
+	}
+	w, replay, err := openWAL(dir, epoch, applied, fresh)
+	if err != nil {
+		return s.logError(err)
+	}
+	s.log = w
+	if err := s.init(true); err != nil {
+		w.close()
+		return err
+	}
+	if err := s.replay(replay); err != nil {
+		w.close()
+		return err
+	}
+	s.appliedLSN = max(applied, w.next-1)
+	return nil
+}
+
+// logError is the refusal of a ledger whose log is damaged.
+func (s *Store) logError(err error) error {
+	if errors.Is(err, errLogDamage) {
+		return fmt.Errorf("%w: %s: %v (nothing was written to it; pos-agent repair rebuilds a ledger from the events that still verify)", ErrCorrupt, filepath.Join(filepath.Dir(s.path), walDir), err)
+	}
+	return err
+}
+
+// replay applies the log's records past bbolt's last applied one.
+func (s *Store) replay(recs []logRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	return s.guard(func() error {
+		return s.db.Update(func(btx *bolt.Tx) error {
+			for _, r := range recs {
+				ops, err := decodeOps(r.payload)
+				if err != nil {
+					return fmt.Errorf("%w: %s: log record %d: %v", ErrCorrupt, s.path, r.lsn, err)
+				}
+				for _, o := range ops {
+					if err := putOp(btx, o.bucket, o.key, o.value); err != nil {
+						return fmt.Errorf("replaying log record %d: %w", r.lsn, err)
+					}
+				}
+			}
+			return btx.Bucket(bMeta).Put([]byte(walApplied), []byte(strconv.FormatUint(recs[len(recs)-1].lsn, 10)))
+		})
+	})
+}
+
+// putOp writes one record to bbolt: v, or a deletion when v is nil.
+func putOp(btx *bolt.Tx, id byte, key, v []byte) error {
+	b := btx.Bucket(allBuckets[id])
+	if v == nil {
+		return b.Delete(key)
+	}
+	if id == idEvents || id == idHistory {
+		// Events are appended at the end: a page that splits is left
+		// full, not half empty (bbolt's default, made for random inserts),
+		// so the last page splits half as often and the file holds half
+		// the event pages.
+		b.FillPercent = appendFill
+	}
+	return b.Put(key, v)
 }
 
 // init creates the buckets and identity of a new ledger, or checks an existing
@@ -217,7 +355,7 @@ func (s *Store) init(existed bool) error {
 		}
 		switch v := string(meta.Get([]byte("schema"))); v {
 		case schemaVersion:
-		case "1", "2":
+		case "1", "2", "3":
 			if err := meta.Put([]byte("schema"), []byte(schemaVersion)); err != nil {
 				return err
 			}
@@ -261,8 +399,8 @@ func (s *Store) guard(fn func() error) error {
 	return err
 }
 
-// Close refuses new writes, waits for the queued ones to commit and closes
-// the file.
+// Close refuses new writes, waits for the queued ones to commit, applies
+// the log to bbolt and closes both.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -274,8 +412,14 @@ func (s *Store) Close() error {
 		s.drained.Wait()
 	}
 	s.mu.Unlock()
+	close(s.quit)
+	<-s.stopped
 	s.zero.close()
-	return s.db.Close()
+	lerr := s.log.close()
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	return lerr
 }
 
 // Path is the ledger file's path.
@@ -285,24 +429,39 @@ func (s *Store) Path() string { return s.path }
 // the writer when the file grows.
 func (s *Store) View(fn func(*Tx) error) error {
 	return s.guard(func() error {
-		return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) })
+		// The layers and bbolt's commit are taken together: the applier
+		// drops a layer only once bbolt's commit of it is done, so a
+		// transaction begun with the layer gone sees the commit.
+		s.lmu.Lock()
+		under := make([]*tree, 0, len(s.layers))
+		for i := len(s.layers) - 1; i >= 0; i-- {
+			under = append(under, s.layers[i].tree)
+		}
+		btx, err := s.db.Begin(false)
+		s.lmu.Unlock()
+		if err != nil {
+			return err
+		}
+		defer func() { _ = btx.Rollback() }()
+		return fn(&Tx{btx: btx, under: under})
 	})
 }
 
 // Write runs fn in a read-write transaction shared with other concurrent
-// writes (group commit) and returns after the transaction is durable.
+// writes (group commit) and returns after the transaction is durable: its
+// record is in the log and synced.
 //
 // The first write of the queue leads: on its own goroutine it runs, in one
 // transaction, itself and the writes queued behind it (up to maxBatch, those
-// queued while it runs included), commits, then hands the lead to the next
-// write queued meanwhile. A lone write thus commits without waiting for any
-// other goroutine, and concurrent writes share the commit that follows the
-// one being synced when they came.
+// queued while it runs included), logs them as one record, then hands the
+// lead to the next write queued meanwhile. A lone write thus commits without
+// waiting for any other goroutine, and concurrent writes share the record
+// that follows the one being synced when they came.
 //
 // fn must make all its checks before its first write: an error returned by a
 // fn that has not written anything fails only that write; an error after a
-// write aborts the shared transaction, which is then retried one write per
-// transaction. fn may therefore run more than once and must have no side
+// write aborts the shared transaction, which is then retried one write at a
+// time. fn may therefore run more than once and must have no side
 // effects outside the transaction.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if err := ctx.Err(); err != nil {
@@ -351,9 +510,9 @@ func (s *Store) lead() {
 	var b *batchTx
 	// A write that panics (bbolt on a damaged page, with memory faults made
 	// panics too, or a bug) must neither end the process nor wedge the
-	// queue: the transaction is rolled back, the write fails with
-	// ErrCorrupt, the others of its batch fail (bar those a retry had
-	// committed already) and the next write leads.
+	// queue: the transaction is dropped, the write fails with ErrCorrupt,
+	// the others of its batch fail (none of it is logged) and the next
+	// write leads. A write retried alone that panics fails alone (alone).
 	old := debug.SetPanicOnFault(true)
 	defer func() {
 		debug.SetPanicOnFault(old)
@@ -463,28 +622,63 @@ func (s *Store) release(batch []*request) {
 	}
 }
 
-// batchTx is the transaction a leader runs its batch in.
+// batchTx is the transaction a leader runs its batch in: its writes go to a
+// transaction on the active layer's tree, over bbolt's last commit read.
 type batchTx struct {
-	btx   *bolt.Tx
-	late  lateWrites // the records its writes keep until the commit (Tx.Deferred)
-	wrote bool       // a write changed something
+	btx   *bolt.Tx // read-only
+	act   *layer   // the active layer when the batch began
+	base  *tree    // its records then (the master), which the batch leaves as they are
+	under []*tree  // the frozen layers, newest first
+	w     *tree    // a copy of base the batch writes to
+	// buckets: bbolt's, opened once for the batch's writes.
+	buckets [idHistory + 1]*bolt.Bucket
+	ops     []op
+	late    lateWrites // the records its writes keep until the commit (Tx.Deferred)
+	wrote   bool       // a write changed something
 	// abort: a write failed after changing something, so the transaction
 	// is void; no further write runs in it, and each write of the batch is
-	// then retried in a transaction of its own.
+	// then retried on its own.
 	abort bool
-	// settled counts the writes of the batch whose outcome is final, for a
-	// panic during the retries: those before it did commit.
+	// settled counts the writes of the batch whose outcome is final (all
+	// of them once the batch is logged, or has failed to be).
 	settled int
 	// running is the write being run, the one a panic comes from.
 	running *request
 }
 
+// maxUnapplied bounds what the log may hold that bbolt has not applied: a
+// write past it waits for the applier, and fails if the applier fails.
+const maxUnapplied = 64 << 20
+
 func (s *Store) begin() (*batchTx, error) {
-	btx, err := s.db.Begin(true)
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	for s.unapplied > maxUnapplied {
+		if s.applyErr != nil {
+			return nil, fmt.Errorf("commit: the ledger file cannot be brought up to date: %w", s.applyErr)
+		}
+		s.kickApplier()
+		s.applyDone.Wait()
+	}
+	act := s.layers[len(s.layers)-1]
+	if s.masterOf != act && s.masterOf != nil {
+		// The applier froze the layer the master was: the new one is empty.
+		s.master = newTree()
+	}
+	s.masterOf = act
+	under := make([]*tree, 0, len(s.layers)-1)
+	for i := len(s.layers) - 2; i >= 0; i-- {
+		under = append(under, s.layers[i].tree)
+	}
+	btx, err := s.db.Begin(false)
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
-	return &batchTx{btx: btx}, nil
+	return &batchTx{btx: btx, act: act, base: s.master, under: under, w: s.master.Copy()}, nil
+}
+
+func (b *batchTx) tx(late *lateWrites) *Tx {
+	return &Tx{btx: b.btx, under: b.under, w: b.w, ops: &b.ops, late: late, buckets: &b.buckets}
 }
 
 // run runs one write in the batch's transaction.
@@ -492,7 +686,7 @@ func (b *batchTx) run(r *request) {
 	if b.abort {
 		return
 	}
-	tx := &Tx{btx: b.btx, late: &b.late}
+	tx := b.tx(&b.late)
 	b.running = r
 	r.err = r.fn(tx)
 	b.running = nil
@@ -502,7 +696,7 @@ func (b *batchTx) run(r *request) {
 	b.wrote = b.wrote || tx.dirty
 }
 
-// rollback ends the transaction if finish has not (a panic).
+// rollback ends the read transaction if finish has not (a panic).
 func (b *batchTx) rollback() {
 	if b.btx != nil {
 		_ = b.btx.Rollback()
@@ -510,64 +704,100 @@ func (b *batchTx) rollback() {
 	}
 }
 
-// finish commits the batch, or retries its writes one by one if it was
-// aborted. A transaction that wrote nothing is rolled back: a commit would
-// cost two fsyncs for no change (repeated acks, a clock already ahead, an
-// idempotent retry).
+// finish logs the batch, or first retries its writes one by one if it was
+// aborted. A batch that wrote nothing logs nothing (repeated acks, a clock
+// already ahead, an idempotent retry).
 func (s *Store) finish(b *batchTx, batch []*request) {
 	// Records kept until the commit are written now; if that fails, each
 	// write is retried alone, as if it had failed itself.
 	if !b.abort && b.wrote {
-		b.abort = (&Tx{btx: b.btx, late: &b.late}).flushLate() != nil
+		b.abort = b.tx(&b.late).flushLate() != nil
 	}
-	var err error
-	switch {
-	case b.abort:
-		b.rollback()
-		b.wrote = false
+	if b.abort {
+		b.w, b.ops, b.wrote = b.base.Copy(), nil, false
 		for _, r := range batch {
-			tx := &Tx{}
-			b.running = r
-			r.err = s.db.Update(func(btx *bolt.Tx) error {
-				tx.btx, tx.late = btx, &lateWrites{}
-				if err := r.fn(tx); err != nil {
-					return err
-				}
-				return tx.flushLate()
-			})
-			b.running = nil
-			b.wrote = b.wrote || (r.err == nil && tx.dirty)
-			b.settled++
-		}
-	case !b.wrote:
-		b.rollback()
-	default:
-		btx := b.btx
-		end := btx.Size()
-		err = btx.Commit()
-		b.btx = nil
-		if err == nil {
-			// The commit may have allocated past the transaction's size
-			// before it, by the pages it allocated at most.
-			st := btx.Stats()
-			s.zeroAhead(end + st.GetPageAlloc())
-		}
-	}
-	if err != nil {
-		if full(err) {
-			err = fmt.Errorf("%w: %v", ErrDiskFull, err)
-		}
-		for _, r := range batch {
-			if r.err == nil {
-				r.err = fmt.Errorf("commit: %w", err)
+			snap, n := b.w.Copy(), len(b.ops)
+			tx := b.tx(&lateWrites{})
+			r.err = s.alone(r, tx)
+			if r.err != nil {
+				b.w, b.ops = snap, b.ops[:n]
+			} else {
+				b.wrote = b.wrote || tx.dirty
 			}
 		}
-		b.wrote = false
 	}
+	if b.wrote {
+		payload := appendOps(make([]byte, 0, 4096), b.ops)
+		lsn, err := s.log.append(payload, maxEventSeq(b.ops))
+		if err == nil {
+			s.install(b, lsn, len(payload))
+		} else {
+			for _, r := range batch {
+				if r.err == nil {
+					r.err = fmt.Errorf("commit: %w", err)
+				}
+			}
+			b.wrote = false
+		}
+	}
+	b.rollback()
 	b.settled = len(batch)
 	// The hook runs before the writers are released, so whatever it
 	// announces (the agent's notices) is out before any write returns.
 	if b.wrote && s.onCommit != nil {
 		s.onCommit()
+	}
+}
+
+// alone runs a write retried on its own: a panic fails it alone (the others
+// of the batch are not logged yet, and are logged without it).
+func (s *Store) alone(r *request, tx *Tx) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = damaged(&boltfile.Damage{Path: s.path, What: fmt.Sprint("writing it failed: ", v)})
+		}
+	}()
+	if err := r.fn(tx); err != nil {
+		return err
+	}
+	return tx.flushLate()
+}
+
+// install makes a logged batch's writes the active layer's.
+func (s *Store) install(b *batchTx, lsn uint64, size int) {
+	s.lmu.Lock()
+	top := s.layers[len(s.layers)-1]
+	if top != b.act {
+		// The applier froze the layer the batch began on: the batch's
+		// writes alone go on the new one.
+		b.w = newTree()
+		for _, o := range b.ops {
+			b.w.Set(item{k: ovKey(o.bucket, o.key), v: o.value, del: o.value == nil})
+		}
+		s.masterOf = top
+	}
+	s.master = b.w
+	top.tree = b.w.Copy()
+	// The applier is woken for a layer's first record (it then sleeps out
+	// the interval) and once the layer is big enough, not for every
+	// record: a wake-up per checkout costs the checkout a thread's wake.
+	wake := top.lsn == 0 || (top.bytes < applyBytes && top.bytes+size >= applyBytes)
+	if top.lsn == 0 {
+		top.since = time.Now().UnixNano()
+	}
+	top.lsn = lsn
+	top.bytes += size
+	s.unapplied += size
+	if wake {
+		s.kickApplier()
+	}
+	s.lmu.Unlock()
+}
+
+// kickApplier wakes the applier.
+func (s *Store) kickApplier() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 }

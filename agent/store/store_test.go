@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -184,11 +185,8 @@ func TestCompact(t *testing.T) {
 }
 
 // txID is the file's last committed transaction id.
-func txID(s *Store) int {
-	var id int
-	_ = s.db.View(func(btx *bolt.Tx) error { id = btx.ID(); return nil })
-	return id
-}
+// txID counts the commits: the records of the log.
+func txID(s *Store) int { return int(s.LogStatus().Logged) }
 
 // holdWrite starts a write that sets key and stays inside its transaction
 // until release is called; its outcome comes on the channel.
@@ -491,7 +489,13 @@ func TestDays(t *testing.T) {
 				t.Errorf("Day(%s) = %.8q…, want %.8q…", day, got, want)
 			}
 		}
-		if st := tx.btx.Bucket(bToday).Stats(); st.KeyN != 1 || st.InlineBucketN != 1 {
+		return nil
+	})
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.db.View(func(btx *bolt.Tx) error {
+		if st := btx.Bucket(bToday).Stats(); st.KeyN != 1 || st.InlineBucketN != 1 {
 			t.Errorf("the latest day: %d records, inline %d; want 1 record, inline", st.KeyN, st.InlineBucketN)
 		}
 		return nil
@@ -499,13 +503,16 @@ func TestDays(t *testing.T) {
 }
 
 // TestOpenUpgrades: a ledger of schema 1, without the buckets added since,
-// opens, gets them and is marked schema 3 (which programs of schema 1 and 2
-// refuse); so does a ledger of schema 2; a ledger of an unknown schema is
-// refused.
+// opens, gets them and a log and is marked schema 4 (which programs of
+// earlier schemas refuse); so do ledgers of schema 2 and 3; a ledger of an
+// unknown schema is refused.
 func TestOpenUpgrades(t *testing.T) {
-	for _, old := range []string{"1", "2"} {
+	for _, old := range []string{"1", "2", "3"} {
 		s := openStore(t)
 		dir := filepath.Dir(s.Path())
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
 		err := s.db.Update(func(btx *bolt.Tx) error {
 			if old == "1" {
 				if err := btx.DeleteBucket(bToday); err != nil {
@@ -518,6 +525,10 @@ func TestOpenUpgrades(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Close()
+		// An earlier schema had no log.
+		if err := os.RemoveAll(filepath.Join(dir, walDir)); err != nil {
+			t.Fatal(err)
+		}
 		s, err = Open(dir, nil)
 		if err != nil {
 			t.Fatalf("opening a schema-%s ledger: %v", old, err)
@@ -526,12 +537,15 @@ func TestOpenUpgrades(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = s.View(func(tx *Tx) error {
-			if v := tx.Meta("schema"); v != "3" {
-				t.Errorf("schema %q after opening a schema-%s ledger, want 3", v, old)
+			if v := tx.Meta("schema"); v != "4" {
+				t.Errorf("schema %q after opening a schema-%s ledger, want 4", v, old)
 			}
 			return nil
 		})
-		if err := s.db.Update(func(btx *bolt.Tx) error { return btx.Bucket(bMeta).Put([]byte("schema"), []byte("4")) }); err != nil {
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Update(func(btx *bolt.Tx) error { return btx.Bucket(bMeta).Put([]byte("schema"), []byte("5")) }); err != nil {
 			t.Fatal(err)
 		}
 		s.Close()
@@ -539,7 +553,7 @@ func TestOpenUpgrades(t *testing.T) {
 			if err == nil {
 				s.Close()
 			}
-			t.Fatalf("opening a schema-4 ledger: %v, want ErrCorrupt", err)
+			t.Fatalf("opening a schema-5 ledger: %v, want ErrCorrupt", err)
 		}
 	}
 }
@@ -548,7 +562,8 @@ func TestOpenUpgrades(t *testing.T) {
 // turn; it is loaded and stored once for the commit, with every write's
 // change. A write that fails after changing it aborts the shared
 // transaction, and so does a store that fails: each write is then retried
-// alone and gets its own outcome. A read-only transaction has no deferred
+// alone and gets its own outcome, those that succeed sharing one record of
+// the log. A read-only transaction has no deferred
 // records.
 func TestDeferred(t *testing.T) {
 	errLate := errors.New("late failure")
@@ -564,8 +579,8 @@ func TestDeferred(t *testing.T) {
 		wantFailure error
 	}{
 		{"all succeed", -1, 0, 11, 1, 1, 0, nil},
-		{"a write fails", 3, 0, 10, 12, 10, 1, errLate},
-		{"the store fails", -1, 5, 5, 12, 5, 6, errTooBig},
+		{"a write fails", 3, 0, 10, 12, 1, 1, errLate},
+		{"the store fails", -1, 5, 5, 12, 1, 6, errTooBig},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := openStore(t)

@@ -23,15 +23,27 @@ const (
 	Days                  // per-day records; the day's aggregates go through Tx.Day and Tx.PutDay
 )
 
-func (k Kind) bucket() []byte {
-	return [...][]byte{bCheckouts, bMembers, bCards, bDays}[k]
+func (k Kind) bucket() []byte { return allBuckets[k.id()] }
+
+func (k Kind) id() byte {
+	return [...]byte{idCheckouts, idMembers, idCards, idDays}[k]
 }
 
 // Tx is a transaction on the ledger. Values read from it are copies and stay
 // valid after the transaction ends.
+//
+// It reads bbolt's last commit (btx, read-only) under the layers of what the
+// log holds and bbolt has not applied yet (under, newest first) and, in a
+// write, its batch's own writes (w), which it also lists in ops for the log.
 type Tx struct {
 	btx   *bolt.Tx
-	dirty bool
+	under []*tree
+	w     *tree
+	ops   *[]op
+	// buckets are bbolt's buckets as the transaction opened them (nil: not
+	// kept), shared by the writes of a batch.
+	buckets *[idHistory + 1]*bolt.Bucket
+	dirty   bool
 	// late holds the records kept by Deferred, shared by the writes of one
 	// transaction; nil in a read-only one.
 	late *lateWrites
@@ -89,7 +101,7 @@ func (tx *Tx) flushLate() error {
 
 // Meta returns a metadata value ("" when unset).
 func (tx *Tx) Meta(key string) string {
-	return string(tx.btx.Bucket(bMeta).Get([]byte(key)))
+	return string(tx.get(idMeta, []byte(key)))
 }
 
 // MetaUint returns a numeric metadata value (0 when unset).
@@ -100,8 +112,7 @@ func (tx *Tx) MetaUint(key string) uint64 {
 
 // SetMeta writes a metadata value.
 func (tx *Tx) SetMeta(key, value string) error {
-	tx.dirty = true
-	return tx.btx.Bucket(bMeta).Put([]byte(key), []byte(value))
+	return tx.put(idMeta, []byte(key), []byte(value))
 }
 
 // SetMetaUint writes a numeric metadata value.
@@ -118,33 +129,22 @@ func seqKey(seq uint64) []byte {
 // AppendEvent stores an encoded event under its sequence number. The caller
 // keeps the sequence gapless; a sequence that exists already is an error.
 func (tx *Tx) AppendEvent(seq uint64, encoded []byte) error {
-	b := tx.btx.Bucket(bEvents)
-	if b.Get(seqKey(seq)) != nil {
+	if tx.get(idEvents, seqKey(seq)) != nil {
 		return fmt.Errorf("event %d exists already", seq)
 	}
-	// Events are appended at the end: a page that splits is left full, not
-	// half empty (bbolt's default, made for random inserts), so the last
-	// page splits half as often and the file holds half the event pages.
-	b.FillPercent = appendFill
-	tx.dirty = true
-	return b.Put(seqKey(seq), encoded)
+	return tx.put(idEvents, seqKey(seq), encoded)
 }
 
 // Event returns the encoded event with the given sequence, or nil.
 func (tx *Tx) Event(seq uint64) []byte {
-	return bytes.Clone(tx.btx.Bucket(bEvents).Get(seqKey(seq)))
+	return bytes.Clone(tx.get(idEvents, seqKey(seq)))
 }
 
 // Events calls fn for each encoded event with a sequence greater than after,
 // in order, until fn returns false. The bytes passed to fn are valid only
 // during the call.
 func (tx *Tx) Events(after uint64, fn func(seq uint64, encoded []byte) bool) {
-	c := tx.btx.Bucket(bEvents).Cursor()
-	for k, v := c.Seek(seqKey(after + 1)); k != nil; k, v = c.Next() {
-		if !fn(binary.BigEndian.Uint64(k), v) {
-			return
-		}
-	}
+	tx.scan(idEvents, seqKey(after+1), func(k, v []byte) bool { return fn(binary.BigEndian.Uint64(k), v) })
 }
 
 func historyKey(epoch string, seq uint64) []byte {
@@ -154,34 +154,30 @@ func historyKey(epoch string, seq uint64) []byte {
 // PutHistory keeps an event of an earlier ledger of this terminal; one kept
 // already is left as it is.
 func (tx *Tx) PutHistory(epoch string, seq uint64, encoded []byte) error {
-	b := tx.btx.Bucket(bHistory)
-	if b.Get(historyKey(epoch, seq)) != nil {
+	if tx.HasHistory(epoch, seq) {
 		return nil
 	}
-	b.FillPercent = appendFill
-	tx.dirty = true
-	return b.Put(historyKey(epoch, seq), encoded)
+	return tx.put(idHistory, historyKey(epoch, seq), encoded)
 }
 
 // HasHistory reports whether the event (epoch, seq) of an earlier ledger is
 // kept.
 func (tx *Tx) HasHistory(epoch string, seq uint64) bool {
-	return tx.btx.Bucket(bHistory).Get(historyKey(epoch, seq)) != nil
+	return tx.get(idHistory, historyKey(epoch, seq)) != nil
 }
 
 // HistoryEpochs returns the epochs of which events are kept, in order.
 func (tx *Tx) HistoryEpochs() []string {
 	var out []string
-	c := tx.btx.Bucket(bHistory).Cursor()
-	for k, _ := c.First(); k != nil; {
+	for k, _ := tx.first(idHistory, nil); k != nil; {
 		if len(k) < 9 || k[len(k)-9] != 0 {
-			k, _ = c.Next()
+			k, _ = tx.first(idHistory, append(bytes.Clone(k), 0))
 			continue
 		}
 		ep := string(k[:len(k)-9])
 		out = append(out, ep)
 		// Past every key of this epoch.
-		k, _ = c.Seek(append([]byte(ep), 1))
+		k, _ = tx.first(idHistory, append([]byte(ep), 1))
 	}
 	return out
 }
@@ -190,18 +186,18 @@ func (tx *Tx) HistoryEpochs() []string {
 // until fn returns false. The bytes are valid only during the call.
 func (tx *Tx) HistoryAfter(epoch string, after uint64, fn func(seq uint64, encoded []byte) bool) {
 	prefix := []byte(epoch + "\x00")
-	c := tx.btx.Bucket(bHistory).Cursor()
-	for k, v := c.Seek(historyKey(epoch, after+1)); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
-		if !fn(binary.BigEndian.Uint64(k[len(prefix):]), v) {
-			return
+	tx.scan(idHistory, historyKey(epoch, after+1), func(k, v []byte) bool {
+		if !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+8 {
+			return false
 		}
-	}
+		return fn(binary.BigEndian.Uint64(k[len(prefix):]), v)
+	})
 }
 
 // LastEvent returns the highest stored sequence and its encoded event (0 and
 // nil when there is none).
 func (tx *Tx) LastEvent() (uint64, []byte) {
-	k, v := tx.btx.Bucket(bEvents).Cursor().Last()
+	k, v := tx.last(idEvents)
 	if k == nil {
 		return 0, nil
 	}
@@ -212,7 +208,7 @@ func (tx *Tx) LastEvent() (uint64, []byte) {
 // UnmarshalBinary if it has one, else as JSON. It reports whether the record
 // exists.
 func (tx *Tx) Get(kind Kind, key string, v any) (bool, error) {
-	b := tx.btx.Bucket(kind.bucket()).Get([]byte(key))
+	b := tx.get(kind.id(), []byte(key))
 	if b == nil {
 		return false, nil
 	}
@@ -230,13 +226,12 @@ func (tx *Tx) Get(kind Kind, key string, v any) (bool, error) {
 
 // GetBytes returns the stored bytes of a record (a copy), or nil.
 func (tx *Tx) GetBytes(kind Kind, key string) []byte {
-	return bytes.Clone(tx.btx.Bucket(kind.bucket()).Get([]byte(key)))
+	return bytes.Clone(tx.get(kind.id(), []byte(key)))
 }
 
 // PutBytes writes bytes as the record key of the given kind.
 func (tx *Tx) PutBytes(kind Kind, key string, b []byte) error {
-	tx.dirty = true
-	return tx.btx.Bucket(kind.bucket()).Put([]byte(key), b)
+	return tx.put(kind.id(), []byte(key), b)
 }
 
 // Put writes v as the record key of the given kind: with its MarshalBinary
@@ -252,8 +247,7 @@ func (tx *Tx) Put(kind Kind, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s record %q: %w", kind.bucket(), key, err)
 	}
-	tx.dirty = true
-	return tx.btx.Bucket(kind.bucket()).Put([]byte(key), b)
+	return tx.put(kind.id(), []byte(key), b)
 }
 
 // MaxDayRecord is the largest day record (see PutDay) that stays inline in
@@ -263,10 +257,10 @@ const MaxDayRecord = 4096/4 - 16 - 16 - len("2006-01-02")
 
 // Day returns the aggregates PutDay stored for day (a copy), or nil.
 func (tx *Tx) Day(day string) []byte {
-	if k, v := tx.btx.Bucket(bToday).Cursor().First(); k != nil && string(k) == day {
+	if k, v := tx.first(idToday, nil); k != nil && string(k) == day {
 		return bytes.Clone(v)
 	}
-	return bytes.Clone(tx.btx.Bucket(bDays).Get([]byte(day)))
+	return bytes.Clone(tx.get(idDays, []byte(day)))
 }
 
 // PutDay stores the aggregates of day, a record every checkout rewrites. The
@@ -276,43 +270,45 @@ func (tx *Tx) Day(day string) []byte {
 // stored) it would cost a page and its parent on every checkout. The other
 // days are moved there once, when the next day begins.
 func (tx *Tx) PutDay(day string, b []byte) error {
-	tx.dirty = true
-	today, days := tx.btx.Bucket(bToday), tx.btx.Bucket(bDays)
-	k, v := today.Cursor().First()
+	k, v := tx.first(idToday, nil)
 	switch {
 	case k != nil && string(k) == day:
-		return today.Put([]byte(day), b)
+		return tx.put(idToday, []byte(day), b)
 	case k != nil && string(k) > day: // an earlier day (a clock set back)
-		return days.Put([]byte(day), b)
+		return tx.put(idDays, []byte(day), b)
 	case k != nil:
-		if err := days.Put(bytes.Clone(k), bytes.Clone(v)); err != nil {
+		k, v = bytes.Clone(k), bytes.Clone(v)
+		if err := tx.put(idDays, k, v); err != nil {
 			return err
 		}
-		if err := today.Delete(bytes.Clone(k)); err != nil {
+		if err := tx.del(idToday, k); err != nil {
 			return err
 		}
 	}
 	// A record of the day in the days bucket (written by a version that
 	// kept them all there) is the one the caller read and updated.
-	if err := days.Delete([]byte(day)); err != nil {
-		return err
+	if tx.get(idDays, []byte(day)) != nil {
+		if err := tx.del(idDays, []byte(day)); err != nil {
+			return err
+		}
 	}
-	return today.Put([]byte(day), b)
+	return tx.put(idToday, []byte(day), b)
 }
 
 // ForEachDay calls fn, in key order, for every record of the Days kind and
 // the latest day's aggregates (which ForEach(Days) does not see), until fn
 // returns an error. The bytes are valid only during the call.
 func (tx *Tx) ForEachDay(fn func(key string, raw []byte) error) error {
-	tk, tv := tx.btx.Bucket(bToday).Cursor().First()
-	err := tx.btx.Bucket(bDays).ForEach(func(k, v []byte) error {
-		if tk != nil && string(tk) < string(k) {
+	tk, tv := tx.first(idToday, nil)
+	tk, tv = bytes.Clone(tk), bytes.Clone(tv)
+	err := tx.ForEach(Days, func(k string, v []byte) error {
+		if tk != nil && string(tk) < k {
 			if err := fn(string(tk), tv); err != nil {
 				return err
 			}
 			tk = nil
 		}
-		return fn(string(k), v)
+		return fn(k, v)
 	})
 	if err == nil && tk != nil {
 		err = fn(string(tk), tv)
@@ -323,5 +319,10 @@ func (tx *Tx) ForEachDay(fn func(key string, raw []byte) error) error {
 // ForEach calls fn for every record of a kind, in key order, until fn returns
 // an error. The bytes are valid only during the call.
 func (tx *Tx) ForEach(kind Kind, fn func(key string, raw []byte) error) error {
-	return tx.btx.Bucket(kind.bucket()).ForEach(func(k, v []byte) error { return fn(string(k), v) })
+	var err error
+	tx.scan(kind.id(), nil, func(k, v []byte) bool {
+		err = fn(string(k), v)
+		return err == nil
+	})
+	return err
 }

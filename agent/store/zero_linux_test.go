@@ -58,6 +58,9 @@ func TestZeroAhead(t *testing.T) {
 		if err := s.Write(ctx, func(tx *Tx) error { return tx.SetMeta(key, string(v)) }); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
 		end := ledgerEnd(t, s)
 		if hole := holeAfter(t, path, end); hole < end+zeroMargin {
 			t.Errorf("after writing %s: written up to %d, the ledger ends at %d: want %d more", key, hole, end, zeroMargin)

@@ -358,6 +358,16 @@ func runStatus(ctx context.Context, args []string) error {
 			}
 			fmt.Fprintf(w, "terminal %s store %q: %s, queue %d, scanner %s, rules v%d, seq %d\n",
 				s.Terminal, s.Store, link, s.Queue, s.Scanner, s.RulesVersion, s.Seq)
+			l := s.Log
+			segs := "segments"
+			if l.Segments == 1 {
+				segs = "segment"
+			}
+			fmt.Fprintf(w, "log: %d %s, %.1f MiB (%.1f MiB used), record %d, ledger file at %d (%d behind, %d ms)\n",
+				l.Segments, segs, float64(l.Bytes)/(1<<20), float64(l.Used)/(1<<20), l.Logged, l.Applied, l.Logged-min(l.Applied, l.Logged), l.LagMS)
+			if l.Failed != "" {
+				fmt.Fprintf(w, "log failed: %s\n", l.Failed)
+			}
 		})
 	})
 }
@@ -490,6 +500,9 @@ func runRepair(ctx context.Context, args []string) error {
 		fmt.Fprintf(w, "; new epoch %s", rep.NewEpoch)
 		if rep.Damaged != "" {
 			fmt.Fprintf(w, "; the damaged file is %s", rep.Damaged)
+			if rep.DamagedLog != "" {
+				fmt.Fprintf(w, " (its log %s)", rep.DamagedLog)
+			}
 		}
 		fmt.Fprintln(w, "; head office sends back the lost events it holds and the members' balances when the terminal connects")
 	})
