@@ -32,7 +32,7 @@ func (s *Store) applyLoop() {
 		select {
 		case <-s.kick:
 		case <-s.quit:
-			_ = s.apply()
+			_ = s.applyLast()
 			return
 		}
 		// Wait for the lag bound or enough records.
@@ -54,7 +54,7 @@ func (s *Store) applyLoop() {
 				}
 			case <-s.quit:
 				timer.Stop()
-				_ = s.apply()
+				_ = s.applyLast()
 				return
 			}
 		}
@@ -65,7 +65,7 @@ func (s *Store) applyLoop() {
 				s.kickApplier()
 			case <-s.quit:
 				timer.Stop()
-				_ = s.apply()
+				_ = s.applyLast()
 				return
 			}
 		}
@@ -73,19 +73,36 @@ func (s *Store) applyLoop() {
 }
 
 // apply writes every layer there is to bbolt in one commit.
-func (s *Store) apply() error {
+func (s *Store) apply() error { return s.applyAll(false) }
+
+// applyLast is the apply of a ledger being closed: it also marks bbolt as
+// holding everything the log does (metaClosed), so that a copy of the
+// ledger file alone, without its log, opens.
+func (s *Store) applyLast() error { return s.applyAll(true) }
+
+// metaClosed (in the log bucket) is the log record bbolt held, everything
+// included, when the ledger was last closed; removed at open.
+const metaClosed = "wal_closed"
+
+func (s *Store) applyAll(closing bool) error {
 	s.amu.Lock()
 	defer s.amu.Unlock()
 	s.lmu.Lock()
 	if top := s.layers[len(s.layers)-1]; top.lsn != 0 {
 		s.layers = append(s.layers, &layer{tree: newTree()})
+		s.freezes++
 	}
 	frozen := append([]*layer(nil), s.layers[:len(s.layers)-1]...)
 	s.lmu.Unlock()
-	if len(frozen) == 0 {
+	if len(frozen) == 0 && !closing {
 		return nil
 	}
-	lsn := frozen[len(frozen)-1].lsn
+	s.lmu.Lock()
+	lsn := s.appliedLSN
+	s.lmu.Unlock()
+	if len(frozen) > 0 {
+		lsn = frozen[len(frozen)-1].lsn
+	}
 	var acked uint64
 	err := s.guard(func() error {
 		btx, err := s.db.Begin(true)
@@ -116,11 +133,16 @@ func (s *Store) apply() error {
 				return err
 			}
 		}
-		meta := btx.Bucket(bMeta)
-		if err := meta.Put([]byte(walApplied), []byte(strconv.FormatUint(lsn, 10))); err != nil {
+		lb := btx.Bucket(bLog)
+		if err := lb.Put([]byte(walApplied), []byte(strconv.FormatUint(lsn, 10))); err != nil {
 			return err
 		}
-		acked = parseApplied(meta.Get([]byte(metaAcked)))
+		if closing {
+			if err := lb.Put([]byte(metaClosed), []byte(strconv.FormatUint(lsn, 10))); err != nil {
+				return err
+			}
+		}
+		acked = parseApplied(btx.Bucket(bMeta).Get([]byte(metaAcked)))
 		end := btx.Size()
 		committed = true
 		if err := btx.Commit(); err != nil {

@@ -28,6 +28,7 @@ const (
 	idDays
 	idToday
 	idHistory
+	idLog // the applier's own; never in a record
 )
 
 // item is a record of a layer: key (bucket id first), value, or a deletion.

@@ -79,11 +79,16 @@ var (
 	bToday = []byte("today")
 	// bHistory holds the events of the terminal's earlier ledgers (epochs),
 	// kept by a repair and refilled from head office, by epoch and sequence.
-	bHistory   = []byte("history")
-	allBuckets = [][]byte{bMeta, bEvents, bCheckouts, bMembers, bCards, bDays, bToday, bHistory}
+	bHistory = []byte("history")
+	// bLog holds where bbolt stands in the write-ahead log: two small
+	// records, in a bucket of their own so that it stays inline in the
+	// root page that every commit writes (in meta, every commit of the
+	// applier would rewrite meta's pages, the rules document's among them).
+	bLog       = []byte("log")
+	allBuckets = [][]byte{bMeta, bEvents, bCheckouts, bMembers, bCards, bDays, bToday, bHistory, bLog}
 	// addedBuckets came after the first files of schema 1 and are created
 	// when missing; an older program ignores them.
-	addedBuckets = [][]byte{bToday, bHistory}
+	addedBuckets = [][]byte{bToday, bHistory, bLog}
 )
 
 // Store is an open ledger: the bbolt file and its write-ahead log.
@@ -112,13 +117,17 @@ type Store struct {
 	master     *tree
 	masterOf   *layer
 	appliedLSN uint64
-	unapplied  int   // the payload bytes of the layers
-	applyErr   error // the last apply's failure, nil once one succeeds
-	applyDone  *sync.Cond
-	amu        sync.Mutex // one apply at a time
-	kick       chan struct{}
-	quit       chan struct{}
-	stopped    chan struct{}
+	// freezes counts the layers the applier froze: a reader's layers and
+	// its bbolt transaction show one state if none was frozen in between
+	// (snapshot).
+	freezes   uint64
+	unapplied int   // the payload bytes of the layers
+	applyErr  error // the last apply's failure, nil once one succeeds
+	applyDone *sync.Cond
+	amu       sync.Mutex // one apply at a time
+	kick      chan struct{}
+	quit      chan struct{}
+	stopped   chan struct{}
 	// zero keeps the file written past the ledger's end (zero.go); only
 	// the applier uses it.
 	zero zeroer
@@ -196,15 +205,17 @@ func Open(dir string, onCommit func()) (*Store, error) {
 func (s *Store) openLog(dir string, existed bool) error {
 	var schema, epoch string
 	var applied uint64
-	var noEvents bool
+	var closed bool
 	err := s.guard(func() error {
 		return s.db.View(func(btx *bolt.Tx) error {
 			if m := btx.Bucket(bMeta); m != nil {
 				schema, epoch = string(m.Get([]byte("schema"))), string(m.Get([]byte("epoch")))
-				applied = parseApplied(m.Get([]byte(walApplied)))
 			}
-			b := btx.Bucket(bEvents)
-			noEvents = b == nil || b.Stats().KeyN == 0
+			if lb := btx.Bucket(bLog); lb != nil {
+				applied = parseApplied(lb.Get([]byte(walApplied)))
+				c := lb.Get([]byte(metaClosed))
+				closed = c != nil && parseApplied(c) == applied
+			}
 			return nil
 		})
 	})
@@ -212,34 +223,40 @@ func (s *Store) openLog(dir string, existed bool) error {
 		return err
 	}
 	if schema == "" {
-		// A new ledger (or one that crashed before its first commit).
-		if err := s.init(existed); err != nil {
+		// A new ledger (or one that crashed before its first commit): its
+		// log is made first, so that a ledger with an identity always has
+		// one (a log left by a crash before the commit is replaced).
+		raw := make([]byte, 8)
+		if _, err := rand.Read(raw); err != nil {
 			return err
 		}
-		if err := s.db.View(func(btx *bolt.Tx) error {
-			epoch = string(btx.Bucket(bMeta).Get([]byte("epoch")))
-			return nil
-		}); err != nil {
-			return err
+		epoch = hex.EncodeToString(raw)
+		if err := os.RemoveAll(filepath.Join(dir, walDir)); err != nil {
+			return fmt.Errorf("log: %w", err)
 		}
-		_ = os.RemoveAll(filepath.Join(dir, walDir)) // a log of a ledger that never committed
 		w, _, err := openWAL(dir, epoch, 0, true)
 		if err != nil {
 			return s.logError(err)
 		}
 		s.log = w
+		if err := s.init(existed, epoch); err != nil {
+			w.close()
+			return err
+		}
 		return nil
 	}
 	if schema != schemaVersion && schema != "1" && schema != "2" && schema != "3" {
 		return fmt.Errorf("%w: %s: schema %q, want %q (a newer program's ledger?)", ErrCorrupt, s.path, schema, schemaVersion)
 	}
 	_, statErr := os.Stat(filepath.Join(dir, walDir))
-	// A ledger of an earlier schema has no log yet; so has one that was
-	// created and stopped before it made its log.
-	fresh := schema != schemaVersion || (errors.Is(statErr, fs.ErrNotExist) && applied == 0 && noEvents)
-	if fresh {
+	// A ledger of an earlier schema has no log yet. A ledger closed cleanly
+	// holds everything its log did: copied without it, it starts a new one.
+	fresh := schema != schemaVersion || (errors.Is(statErr, fs.ErrNotExist) && closed)
+	if fresh || errors.Is(statErr, fs.ErrNotExist) {
 		// A ledger without a log is what bbolt holds; a damaged meta page
-		// may have opened it at an older commit than the file holds.
+		// may have opened it at an older commit than the file holds (the
+		// one that said it was closed among the lost ones), which says
+		// more than that the log is missing.
 		if err := s.lostCommit(); err != nil {
 			return err
 		}
@@ -249,7 +266,7 @@ func (s *Store) openLog(dir string, existed bool) error {
 		return s.logError(err)
 	}
 	s.log = w
-	if err := s.init(true); err != nil {
+	if err := s.init(true, epoch); err != nil {
 		w.close()
 		return err
 	}
@@ -287,7 +304,7 @@ func (s *Store) replay(recs []logRecord) error {
 					}
 				}
 			}
-			return btx.Bucket(bMeta).Put([]byte(walApplied), []byte(strconv.FormatUint(recs[len(recs)-1].lsn, 10)))
+			return btx.Bucket(bLog).Put([]byte(walApplied), []byte(strconv.FormatUint(recs[len(recs)-1].lsn, 10)))
 		})
 	})
 }
@@ -310,7 +327,8 @@ func putOp(btx *bolt.Tx, id byte, key, v []byte) error {
 
 // init creates the buckets and identity of a new ledger, or checks an existing
 // one is complete.
-func (s *Store) init(existed bool) error {
+// epoch is a new ledger's.
+func (s *Store) init(existed bool, epoch string) error {
 	return s.db.Update(func(btx *bolt.Tx) error {
 		meta := btx.Bucket(bMeta)
 		if meta == nil {
@@ -333,17 +351,13 @@ func (s *Store) init(existed bool) error {
 				}
 			}
 			meta = btx.Bucket(bMeta)
-			epoch := make([]byte, 8)
-			if _, err := rand.Read(epoch); err != nil {
-				return err
-			}
 			term := make([]byte, 4)
 			if _, err := rand.Read(term); err != nil {
 				return err
 			}
 			for k, v := range map[string]string{
 				"schema":   schemaVersion,
-				"epoch":    hex.EncodeToString(epoch),
+				"epoch":    epoch,
 				"terminal": "T-" + hex.EncodeToString(term),
 				"created":  time.Now().UTC().Format(time.RFC3339Nano),
 			} {
@@ -366,6 +380,10 @@ func (s *Store) init(existed bool) error {
 			if _, err := btx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		// Open: the log may hold records bbolt does not from now on.
+		if err := btx.Bucket(bLog).Delete([]byte(metaClosed)); err != nil {
+			return err
 		}
 		for _, b := range allBuckets {
 			if btx.Bucket(b) == nil {
@@ -429,22 +447,48 @@ func (s *Store) Path() string { return s.path }
 // the writer when the file grows.
 func (s *Store) View(fn func(*Tx) error) error {
 	return s.guard(func() error {
-		// The layers and bbolt's commit are taken together: the applier
-		// drops a layer only once bbolt's commit of it is done, so a
-		// transaction begun with the layer gone sees the commit.
-		s.lmu.Lock()
-		under := make([]*tree, 0, len(s.layers))
-		for i := len(s.layers) - 1; i >= 0; i-- {
-			under = append(under, s.layers[i].tree)
-		}
-		btx, err := s.db.Begin(false)
-		s.lmu.Unlock()
+		_, under, btx, err := s.snapshot(0)
 		if err != nil {
 			return err
 		}
 		defer func() { _ = btx.Rollback() }()
 		return fn(&Tx{btx: btx, under: under})
 	})
+}
+
+// snapshot returns the active layer, the layers from the skip-th newest on,
+// newest first, and a bbolt read transaction, which together show one state
+// of the ledger.
+//
+// bbolt's Begin is not called under lmu: it waits while a commit of the
+// applier remaps the file, which waits for every open read transaction to
+// end, the leader's among them, and the leader takes lmu to install its
+// batch. The layers are taken before the transaction and checked after it:
+// if no layer was frozen meanwhile, bbolt holds no commit newer than the
+// layers taken (the applier commits only frozen layers, whose records no
+// longer change), and a layer already dropped was committed before the
+// transaction began.
+func (s *Store) snapshot(skip int) (*layer, []*tree, *bolt.Tx, error) {
+	for {
+		s.lmu.Lock()
+		gen, act := s.freezes, s.layers[len(s.layers)-1]
+		under := make([]*tree, 0, len(s.layers))
+		for i := len(s.layers) - 1 - skip; i >= 0; i-- {
+			under = append(under, s.layers[i].tree)
+		}
+		s.lmu.Unlock()
+		btx, err := s.db.Begin(false)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		s.lmu.Lock()
+		same := s.freezes == gen
+		s.lmu.Unlock()
+		if same {
+			return act, under, btx, nil
+		}
+		_ = btx.Rollback()
+	}
 }
 
 // Write runs fn in a read-write transaction shared with other concurrent
@@ -652,28 +696,30 @@ const maxUnapplied = 64 << 20
 
 func (s *Store) begin() (*batchTx, error) {
 	s.lmu.Lock()
-	defer s.lmu.Unlock()
 	for s.unapplied > maxUnapplied {
 		if s.applyErr != nil {
-			return nil, fmt.Errorf("commit: the ledger file cannot be brought up to date: %w", s.applyErr)
+			err := s.applyErr
+			s.lmu.Unlock()
+			return nil, fmt.Errorf("commit: the ledger file cannot be brought up to date: %w", err)
 		}
 		s.kickApplier()
 		s.applyDone.Wait()
 	}
-	act := s.layers[len(s.layers)-1]
+	s.lmu.Unlock()
+	// The frozen layers and bbolt, under the active layer (the master); a
+	// layer frozen since is the install's to handle, as one frozen during
+	// the batch.
+	act, under, btx, err := s.snapshot(1)
+	if err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
 	if s.masterOf != act && s.masterOf != nil {
 		// The applier froze the layer the master was: the new one is empty.
 		s.master = newTree()
 	}
 	s.masterOf = act
-	under := make([]*tree, 0, len(s.layers)-1)
-	for i := len(s.layers) - 2; i >= 0; i-- {
-		under = append(under, s.layers[i].tree)
-	}
-	btx, err := s.db.Begin(false)
-	if err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
-	}
 	return &batchTx{btx: btx, act: act, base: s.master, under: under, w: s.master.Copy()}, nil
 }
 

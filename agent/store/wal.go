@@ -457,7 +457,7 @@ func (w *wal) append(payload []byte, maxSeq uint64) (uint64, error) {
 	if len(payload) == 0 || len(payload) > maxRecord {
 		return 0, fmt.Errorf("log: a record of %d bytes", len(payload))
 	}
-	seg := w.segs[len(w.segs)-1]
+	seg := w.last()
 	// Prepare the next segment once this one is half used.
 	if w.prep == nil && seg.bytes+int64(need) > seg.size/2 {
 		w.prepare(segSize)
@@ -466,7 +466,7 @@ func (w *wal) append(payload []byte, maxSeq uint64) (uint64, error) {
 		if err := w.roll(need); err != nil {
 			return 0, err
 		}
-		seg = w.segs[len(w.segs)-1]
+		seg = w.last()
 	}
 	lsn := w.next
 	w.buf = append(w.buf[:0], make([]byte, recHeader)...)
@@ -499,6 +499,14 @@ func (w *wal) append(payload []byte, maxSeq uint64) (uint64, error) {
 	w.mu.Unlock()
 	w.next++
 	return lsn, nil
+}
+
+// last is the segment being written. Only append changes its counters, but
+// trim shortens the slice beside it.
+func (w *wal) last() *segment {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.segs[len(w.segs)-1]
 }
 
 // trim removes the segments whose records bbolt has applied and whose
@@ -601,7 +609,7 @@ func decodeOps(b []byte) ([]op, error) {
 	var ops []op
 	for len(b) > 0 {
 		bucket := b[0]
-		if int(bucket) >= len(allBuckets) {
+		if bucket >= idLog {
 			return nil, fmt.Errorf("bucket %d unknown", bucket)
 		}
 		b = b[1:]
@@ -637,7 +645,8 @@ func maxEventSeq(ops []op) uint64 {
 	return m
 }
 
-// walApplied is the meta key of the last record bbolt has applied.
+// walApplied is the key (in the log bucket) of the last record bbolt has
+// applied.
 const walApplied = "wal_applied"
 
 func parseApplied(v []byte) uint64 {
