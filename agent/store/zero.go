@@ -34,7 +34,7 @@ var zeros [1 << 16]byte
 // ledger's end (the highest page bbolt has allocated; at most end), writing
 // and syncing zeroChunk bytes of zeros past whatever is written already if
 // it is not.
-// It runs in the leader after its commit, so no other write transaction is
+// It runs in the applier after its commit, so no other write transaction is
 // running: bbolt writes nothing to the file meanwhile, and everything from
 // the ledger's end on is unused. A failure (a full disk) turns it off until
 // the store is reopened: it only makes commits cheaper.
