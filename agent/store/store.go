@@ -506,7 +506,9 @@ func (s *Store) snapshot(skip int) (*layer, []*tree, *bolt.Tx, error) {
 // fn that has not written anything fails only that write; an error after a
 // write aborts the shared transaction, which is then retried one write at a
 // time. fn may therefore run more than once and must have no side
-// effects outside the transaction.
+// effects outside the transaction. fn reads through its Tx only: a View
+// inside it would wait for bbolt's remap of a growing file, which waits
+// for fn's own read transaction to end.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
