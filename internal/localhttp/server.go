@@ -2,6 +2,7 @@ package localhttp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -198,7 +199,8 @@ func (s *Server) serveConn(c *serverConn) {
 	// The limit is lifted once a request's headers are read: its body is
 	// the handler's to bound.
 	lr := &io.LimitedReader{R: c.rwc}
-	br := bufio.NewReader(lr)
+	rec := &headRecorder{r: lr}
+	br := bufio.NewReader(rec)
 	bw := bufio.NewWriter(c.rwc)
 	for {
 		if !s.setBusy(c, false) {
@@ -214,7 +216,20 @@ func (s *Server) serveConn(c *serverConn) {
 		}
 		t0 := time.Now()
 		s.deadline(c.rwc, t0, s.ReadHeaderTimeout)
+		// The request's bytes as they came: the ones buffered already, and
+		// what is read while its headers are.
+		head, _ := br.Peek(br.Buffered())
+		rec.buf = append(rec.buf[:0], head...)
+		rec.on = true
 		req, err := http.ReadRequest(br)
+		rec.on = false
+		if err == nil && len(req.TransferEncoding) > 0 && hasHeader(rec.buf, "Content-Length") {
+			// http.ReadRequest drops the Content-Length of a chunked
+			// request; a client and a proxy between could disagree on
+			// where the body ends (request smuggling), so it is refused.
+			reject(bw, req, http.StatusBadRequest, "both Transfer-Encoding and Content-Length")
+			return
+		}
 		if err != nil {
 			var ne net.Error
 			switch {
@@ -233,6 +248,40 @@ func (s *Server) serveConn(c *serverConn) {
 			return
 		}
 	}
+}
+
+// headRecorder keeps what is read through it while on: the bytes of a
+// request's headers (bounded by the header limit beneath it).
+type headRecorder struct {
+	r   io.Reader
+	on  bool
+	buf []byte
+}
+
+func (h *headRecorder) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if h.on {
+		h.buf = append(h.buf, p[:n]...)
+	}
+	return n, err
+}
+
+// hasHeader reports whether the header block at the start of raw (after
+// the request line, up to the first empty line) has a field named name.
+func hasHeader(raw []byte, name string) bool {
+	_, rest, _ := bytes.Cut(raw, []byte("\n")) // the request line
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			return false
+		}
+		if k, _, ok := bytes.Cut(line, []byte(":")); ok && strings.EqualFold(string(k), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // deadline sets rwc's read deadline d after from, or none if d is zero.

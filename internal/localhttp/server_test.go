@@ -172,6 +172,14 @@ func TestServerWire(t *testing.T) {
 		{"two Hosts", "GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", []*http.Request{get("GET", "/a")}, []int{400}, []string{"malformed request\n"}, true},
 		{"garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", []*http.Request{get("GET", "/")}, []int{400}, []string{"malformed request\n"}, true},
 		{"HTTP/2", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", []*http.Request{get("GET", "/")}, []int{505}, []string{"HTTP/1.x only\n"}, true},
+		{"chunked and a length", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+			[]*http.Request{get("POST", "/a")}, []int{400}, []string{"both Transfer-Encoding and Content-Length\n"}, true},
+		{"a length and chunked, after a request", "GET /a?1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /a HTTP/1.1\r\nHost: x\r\ncontent-length: 0\r\nTRANSFER-ENCODING: chunked\r\n\r\n0\r\n\r\nGET /a?2 HTTP/1.1\r\nHost: x\r\n\r\n",
+			[]*http.Request{get("GET", "/a?1"), get("POST", "/a")}, []int{200, 400}, []string{"1", "both Transfer-Encoding and Content-Length\n"}, true},
+		{"a length in the body of a chunked request", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n13\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+			[]*http.Request{get("POST", "/a")}, []int{200}, []string{"Content-Length: 3\r\n"}, false},
+		{"a bad chunk after a request", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nzPOST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nGET /a?3 HTTP/1.1\r\nHost: x\r\n\r\n",
+			[]*http.Request{get("POST", "/a"), get("POST", "/a")}, []int{200, 200}, []string{"z", ""}, true},
 		{"huge headers", "GET /a HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", maxHeaderBytes) + "\r\n\r\n",
 			[]*http.Request{get("GET", "/a")}, []int{431}, []string{"request headers too large\n"}, true},
 	} {
@@ -454,7 +462,10 @@ func TestServerCurl(t *testing.T) {
 // FuzzServer sends arbitrary bytes as a client's requests, then closes its
 // side: the server must not panic, must answer with well-formed HTTP only,
 // no more answers than requests (one more for a malformed rest), and must
-// then close the connection.
+// then close the connection. It must also see the requests where net/http's
+// reader does: each answer of the echo handler is what the request at its
+// place holds (so a body is never taken for a request, nor a request for a
+// body), and a refusal is the last answer.
 func FuzzServer(f *testing.F) {
 	for _, seed := range []string{
 		"GET /a?1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
@@ -463,6 +474,9 @@ func FuzzServer(f *testing.F) {
 		"HEAD /a?x HTTP/1.1\r\nHost: x\r\n\r\nGET /a?y HTTP/1.0\r\n\r\n",
 		"GET /a HTTP/1.1\r\n\r\n", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nzz",
+		"GET /a?1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nGET /a?2 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nGET /\r\n0\r\n\r\nGET /a?q HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /a?smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -483,16 +497,28 @@ func FuzzServer(f *testing.F) {
 		// The requests as the same reader sees them, for the methods the
 		// answers must be read with.
 		var reqs []*http.Request
+		var want []string // what echo answers each
 		for br := bufio.NewReader(bytes.NewReader(in)); ; {
 			req, err := http.ReadRequest(br)
 			if err != nil {
 				break
 			}
 			reqs = append(reqs, req)
-			_, _ = io.Copy(io.Discard, req.Body)
+			b, err := io.ReadAll(req.Body)
+			switch req.Method {
+			case http.MethodPost:
+				want = append(want, string(b))
+			case http.MethodHead:
+				want = append(want, "")
+			default:
+				want = append(want, req.URL.RawQuery)
+			}
+			if err != nil {
+				break // the server's handler reads as far, and then it closes
+			}
 		}
 		br := bufio.NewReader(c)
-		finals := 0
+		finals, refused := 0, false
 		for {
 			if _, err := br.Peek(1); err != nil {
 				if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
@@ -508,8 +534,20 @@ func FuzzServer(f *testing.F) {
 			if err != nil {
 				t.Fatalf("answer %d: %v", finals, err)
 			}
-			if _, err := io.Copy(io.Discard, resp.Body); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			body, err := io.ReadAll(resp.Body)
+			if err != nil && !errors.Is(err, syscall.ECONNRESET) {
 				t.Fatalf("answer %d: body: %v", finals, err)
+			}
+			if refused {
+				t.Fatalf("answer %d after a refusal", finals)
+			}
+			switch {
+			case resp.StatusCode == http.StatusOK && err == nil:
+				if finals >= len(want) || string(body) != want[finals] {
+					t.Fatalf("answer %d: %q, but the request there is %d of %d, %q", finals, body, finals, len(reqs), want[min(finals, len(want)-1):])
+				}
+			case resp.StatusCode >= 300:
+				refused = true
 			}
 			if resp.StatusCode >= 200 {
 				finals++
