@@ -476,7 +476,7 @@ func (w *wal) append(payload []byte, maxSeq uint64) (uint64, error) {
 	w.buf = append(w.buf, payload...)
 	w.buf = append(w.buf, zeros[:need-recHeader-len(payload)]...)
 	off := seg.bytes
-	written, err := w.f.WriteAt(w.buf, off)
+	written, err := pwrite(w.f, w.buf, off)
 	if err == nil {
 		err = w.fsync(w.f)
 	}

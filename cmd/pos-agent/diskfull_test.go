@@ -73,8 +73,9 @@ func TestDiskFull(t *testing.T) {
 	if earned < 10 || !strings.Contains(refusal.Error, "no room") {
 		t.Fatalf("%d earns, then %q", earned, refusal.Error)
 	}
-	// The CLI says it in one line; reads go on.
-	r := posAgent(t, "earn", "--data", dir, "--card", "2000000000015", "--amount", "1.00", "--ref", "one-more")
+	// The CLI says it in one line; reads go on. (The same earn with a
+	// longer ref: a smaller record could still fit in what is left.)
+	r := posAgent(t, "earn", "--data", dir, "--card", "2000000000015", "--amount", "12.50", "--ref", "more-99999-"+strings.Repeat("x", 100))
 	if r.code == 0 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, "no room") {
 		t.Fatalf("earn on a full disk: exit %d, %q", r.code, r.stderr)
 	}
