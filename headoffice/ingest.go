@@ -117,7 +117,21 @@ func (o *Office) ingestWorker() {
 func (o *Office) ingestGroup(group []*ingestCall) {
 	ctx, cancel := context.WithTimeout(context.Background(), ingestWait)
 	defer cancel()
+	start := time.Now()
 	results, err := o.ingestTx(ctx, group)
+	if err != nil {
+		o.metrics.failed.Inc()
+	} else {
+		o.metrics.commit.Observe(time.Since(start).Seconds())
+		events := 0
+		for i, c := range group {
+			events += c.batch.Len()
+			for _, f := range results[i].flags {
+				o.metrics.flags.WithLabelValues(f.Kind).Inc()
+			}
+		}
+		o.metrics.groupEvents.Observe(float64(events))
+	}
 	if err != nil && len(group) > 1 {
 		for _, c := range group {
 			o.ingestGroup([]*ingestCall{c})

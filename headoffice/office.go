@@ -22,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Error is one of head office's refusals. Its message is what the operator or
@@ -78,6 +80,7 @@ type Office struct {
 
 	ingestQ chan *ingestCall
 	workers sync.WaitGroup
+	metrics *metrics
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -87,6 +90,9 @@ type Office struct {
 type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Metrics, when set, is where the Office registers its figures
+	// (headoffice_store_*, headoffice_flags_raised_total).
+	Metrics prometheus.Registerer
 }
 
 // New returns head office over store. It creates head office's QR signing
@@ -94,7 +100,7 @@ type Options struct {
 func New(ctx context.Context, store Store, opts Options) (*Office, error) {
 	o := &Office{store: store, log: opts.Logger, now: opts.Now, change: make(chan struct{}),
 		storeChange: map[string]chan struct{}{}, stop: make(chan struct{}), stopped: make(chan struct{}),
-		feeds: feedCache{active: map[string]map[ChainKey]time.Time{}, pages: map[pageKey]*pageEntry{}}}
+		feeds: feedCache{active: map[string]map[ChainKey]time.Time{}, pages: map[pageKey]*pageEntry{}}, metrics: newMetrics(opts.Metrics)}
 	if o.log == nil {
 		o.log = slog.Default()
 	}

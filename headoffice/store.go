@@ -33,6 +33,9 @@ type Store interface {
 	// change. Sends never block: a slow reader misses signals, never data,
 	// since feeds are read from cursors.
 	Changes() <-chan []string
+	// Ready reports whether the store is open and answers (on a database:
+	// reachable, with this program's schema).
+	Ready(ctx context.Context) error
 	Close() error
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/offline-loyalty/terminal/headoffice/hqbolt"
 	"github.com/offline-loyalty/terminal/headoffice/hqpg"
 	"github.com/offline-loyalty/terminal/internal/cli"
+	"github.com/offline-loyalty/terminal/internal/logging"
 	"github.com/offline-loyalty/terminal/internal/netlimit"
 	"github.com/offline-loyalty/terminal/sync/syncserver"
 )
@@ -54,7 +55,7 @@ const (
 const dbRetryMax = 30 * time.Second
 
 func headofficeVerbs(v map[string]cli.Verb) {
-	v["serve"] = cli.Verb{Usage: "serve --listen ADDR [--db URL] [--tls-cert F --tls-key F] [--compress] [--joins-per-minute N]", Short: "the sync endpoint, join, metrics and the admin API; blocks", Run: runServe}
+	v["serve"] = cli.Verb{Usage: "serve --listen ADDR [--db URL] [--metrics-listen ADDR] [--log-format text|json] [--tls-cert F --tls-key F] [--compress] [--joins-per-minute N]", Short: "the sync endpoint, join, metrics and the admin API; blocks", Run: runServe}
 	v["migrate"] = cli.Verb{Usage: "migrate --db URL", Short: "create or upgrade the PostgreSQL schema", Run: runMigrate}
 	v["member merge"] = cli.Verb{Usage: "member merge --into MEMBER --from MEMBER", Short: "make one member of two (the same person enrolled twice): balances, lots and cards move, both histories stay", Run: runMemberMerge}
 	v["audit surprise"] = cli.Verb{Usage: "audit surprise [--day D]", Short: "draw every checkout of a day again and list the surprises paid that did not win", Run: runAuditSurprise}
@@ -99,6 +100,8 @@ func openPostgres(ctx context.Context, url string, log *slog.Logger) (*hqpg.DB, 
 func runServe(ctx context.Context, args []string) error {
 	fs, c, dbURL := newFlags("serve")
 	listen := fs.String("listen", "127.0.0.1:8780", "address of the sync endpoint")
+	metricsListen := fs.String("metrics-listen", "", "serve /metrics, /healthz and /readyz on this address instead of beside /v1/sync (answers from the start, while the store opens)")
+	logFormat := fs.String("log-format", logging.Text, "log format: text or json")
 	cert := fs.String("tls-cert", "", "TLS certificate (PEM) for wss://")
 	key := fs.String("tls-key", "", "TLS private key (PEM)")
 	compress := fs.Bool("compress", false, "allow permessage-deflate (costs memory per connection)")
@@ -114,7 +117,47 @@ func runServe(ctx context.Context, args []string) error {
 	if *readWait <= 0 || *idleWait <= 0 || *joins < 0 {
 		return fmt.Errorf("%w: serve: timeouts are positive and --joins-per-minute is 0 or more", cli.ErrUsage)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log, err := logging.New(os.Stderr, *logFormat, slog.LevelInfo)
+	if err != nil {
+		return fmt.Errorf("%w: serve: %v", cli.ErrUsage, err)
+	}
+	probes := newOps(log)
+	var servers []*http.Server
+	errc := make(chan error, 3)
+	serve := func(hs *http.Server, l net.Listener, tls bool) {
+		servers = append(servers, hs)
+		go func() {
+			if tls {
+				errc <- hs.ServeTLS(l, *cert, *key)
+				return
+			}
+			errc <- hs.Serve(l)
+		}()
+	}
+	// The servers stop before the Office and the store they call (the
+	// deferred closes below run first on an early return only).
+	shutdown := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+		defer cancel()
+		for _, hs := range servers {
+			_ = hs.Shutdown(sctx)
+		}
+		servers = nil
+	}
+	defer shutdown()
+	// The probes' own address answers while the store opens (a database
+	// still down), so that an orchestrator sees alive and not ready.
+	if *metricsListen != "" {
+		ml, err := net.Listen("tcp", *metricsListen)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		probes.handle(mux, true)
+		serve(&http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}, ml, false)
+		log.Info("headoffice probes and metrics", "listen", ml.Addr().String())
+	}
 	var store headoffice.Store
 	where := "data"
 	if *dbURL != "" {
@@ -132,7 +175,7 @@ func runServe(ctx context.Context, args []string) error {
 		defer db.Close()
 		store = db
 	}
-	office, err := headoffice.New(ctx, store, headoffice.Options{Logger: log})
+	office, err := headoffice.New(ctx, store, headoffice.Options{Logger: log, Metrics: probes.reg})
 	if err != nil {
 		return err
 	}
@@ -146,48 +189,39 @@ func runServe(ctx context.Context, args []string) error {
 	if perMinute == 0 {
 		perMinute = -1 // the flag's 0 is no limit; the option's 0 is the default
 	}
-	srv := syncserver.New(office, syncserver.Options{Logger: log, Compression: *compress, Conns: ln, JoinsPerMinute: perMinute})
-	servers := []*http.Server{{Handler: srv.Handler(), ReadHeaderTimeout: min(readHeaderTimeout, *readWait), ReadTimeout: *readWait,
-		WriteTimeout: writeTimeout, IdleTimeout: *idleWait, ConnContext: netlimit.ConnContext,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
-	listeners := []net.Listener{ln}
+	srv := syncserver.New(office, syncserver.Options{Logger: log, Compression: *compress, Metrics: probes.reg, Conns: ln, JoinsPerMinute: perMinute})
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", srv.Handler())
+	probes.handle(mux, *metricsListen == "")
+	probes.office.Store(office)
 	// The admin socket serves the verbs run on this machine against the
 	// embedded store, which only this process may open. On PostgreSQL the
 	// verbs open the database themselves.
+	var adminLn net.Listener
 	sock := filepath.Join(c.Data, adminapi.SocketName)
 	if *dbURL == "" {
 		_ = os.Remove(sock) // left by a head office that was killed; the store lock proves none runs
 		old := umask(0o177)
-		adminLn, err := net.Listen("unix", sock)
+		adminLn, err = net.Listen("unix", sock)
 		umask(old)
 		if err != nil {
 			ln.Close()
 			return err
 		}
 		defer os.Remove(sock)
-		listeners = append(listeners, adminLn)
-		servers = append(servers, &http.Server{Handler: adminapi.Handler(office), ReadHeaderTimeout: readHeaderTimeout})
 	}
-	errc := make(chan error, len(servers))
-	for i, hs := range servers {
-		go func() {
-			if i == 0 && *cert != "" {
-				errc <- hs.ServeTLS(listeners[i], *cert, *key)
-				return
-			}
-			errc <- hs.Serve(listeners[i])
-		}()
+	serve(&http.Server{Handler: mux, ReadHeaderTimeout: min(readHeaderTimeout, *readWait), ReadTimeout: *readWait,
+		WriteTimeout: writeTimeout, IdleTimeout: *idleWait, ConnContext: netlimit.ConnContext,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}, ln, *cert != "")
+	if adminLn != nil {
+		serve(&http.Server{Handler: adminapi.Handler(office), ReadHeaderTimeout: readHeaderTimeout}, adminLn, false)
 	}
-	log.Info("headoffice serving", "listen", ln.Addr(), "tls", *cert != "", "store", where)
+	log.Info("headoffice serving", "listen", ln.Addr().String(), "tls", *cert != "", "store", where)
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
-	defer cancel()
-	for _, hs := range servers {
-		_ = hs.Shutdown(sctx)
-	}
+	shutdown()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

@@ -318,6 +318,19 @@ func (d *DB) Close() error {
 // Changes receives the stores whose feeds moved after a commit.
 func (d *DB) Changes() <-chan []string { return d.notify.C() }
 
+// Ready reports whether the database is open and its file reads.
+func (d *DB) Ready(ctx context.Context) error {
+	select {
+	case <-d.done:
+		return ErrClosed
+	default:
+	}
+	return d.View(ctx, func(tx headoffice.ReadTx) error {
+		_, err := tx.Meta(headoffice.MetaQRKey)
+		return err
+	})
+}
+
 // View runs fn in a read transaction.
 func (d *DB) View(ctx context.Context, fn func(headoffice.ReadTx) error) error {
 	if err := ctx.Err(); err != nil {

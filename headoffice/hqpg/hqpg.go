@@ -144,6 +144,15 @@ func (d *DB) Close() error {
 // the pumps of every process on the database (this one's included).
 func (d *DB) Changes() <-chan []string { return d.notify.C() }
 
+// Ready reports whether the database answers and its schema is this
+// program's (a newer program may have migrated it since Open).
+func (d *DB) Ready(ctx context.Context) error {
+	if err := d.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	return checkSchema(ctx, d.pool)
+}
+
 // Pool is the connection pool, for tools that read the database directly
 // (migrate-store's verification, benchmarks).
 func (d *DB) Pool() *pgxpool.Pool { return d.pool }

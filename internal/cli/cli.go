@@ -39,7 +39,7 @@ func Main(prog string, verbs map[string]Verb, args []string) {
 	if err == nil {
 		os.Exit(0)
 	}
-	fmt.Fprintf(os.Stderr, "%s: %s\n", prog, oneLine(err.Error()))
+	fmt.Fprintf(os.Stderr, "%s: %s\n", prog, OneLine(err.Error()))
 	if errors.Is(err, ErrUsage) {
 		os.Exit(2)
 	}
@@ -87,7 +87,8 @@ func printHelp(prog string, verbs map[string]Verb) {
 	fmt.Println("\nevery command takes --data DIR and --json")
 }
 
-func oneLine(s string) string {
+// OneLine is the first line of s, trimmed.
+func OneLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]

@@ -21,28 +21,28 @@ var errTooMany = errors.New("too many join attempts from this address: try again
 // serveJoin exchanges a join code for a terminal's identity (POST /v1/join).
 func (s *Server) serveJoin(w http.ResponseWriter, r *http.Request) {
 	if ok, wait := s.joins.allow(remoteHost(r), time.Now()); !ok {
-		s.metrics.joinsThrottled.Add(1)
+		s.metrics.joins.WithLabelValues("throttled").Inc()
 		throttled(w, wait)
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxJoinBody+1))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid", fmt.Errorf("invalid request: %v", err))
+		s.refuseJoin(w, http.StatusBadRequest, "invalid", fmt.Errorf("invalid request: %v", err))
 		return
 	}
 	if len(body) > maxJoinBody {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Errorf("invalid request: a join request is at most %d bytes", maxJoinBody))
+		s.refuseJoin(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Errorf("invalid request: a join request is at most %d bytes", maxJoinBody))
 		return
 	}
 	var req syncproto.JoinRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid", fmt.Errorf("invalid request: %v", err))
+		s.refuseJoin(w, http.StatusBadRequest, "invalid", fmt.Errorf("invalid request: %v", err))
 		return
 	}
 	if dec.More() {
-		writeError(w, http.StatusBadRequest, "invalid", errors.New("invalid request: trailing data"))
+		s.refuseJoin(w, http.StatusBadRequest, "invalid", errors.New("invalid request: trailing data"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), storeWait)
@@ -57,12 +57,19 @@ func (s *Server) serveJoin(w http.ResponseWriter, r *http.Request) {
 		case "join_code":
 			status, code = http.StatusForbidden, "join_code"
 		}
-		writeError(w, status, code, err)
+		s.refuseJoin(w, status, code, err)
 		return
 	}
+	s.metrics.joins.WithLabelValues("ok").Inc()
 	s.log.Info("terminal joined", "terminal", resp.Terminal)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// refuseJoin answers a join request with a one-line JSON error and counts it.
+func (s *Server) refuseJoin(w http.ResponseWriter, status int, code string, err error) {
+	s.metrics.joins.WithLabelValues(code).Inc()
+	writeError(w, status, code, err)
 }
 
 // writeError answers with a one-line JSON error.

@@ -21,10 +21,10 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	stdsync "sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/offline-loyalty/terminal/internal/netlimit"
@@ -127,16 +127,8 @@ type Server struct {
 	now func() time.Time
 
 	upgrader websocket.Upgrader
-	metrics  metrics
+	metrics  *metrics
 	joins    throttle
-	conns    ConnCounter
-}
-
-type metrics struct {
-	connections    atomic.Int64
-	events         atomic.Int64
-	refused        atomic.Int64
-	joinsThrottled atomic.Int64
 }
 
 // ConnCounter tells how many connections a listener holds open and how many
@@ -153,7 +145,10 @@ type Options struct {
 	// Compression turns on permessage-deflate for clients that ask for it.
 	// Off by default: it costs memory per connection (see PITFALLS).
 	Compression bool
-	// Conns, when set, is the listener's count for /metrics.
+	// Metrics, when set, is where the server registers its figures
+	// (headoffice_terminals_connected, headoffice_ack_seconds, ...).
+	Metrics prometheus.Registerer
+	// Conns, when set, is the listener's count, registered with Metrics.
 	Conns ConnCounter
 	// JoinsPerMinute bounds the join attempts of one address (0: the
 	// default, DefaultJoinsPerMinute; negative: no limit).
@@ -162,7 +157,7 @@ type Options struct {
 
 // New returns the endpoint in front of hq.
 func New(hq HeadOffice, opts Options) *Server {
-	s := &Server{hq: hq, log: opts.Logger, now: opts.Now, conns: opts.Conns}
+	s := &Server{hq: hq, log: opts.Logger, now: opts.Now, metrics: newMetrics(opts.Metrics, opts.Conns)}
 	switch {
 	case opts.JoinsPerMinute == 0:
 		s.joins.rate = rate.Limit(DefaultJoinsPerMinute) / 60
@@ -185,19 +180,11 @@ func New(hq HeadOffice, opts Options) *Server {
 	return s
 }
 
-// Handler serves GET /v1/sync (websocket), POST /v1/join and GET /metrics.
+// Handler serves GET /v1/sync (websocket) and POST /v1/join.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/sync", s.serveSync)
 	mux.HandleFunc("POST /v1/join", s.serveJoin)
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		fmt.Fprintf(w, "headoffice_connections %d\nheadoffice_events_ingested_total %d\nheadoffice_batches_refused_total %d\nheadoffice_joins_throttled_total %d\n",
-			s.metrics.connections.Load(), s.metrics.events.Load(), s.metrics.refused.Load(), s.metrics.joinsThrottled.Load())
-		if s.conns != nil {
-			fmt.Fprintf(w, "headoffice_open_connections %d\nheadoffice_connections_refused_total %d\n", s.conns.Open(), s.conns.Refused())
-		}
-	})
 	return mux
 }
 
@@ -232,6 +219,7 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &ie) {
 			code = syncproto.CodeInternal
 		}
+		s.metrics.handshakes.WithLabelValues(code).Inc()
 		s.log.Info("sync handshake refused", "remote", r.RemoteAddr, "code", code, "err", err)
 		_ = ws.SetWriteDeadline(time.Now().Add(writeWait))
 		_ = ws.WriteMessage(websocket.TextMessage, syncproto.Encode(syncproto.Message{Type: syncproto.TypeError, Code: code, Error: err.Error()}))
@@ -241,8 +229,9 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	// address's limit of connections before the handshake.
 	netlimit.Authenticated(r.Context())
 	ws.SetReadLimit(syncproto.MaxMessage)
-	s.metrics.connections.Add(1)
-	defer s.metrics.connections.Add(-1)
+	s.metrics.handshakes.WithLabelValues("ok").Inc()
+	s.metrics.connected.Inc()
+	defer s.metrics.connected.Dec()
 	c := &conn{s: s, ws: ws, terminal: hs.terminal, store: hs.store, epoch: hs.epoch, macKey: hs.macKey,
 		send: make(chan []byte, sendQueue), cursors: make(chan syncproto.Message, 1), log: s.log.With("terminal", hs.terminal)}
 	c.log.Info("terminal connected", "epoch", hs.epoch, "version", hs.version)
@@ -341,7 +330,7 @@ type handshaken struct {
 // and committed in order by the connection's ingester, so that the next batch
 // is read and decoded while the previous one is written to disk.
 func (c *conn) readPump(ctx context.Context) error {
-	batches := make(chan ledger.Batch, mergeQueue)
+	batches := make(chan received, mergeQueue)
 	ingested := make(chan error, 1)
 	stop := make(chan struct{}) // closed when the ingester refused or failed
 	ictx, icancel := context.WithCancel(ctx)
@@ -360,7 +349,13 @@ func (c *conn) readPump(ctx context.Context) error {
 	return err
 }
 
-func (c *conn) read(ctx context.Context, batches chan<- ledger.Batch, stop <-chan struct{}) error {
+// received is a batch as read, and when.
+type received struct {
+	batch ledger.Batch
+	at    time.Time
+}
+
+func (c *conn) read(ctx context.Context, batches chan<- received, stop <-chan struct{}) error {
 	stopped := func() bool {
 		select {
 		case <-stop:
@@ -393,8 +388,9 @@ func (c *conn) read(ctx context.Context, batches chan<- ledger.Batch, stop <-cha
 		extend()
 		switch m.Type {
 		case syncproto.TypeEvents:
+			c.s.metrics.batchEvents.Observe(float64(len(m.Events)))
 			select {
-			case batches <- ledger.DecodeBatch(rawEvents(m.Events)):
+			case batches <- received{ledger.DecodeBatch(rawEvents(m.Events)), time.Now()}:
 			case <-stop:
 				return nil
 			case <-ctx.Done():
@@ -429,15 +425,16 @@ func (c *conn) read(ctx context.Context, batches chan<- ledger.Batch, stop <-cha
 // ingester commits the connection's batches in the order they came and acks
 // each. A refused batch or a failed commit ends the connection: it closes
 // stop and puts the read deadline in the past, which ends the reader.
-func (c *conn) ingester(ctx context.Context, batches <-chan ledger.Batch, stop chan<- struct{}) error {
+func (c *conn) ingester(ctx context.Context, batches <-chan received, stop chan<- struct{}) error {
 	fail := func(err error) error {
 		close(stop)
 		_ = c.ws.SetReadDeadline(time.Now())
 		return err
 	}
-	for b := range batches {
+	for first := range batches {
 		// Batches already read and decoded while the last one committed go
 		// into the same transaction: one fsync for several, and one ack.
+		b := first.batch
 	merge:
 		for b.Len() < maxMerged {
 			select {
@@ -445,7 +442,7 @@ func (c *conn) ingester(ctx context.Context, batches <-chan ledger.Batch, stop c
 				if !ok {
 					break merge
 				}
-				b = b.Merge(next)
+				b = b.Merge(next.batch)
 			default:
 				break merge
 			}
@@ -455,20 +452,22 @@ func (c *conn) ingester(ctx context.Context, batches <-chan ledger.Batch, stop c
 		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWait)
 		ack, err := c.s.hq.Ingest(ictx, c.terminal, c.store, c.epoch, b)
 		cancel()
-		c.s.metrics.events.Add(int64(b.Len()))
 		code := codeOf(err)
 		if err != nil && !refusal[code] {
+			c.s.metrics.refused.WithLabelValues(syncproto.CodeInternal).Inc()
 			c.refuse(ctx, syncproto.CodeInternal, err)
 			return fail(err)
 		}
 		if !c.queue(ctx, syncproto.Message{Type: syncproto.TypeAck, Seq: ack, HLC: ledger.NextHLC(0, c.s.now())}) {
 			return fail(ctx.Err())
 		}
+		c.s.metrics.ack.Observe(time.Since(first.at).Seconds())
 		if err != nil {
-			c.s.metrics.refused.Add(1)
+			c.s.metrics.refused.WithLabelValues(code).Inc()
 			c.refuse(ctx, code, err)
 			return fail(err)
 		}
+		c.s.metrics.events.Add(float64(b.Len()))
 	}
 	return nil
 }
