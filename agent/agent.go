@@ -58,6 +58,8 @@ type Agent struct {
 	watchers map[int]chan Notice
 	nextW    int
 	basket   Basket
+
+	metrics *metrics
 }
 
 // Files of the data directory.
@@ -92,6 +94,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Agent, error) {
 		scanner:  "none",
 		watchers: make(map[int]chan Notice),
 	}
+	a.metrics = newMetrics(a)
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
@@ -328,8 +331,12 @@ func (a *Agent) SetScanner(state string) {
 // SetLink records the link state reported by the sync client.
 func (a *Agent) SetLink(s LinkState) {
 	a.mu.Lock()
+	up := s.Online && !a.link.Online
 	a.link = s
 	a.mu.Unlock()
+	if up {
+		a.metrics.connects.Inc()
+	}
 	a.notify(Notice{Kind: NoticeStatus})
 }
 

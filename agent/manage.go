@@ -15,7 +15,8 @@ const maxReason = 200
 // Adjust corrects a member's balance by a signed number of points, with a
 // reason (a manager's operation: the UI asks for the manager PIN first). A
 // correction below zero is refused unless the rules allow negative balances.
-func (a *Agent) Adjust(ctx context.Context, r AdjustRequest) (Result, error) {
+func (a *Agent) Adjust(ctx context.Context, r AdjustRequest) (_ Result, err error) {
+	defer func() { a.done(opAdjust, err) }()
 	if err := checkCard(r.Card); err != nil {
 		return Result{}, err
 	}
@@ -62,7 +63,8 @@ func (a *Agent) Adjust(ctx context.Context, r AdjustRequest) (Result, error) {
 
 // ReplaceCard blocks a lost or damaged card and gives its member a new one.
 // The balance belongs to the member, so it moves with them.
-func (a *Agent) ReplaceCard(ctx context.Context, r ReplaceCardRequest) (Result, error) {
+func (a *Agent) ReplaceCard(ctx context.Context, r ReplaceCardRequest) (_ Result, err error) {
+	defer func() { a.done(opReplaceCard, err) }()
 	if err := checkCard(r.Card); err != nil {
 		return Result{}, err
 	}

@@ -280,6 +280,7 @@ func (a *Agent) ScanCard(card string) error {
 	a.basket.Card = card
 	a.basket.Updated = a.now()
 	a.mu.Unlock()
+	a.metrics.scans.Inc()
 	a.notify(Notice{Kind: NoticeBasket})
 	return nil
 }

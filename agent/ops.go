@@ -39,6 +39,7 @@ type op struct {
 func (a *Agent) do(ctx context.Context, ref, opKey string, fn func(o *op, co *checkoutRecord) (any, error)) (fresh any, stored []byte, err error) {
 	now := a.now()
 	doc := a.Rules()
+	start := time.Now()
 	err = a.st.Write(ctx, func(tx *store.Tx) error {
 		// The write may run more than once (a shared commit that aborted is
 		// retried alone): each run starts from nothing.
@@ -70,6 +71,11 @@ func (a *Agent) do(ctx context.Context, ref, opKey string, fn func(o *op, co *ch
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if fresh == nil {
+		a.metrics.replayed.Inc()
+	} else {
+		a.metrics.commit.Observe(time.Since(start).Seconds())
 	}
 	return fresh, stored, nil
 }
@@ -221,7 +227,8 @@ func newRef() string {
 }
 
 // Earn records a purchase and the points it earns.
-func (a *Agent) Earn(ctx context.Context, r EarnRequest) (EarnResult, error) {
+func (a *Agent) Earn(ctx context.Context, r EarnRequest) (_ EarnResult, err error) {
+	defer func() { a.done(opEarn, err) }()
 	doc := a.Rules()
 	amount, err := money.Parse(r.Amount, doc.Currency)
 	if err != nil {
@@ -480,7 +487,8 @@ func (o *op) checkOfflineLimit(m *memberRecord, points int64) error {
 }
 
 // Redeem burns points for a catalog reward or, with Points, as money off.
-func (a *Agent) Redeem(ctx context.Context, r RedeemRequest) (Result, error) {
+func (a *Agent) Redeem(ctx context.Context, r RedeemRequest) (_ Result, err error) {
+	defer func() { a.done(opRedeem, err) }()
 	doc := a.Rules()
 	switch {
 	case r.Reward != "" && r.Points != 0:
@@ -522,7 +530,8 @@ func or(s, otherwise string) string {
 }
 
 // Donate gives points to a charity partner.
-func (a *Agent) Donate(ctx context.Context, r DonateRequest) (Result, error) {
+func (a *Agent) Donate(ctx context.Context, r DonateRequest) (_ Result, err error) {
+	defer func() { a.done(opDonate, err) }()
 	c, ok := a.Rules().Charity(r.Charity)
 	if !ok {
 		return Result{}, fmt.Errorf("%w %q", ErrUnknownCharity, r.Charity)
@@ -535,7 +544,8 @@ func (a *Agent) Donate(ctx context.Context, r DonateRequest) (Result, error) {
 
 // Void cancels a checkout of today's shift in full: its earned points are
 // clawed back and its burned points given back.
-func (a *Agent) Void(ctx context.Context, r VoidRequest) (Result, error) {
+func (a *Agent) Void(ctx context.Context, r VoidRequest) (_ Result, err error) {
+	defer func() { a.done(opVoid, err) }()
 	if r.Ref == "" {
 		return Result{}, fmt.Errorf("%w: ref is required", ErrInvalid)
 	}
@@ -577,7 +587,8 @@ func (a *Agent) Void(ctx context.Context, r VoidRequest) (Result, error) {
 // Refund records returned goods: the points earned on the returned part of
 // the checkout are clawed back pro rata, rounding so that returning
 // everything claws back exactly what was earned.
-func (a *Agent) Refund(ctx context.Context, r RefundRequest) (Result, error) {
+func (a *Agent) Refund(ctx context.Context, r RefundRequest) (_ Result, err error) {
+	defer func() { a.done(opRefund, err) }()
 	amount, err := money.Parse(r.Amount, a.Rules().Currency)
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: amount %q: %v", ErrInvalid, r.Amount, err)
@@ -673,7 +684,8 @@ func mulDiv(a, b, c int64) int64 {
 }
 
 // Enroll creates a member with a card at the till; it works offline.
-func (a *Agent) Enroll(ctx context.Context, r EnrollRequest) (Result, error) {
+func (a *Agent) Enroll(ctx context.Context, r EnrollRequest) (_ Result, err error) {
+	defer func() { a.done(opEnroll, err) }()
 	if err := checkCard(r.Card); err != nil {
 		return Result{}, err
 	}

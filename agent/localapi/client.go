@@ -89,11 +89,14 @@ func decodeError(resp *http.Response) error {
 	if err := readJSON(resp.Body, &eb); err != nil || eb.Error == "" {
 		return fmt.Errorf("local api: %s", resp.Status)
 	}
-	e := &Error{Msg: eb.Error, Code: eb.Code}
-	for _, ec := range errorCodes {
-		if ec.code == eb.Code {
-			e.kind = ec.err
-		}
+	e := &Error{Msg: eb.Error, Code: eb.Code, kind: agent.ReasonError(eb.Code)}
+	switch eb.Code {
+	case "too_large":
+		e.kind = errTooLarge
+	case "forbidden":
+		e.kind = errForeign
+	case "unsupported_media_type":
+		e.kind = errMediaType
 	}
 	return e
 }

@@ -19,6 +19,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/internal/localhttp"
 	"github.com/offline-loyalty/terminal/internal/strictjson"
@@ -44,6 +47,7 @@ type Agent interface {
 	Basket() agent.Basket
 	Expire(context.Context) (agent.Housekeeping, error)
 	UnlockManagerPIN() error
+	Metrics() prometheus.Gatherer
 }
 
 // Limits and timeouts of the server.
@@ -56,38 +60,52 @@ const (
 	socketMode        = 0o600            // only the agent's user may call it
 )
 
-// errorCodes maps the agent's sentinel errors to stable codes and statuses.
-var errorCodes = []struct {
-	err    error
-	code   string
-	status int
-}{
-	{agent.ErrInvalid, "invalid", http.StatusBadRequest},
-	{agent.ErrUnknownCard, "unknown_card", http.StatusNotFound},
-	{agent.ErrUnknownReward, "unknown_reward", http.StatusNotFound},
-	{agent.ErrUnknownCharity, "unknown_charity", http.StatusNotFound},
-	{agent.ErrUnknownCheckout, "unknown_checkout", http.StatusNotFound},
-	{agent.ErrBlockedCard, "blocked_card", http.StatusForbidden},
-	{agent.ErrBadPIN, "bad_pin", http.StatusForbidden},
-	{agent.ErrPINWait, "pin_wait", http.StatusTooManyRequests},
-	{agent.ErrPINLocked, "pin_locked", http.StatusLocked},
-	{agent.ErrInsufficientPoints, "insufficient_points", http.StatusConflict},
-	{agent.ErrOfflineLimit, "offline_limit", http.StatusConflict},
-	{agent.ErrCardExists, "card_exists", http.StatusConflict},
-	{agent.ErrTierRequired, "tier_required", http.StatusConflict},
-	{agent.ErrRewardUnavailable, "reward_unavailable", http.StatusConflict},
-	{agent.ErrVoid, "cannot_void", http.StatusConflict},
-	{agent.ErrRefund, "cannot_refund", http.StatusConflict},
-	{errTooLarge, "too_large", http.StatusRequestEntityTooLarge},
-	{errForeign, "forbidden", http.StatusForbidden},
-	{errMediaType, "unsupported_media_type", http.StatusUnsupportedMediaType},
-	{agent.ErrDiskFull, "disk_full", http.StatusInsufficientStorage},
-	{agent.ErrCorrupt, "corrupt", http.StatusInternalServerError},
-	{agent.ErrClosed, "closed", http.StatusServiceUnavailable},
+// statuses are the HTTP statuses of the agent's refusals (agent.Reason) and
+// the API's own; anything else is a 500.
+var statuses = map[string]int{
+	"invalid":                http.StatusBadRequest,
+	"unknown_card":           http.StatusNotFound,
+	"unknown_reward":         http.StatusNotFound,
+	"unknown_charity":        http.StatusNotFound,
+	"unknown_checkout":       http.StatusNotFound,
+	"blocked_card":           http.StatusForbidden,
+	"bad_pin":                http.StatusForbidden,
+	"pin_wait":               http.StatusTooManyRequests,
+	"pin_locked":             http.StatusLocked,
+	"insufficient_points":    http.StatusConflict,
+	"offline_limit":          http.StatusConflict,
+	"card_exists":            http.StatusConflict,
+	"tier_required":          http.StatusConflict,
+	"reward_unavailable":     http.StatusConflict,
+	"cannot_void":            http.StatusConflict,
+	"cannot_refund":          http.StatusConflict,
+	"too_large":              http.StatusRequestEntityTooLarge,
+	"forbidden":              http.StatusForbidden,
+	"unsupported_media_type": http.StatusUnsupportedMediaType,
+	"disk_full":              http.StatusInsufficientStorage,
+	"corrupt":                http.StatusInternalServerError,
+	"closed":                 http.StatusServiceUnavailable,
+}
+
+// codeOf is an error's stable code: the API's own refusals', else the
+// agent's (agent.Reason).
+func codeOf(err error) string {
+	switch {
+	case errors.Is(err, errTooLarge):
+		return "too_large"
+	case errors.Is(err, errForeign):
+		return "forbidden"
+	case errors.Is(err, errMediaType):
+		return "unsupported_media_type"
+	}
+	return agent.Reason(err)
 }
 
 // Handler returns the API's HTTP handler.
 func Handler(a Agent, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
 	mux := http.NewServeMux()
 	post := func(path string, fn func(r *http.Request) (any, error)) {
 		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) { v, err := fn(r); respond(w, log, v, err) })
@@ -177,6 +195,9 @@ func Handler(a Agent, log *slog.Logger) http.Handler {
 	get("/v1/status", func(*http.Request) (any, error) { return a.Status(), nil })
 	get("/v1/stats", func(r *http.Request) (any, error) { return a.Stats(r.URL.Query().Get("day")) })
 	get("/v1/version", func(*http.Request) (any, error) { return version.Get(), nil })
+	// The terminal's Prometheus metrics (pos-agent serve --metrics serves
+	// them on an address of their own too).
+	mux.Handle("GET /metrics", MetricsHandler(a, log))
 	mux.HandleFunc("GET /v1/export", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		// Lines are written as they are read; an error after the first line
@@ -193,6 +214,14 @@ func Handler(a Agent, log *slog.Logger) http.Handler {
 		}
 	})
 	return guard(mux, log)
+}
+
+// MetricsHandler serves the agent's metrics in Prometheus's exposition.
+func MetricsHandler(a Agent, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return promhttp.HandlerFor(a.Metrics(), promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
 }
 
 // What a web page could send to the TCP address: a browser on the till may
@@ -267,12 +296,10 @@ type ErrorBody struct {
 func respond(w http.ResponseWriter, log *slog.Logger, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
-		code, status := "internal", http.StatusInternalServerError
-		for _, ec := range errorCodes {
-			if errors.Is(err, ec.err) {
-				code, status = ec.code, ec.status
-				break
-			}
+		code := codeOf(err)
+		status, ok := statuses[code]
+		if !ok {
+			status = http.StatusInternalServerError
 		}
 		if status >= 500 {
 			log.Error("local api", "err", err)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -97,6 +99,23 @@ func TestMetrics(t *testing.T) {
 		if status, body := get(t, "http://"+a+"/readyz"); status != 200 || body != "ready\n" {
 			t.Errorf("%s /readyz: %d %q", a, status, body)
 		}
+	}
+	// The till's own metrics, on its socket, see the link.
+	sock := filepath.Join(tl.data, "agent.sock")
+	unix := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	tfams, err := promtest.Scrape(unix, "http://agent/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]float64{"pos_agent_link_up": 1, "pos_agent_link_connects_total": 1, "pos_agent_queue_events": 0, "pos_agent_oldest_unsent_age_seconds": 0} {
+		if v, ok := tfams.Value(name); !ok || v != want {
+			t.Errorf("till %s = %v (present %v), want %v", name, v, ok, want)
+		}
+	}
+	if v, ok := tfams.Value("pos_agent_last_sync_timestamp_seconds"); !ok || v < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Errorf("till last sync %v (present %v)", v, ok)
 	}
 	log, _ := os.ReadFile(hq.log.Name())
 	for _, line := range strings.Split(strings.TrimSpace(string(log)), "\n") {

@@ -125,10 +125,11 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 	}
 }
 
-// startServe runs `pos-agent serve` on data and waits for its socket.
-func startServe(t *testing.T, data string) *exec.Cmd {
+// startServe runs `pos-agent serve` on data, with more flags if given, and
+// waits for its socket.
+func startServe(t *testing.T, data string, flags ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", data)
+	cmd := exec.Command(bin, append([]string{"serve", "--data", data}, flags...)...)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {

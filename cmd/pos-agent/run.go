@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/cardnum"
 	"github.com/offline-loyalty/terminal/drivers/portlist"
 	"github.com/offline-loyalty/terminal/drivers/scancode"
 	"github.com/offline-loyalty/terminal/rules"
@@ -47,6 +48,13 @@ func runRun(ctx context.Context, args []string) error {
 		go func() {
 			defer close(scans)
 			for res := range sc.scans {
+				// The basket's member, for a POS reading the local API
+				// while the app runs, as under serve.
+				if res.Err == nil {
+					if err := a.ScanCard(res.Card); err != nil {
+						log.Warn("scan", "card", cardnum.Mask(res.Card), "err", err)
+					}
+				}
 				s := uiScan(res.Scan, res.Err)
 				select {
 				case scans <- s:

@@ -4,28 +4,36 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/agent/localapi"
 	"github.com/offline-loyalty/terminal/internal/cli"
+	"github.com/offline-loyalty/terminal/internal/logging"
 )
 
 // serveFlags are the flags of the verbs that run the agent (serve and run).
 type serveFlags struct {
-	hq      *string
-	scanner *string
-	api     *string
+	hq        *string
+	scanner   *string
+	api       *string
+	metrics   *string
+	logFormat *string
 }
 
 func addServeFlags(fs interface {
 	String(name, value, usage string) *string
 }) serveFlags {
 	return serveFlags{
-		hq:      fs.String("hq", "", "head office URL (wss://host/v1/sync); default: the one saved by join"),
-		scanner: fs.String("scanner", "", "scanner serial port, or sim for the simulator"),
-		api:     fs.String("api", "", "also serve the local API on this loopback TCP address"),
+		hq:        fs.String("hq", "", "head office URL (wss://host/v1/sync); default: the one saved by join"),
+		scanner:   fs.String("scanner", "", "scanner serial port, or sim for the simulator"),
+		api:       fs.String("api", "", "also serve the local API on this loopback TCP address"),
+		metrics:   fs.String("metrics", "", "also serve /metrics (Prometheus) alone on this address, e.g. 127.0.0.1:9480"),
+		logFormat: fs.String("log-format", logging.Text, "log format: text or json"),
 	}
 }
 
@@ -40,19 +48,46 @@ func startAgent(ctx context.Context, verb string, args []string) (*cli.Common, s
 	if fs.NArg() > 0 {
 		return nil, sf, nil, nil, nil, fmt.Errorf("%w: %s: unexpected argument %q", cli.ErrUsage, verb, fs.Arg(0))
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log, err := logging.New(os.Stderr, *sf.logFormat, slog.LevelInfo)
+	if err != nil {
+		return nil, sf, nil, nil, nil, fmt.Errorf("%w: %s: %v", cli.ErrUsage, verb, err)
+	}
 	agent.TuneGC()
 	a, err := agent.Open(ctx, c.Data, agent.Options{Logger: log})
 	if err != nil {
 		return nil, sf, nil, nil, nil, err
 	}
+	var ml net.Listener
+	if *sf.metrics != "" {
+		if ml, err = net.Listen("tcp", *sf.metrics); err != nil {
+			a.Close()
+			return nil, sf, nil, nil, nil, fmt.Errorf("--metrics: %w", err)
+		}
+	}
 	srv, err := localapi.Listen(agent.SocketPath(c.Data), *sf.api, localapi.Handler(a, log))
 	if err != nil {
+		if ml != nil {
+			ml.Close()
+		}
 		a.Close()
 		return nil, sf, nil, nil, nil, err
 	}
+	if ml != nil {
+		serveMetrics(ctx, ml, a, log)
+	}
 	go housekeep(ctx, a, log)
 	return c, sf, a, srv, log, nil
+}
+
+// serveMetrics serves the agent's /metrics alone on ln until ctx ends.
+func serveMetrics(ctx context.Context, ln net.Listener, a *agent.Agent, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", localapi.MetricsHandler(a, log))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	go func() { _ = hs.Serve(ln) }()
+	go func() { <-ctx.Done(); _ = hs.Close() }()
+	log.Info("pos-agent metrics", "listen", ln.Addr().String())
 }
 
 // housekeepEvery is how often a running agent writes the expiries and review
@@ -102,6 +137,15 @@ func runServe(ctx context.Context, args []string) error {
 		go printSlips(ctx, a, port, a.Status().Seq, log)
 	}
 	id := a.Identity()
-	log.Info("pos-agent serving", "terminal", id.Terminal, "data", c.Data, "api", srv.Addrs())
+	log.Info("pos-agent serving", "terminal", id.Terminal, "data", c.Data, "api", addrList(srv.Addrs()))
 	return srv.Serve(ctx)
+}
+
+// addrList renders listeners' addresses for a log line.
+func addrList(addrs []net.Addr) string {
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
+	}
+	return strings.Join(s, " ")
 }
