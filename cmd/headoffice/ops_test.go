@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +118,25 @@ func TestMetrics(t *testing.T) {
 	}
 	if v, ok := tfams.Value("pos_agent_last_sync_timestamp_seconds"); !ok || v < float64(time.Now().Add(-time.Minute).Unix()) {
 		t.Errorf("till last sync %v (present %v)", v, ok)
+	}
+	// Every series the Grafana dashboard in docs/ queries is one of these.
+	dash, err := os.ReadFile("../../docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(dash) {
+		t.Fatal("docs/grafana-dashboard.json is not JSON")
+	}
+	for _, name := range regexp.MustCompile(`\b(?:headoffice|pos_agent)_[a-z_]+`).FindAllString(string(dash), -1) {
+		base := name
+		for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+			if b, ok := strings.CutSuffix(name, suffix); ok && (fams[b] != nil || tfams[b] != nil) {
+				base = b
+			}
+		}
+		if fams[base] == nil && tfams[base] == nil {
+			t.Errorf("the dashboard queries %s, which neither program exposes", name)
+		}
 	}
 	log, _ := os.ReadFile(hq.log.Name())
 	for _, line := range strings.Split(strings.TrimSpace(string(log)), "\n") {
