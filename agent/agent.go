@@ -421,7 +421,47 @@ func (a *Agent) Status() Status {
 		}
 		return nil
 	})
+	s.Problems = problems(s, a.now())
 	return s
+}
+
+// Thresholds of Status's problems.
+const (
+	unsentTooLong = 15 * time.Minute // an event this old not at head office
+	applyTooLong  = time.Minute      // a log record the ledger file has not applied
+)
+
+// problems are what is wrong with a terminal in status s at now, in words.
+func problems(s Status, now time.Time) []string {
+	p := []string{}
+	ago := func(t time.Time) string { return now.Sub(t).Round(time.Second).String() + " ago" }
+	switch {
+	case s.Store == "":
+		p = append(p, "not joined to head office: events stay on this till (pos-agent join --hq URL --code CODE)")
+	case !s.Online:
+		msg := "offline"
+		if s.LastSync != nil {
+			msg += ", last sync " + ago(*s.LastSync)
+		} else {
+			msg += ", never synced"
+		}
+		if s.LinkError != "" {
+			msg += ": " + s.LinkError
+		}
+		p = append(p, msg)
+	}
+	if s.OldestUnsent != nil && now.Sub(*s.OldestUnsent) > unsentTooLong {
+		p = append(p, fmt.Sprintf("%d events not at head office yet, the oldest from %s", s.Queue, ago(*s.OldestUnsent)))
+	}
+	if s.Scanner != "none" && s.Scanner != "connected" {
+		p = append(p, "scanner "+s.Scanner+": check its cable and port (cards can be typed meanwhile)")
+	}
+	if s.Log.Failed != "" {
+		p = append(p, "the ledger's log failed: "+s.Log.Failed)
+	} else if lag := time.Duration(s.Log.LagMS) * time.Millisecond; lag > applyTooLong {
+		p = append(p, fmt.Sprintf("the ledger file is %d records behind its log for %s", s.Log.Logged-min(s.Log.Applied, s.Log.Logged), lag.Round(time.Second)))
+	}
+	return p
 }
 
 // minorPerUnit is 10^exponent of the rules' currency.

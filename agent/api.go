@@ -139,6 +139,9 @@ type Status struct {
 	// Log is the ledger's write-ahead log: its segments and size, and how
 	// far the ledger file is behind it.
 	Log LogStatus `json:"log"`
+	// Problems says, one sentence each, what is wrong with the terminal
+	// (none when healthy): the words of pos-agent status.
+	Problems []string `json:"problems"`
 }
 
 // LogStatus is the state of the ledger's write-ahead log (see

@@ -365,8 +365,11 @@ func runStatus(ctx context.Context, args []string) error {
 			}
 			fmt.Fprintf(w, "log: %d %s, %.1f MiB (%.1f MiB used), record %d, ledger file at %d (%d behind, %d ms)\n",
 				l.Segments, segs, float64(l.Bytes)/(1<<20), float64(l.Used)/(1<<20), l.Logged, l.Applied, l.Logged-min(l.Applied, l.Logged), l.LagMS)
-			if l.Failed != "" {
-				fmt.Fprintf(w, "log failed: %s\n", l.Failed)
+			if len(s.Problems) == 0 {
+				fmt.Fprintln(w, "health: ok")
+			}
+			for _, p := range s.Problems {
+				fmt.Fprintf(w, "problem: %s\n", p)
 			}
 		})
 	})
