@@ -217,15 +217,19 @@ func (o *Office) Epochs(ctx context.Context, terminal string) ([]string, error) 
 // History returns what head office holds of a terminal's events of an
 // earlier epoch past after, up to until (0: all), at most limit events and
 // about budget bytes, and the sequence up to which it returned everything it
-// holds: a terminal whose ledger was repaired gets back the events it lost.
-func (o *Office) History(ctx context.Context, terminal, epoch string, after, until uint64, limit, budget int) ([][]byte, uint64, error) {
+// holds: a terminal whose ledger was repaired or restored from a backup (now
+// epoch current) gets back the events it lost. The first time a rebuilt
+// ledger asks, head office flags it (ledger_rebuilt) with what it sends back
+// and from where events the till may have written never reached it.
+func (o *Office) History(ctx context.Context, terminal, current, epoch string, after, until uint64, limit, budget int) ([][]byte, uint64, error) {
 	var raws [][]byte
-	var covered uint64
+	var covered, held uint64
 	err := o.store.View(ctx, func(tx ReadTx) error {
 		c, err := tx.Chain(terminal, epoch)
 		if err != nil {
 			return err
 		}
+		held = c.LastSeq
 		upper := c.LastSeq
 		if until != 0 {
 			upper = min(until, c.LastSeq)
@@ -255,5 +259,33 @@ func (o *Office) History(ctx context.Context, terminal, epoch string, after, unt
 		}
 		return nil
 	})
-	return raws, covered, err
+	if err != nil {
+		return nil, 0, err
+	}
+	if epoch != current {
+		if err := o.flagRebuilt(ctx, terminal, current, epoch, after, until, held); err != nil {
+			return nil, 0, err
+		}
+	}
+	return raws, covered, nil
+}
+
+// flagRebuilt raises, once per rebuilt ledger (terminal and new epoch), the
+// flag that says what head office holds of the epoch it lost.
+func (o *Office) flagRebuilt(ctx context.Context, terminal, current, epoch string, after, until, held uint64) error {
+	asked := fmt.Sprintf("events after seq %d", after)
+	if until != 0 {
+		asked = fmt.Sprintf("events %d-%d", after+1, until)
+	}
+	var back string
+	switch {
+	case held > after && (until == 0 || until > after):
+		back = fmt.Sprintf("head office holds epoch %s up to seq %d and sends them back", epoch, held)
+	default:
+		back = fmt.Sprintf("head office holds epoch %s up to seq %d: nothing to send back", epoch, held)
+	}
+	f := Flag{Time: o.now(), Kind: "ledger_rebuilt", Terminal: terminal, Epoch: current,
+		Detail: fmt.Sprintf("the terminal's ledger was rebuilt (restored from a backup or repaired) as epoch %s and asked for epoch %s's %s; %s; "+
+			"anything the till wrote after seq %d of epoch %s never reached head office and is lost", current, epoch, asked, back, held, epoch)}
+	return o.store.Update(ctx, func(tx Tx) error { return tx.AddFlag(f) })
 }

@@ -1,6 +1,7 @@
 package localapi
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -99,6 +100,54 @@ func decodeError(resp *http.Response) error {
 		e.kind = errMediaType
 	}
 	return e
+}
+
+// Backup calls GET /v1/backup and copies the archive to w as it comes; it
+// returns the backup's manifest once the whole archive has arrived.
+func (c *Client) Backup(ctx context.Context, w io.Writer) (agent.BackupInfo, error) {
+	var info agent.BackupInfo
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent/v1/backup", nil)
+	if err != nil {
+		return info, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return info, fmt.Errorf("local api: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return info, decodeError(resp)
+	}
+	// Read through as a tar archive, so that a stream cut short between two
+	// members is told from a whole one.
+	tr := tar.NewReader(io.TeeReader(resp.Body, w))
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return info, fmt.Errorf("local api: backup: %w", err)
+		}
+		if h.Name == "backup.json" {
+			b, err := io.ReadAll(io.LimitReader(tr, maxBody))
+			if err != nil || json.Unmarshal(b, &info) != nil {
+				return info, fmt.Errorf("local api: backup: an unreadable backup.json")
+			}
+			continue
+		}
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return info, fmt.Errorf("local api: backup: %w", err)
+		}
+	}
+	// What follows the archive's end (tar's zero blocks) goes to w too.
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return info, fmt.Errorf("local api: backup: %w", err)
+	}
+	if info.Format == 0 {
+		return info, fmt.Errorf("local api: backup: no backup.json in the archive")
+	}
+	return info, nil
 }
 
 // Earn calls POST /v1/earn.

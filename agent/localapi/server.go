@@ -48,6 +48,7 @@ type Agent interface {
 	Expire(context.Context) (agent.Housekeeping, error)
 	UnlockManagerPIN() error
 	Metrics() prometheus.Gatherer
+	Backup(io.Writer) (agent.BackupInfo, error)
 }
 
 // Limits and timeouts of the server.
@@ -211,6 +212,16 @@ func Handler(a Agent, log *slog.Logger) http.Handler {
 		})
 		if err != nil {
 			log.Warn("export", "err", err)
+		}
+	})
+	// A backup streams as it is read from the ledger; a failure part way
+	// cuts the connection, so that the client cannot take what it got for
+	// a whole archive.
+	mux.HandleFunc("GET /v1/backup", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-tar")
+		if _, err := a.Backup(w); err != nil {
+			log.Error("backup", "err", err)
+			panic(http.ErrAbortHandler)
 		}
 	})
 	return guard(mux, log)

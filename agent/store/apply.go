@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 )
@@ -87,6 +88,11 @@ const metaClosed = "wal_closed"
 func (s *Store) applyAll(closing bool) error {
 	s.amu.Lock()
 	defer s.amu.Unlock()
+	return s.applyLocked(closing)
+}
+
+// applyLocked is applyAll with amu held.
+func (s *Store) applyLocked(closing bool) error {
 	s.lmu.Lock()
 	if top := s.layers[len(s.layers)-1]; top.lsn != 0 {
 		s.layers = append(s.layers, &layer{tree: newTree()})
@@ -196,6 +202,32 @@ func (s *Store) LogStatus() LogStatus {
 		st.Failed = "applying the log to the ledger file: " + s.applyErr.Error()
 	}
 	return st
+}
+
+// Backup calls fn with the ledger file as it is once every write that
+// returned before the call is applied to it: a read transaction over the
+// file alone (not the log's newer layers), the file's size, and a function
+// that copies it, a whole bbolt file, to a writer. Writes go on meanwhile,
+// into the log; the applier waits until fn returns, so that no commit of
+// its has to remap the file under the copy's transaction (which would hold
+// up every reader, see snapshot).
+func (s *Store) Backup(fn func(tx *Tx, size int64, copyTo func(io.Writer) error) error) error {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	if err := s.applyLocked(false); err != nil {
+		return err
+	}
+	return s.guard(func() error {
+		btx, err := s.db.Begin(false)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = btx.Rollback() }()
+		return fn(&Tx{btx: btx}, btx.Size(), func(w io.Writer) error {
+			_, err := btx.WriteTo(w)
+			return err
+		})
+	})
 }
 
 // Flush applies the whole log to bbolt now (before a copy of the file, and

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -468,6 +470,9 @@ func runReport(ctx context.Context, args []string) error {
 		}
 		for _, f := range rep.ChainBreaks {
 			fmt.Fprintf(w, "CHAIN BREAK terminal %s epoch %s seq %d: %s\n", f.Terminal, f.Epoch, f.Seq, f.Detail)
+		}
+		for _, f := range rep.Other {
+			fmt.Fprintf(w, "FLAG %s terminal %s: %s\n", strings.ToUpper(strings.ReplaceAll(f.Kind, "_", " ")), cmp.Or(f.Terminal, "-"), f.Detail)
 		}
 	})
 }

@@ -55,6 +55,8 @@ func agentVerbs(v map[string]cli.Verb) {
 	v["demo"] = cli.Verb{Usage: "demo", Short: "seed an empty data directory with a fortnight of demo store activity", Run: runDemo}
 	v["pin unlock"] = cli.Verb{Usage: "pin unlock", Short: "lift the lock on the manager PIN after too many wrong attempts", Run: runPINUnlock}
 	v["repair"] = cli.Verb{Usage: "repair", Short: "rebuild a damaged or lost ledger from the events that still verify (the agent stopped)", Run: runRepair}
+	v["backup"] = cli.Verb{Usage: "backup --to FILE", Short: "a consistent copy of the ledger and the terminal's identity, while the agent runs (keep it as safe as the till)", Run: runBackup}
+	v["restore"] = cli.Verb{Usage: "restore --from FILE [--replace]", Short: "bring a backup back as a new epoch: nothing is sent twice; head office sends back what the backup missed (the agent stopped)", Run: runRestore}
 	v["compact"] = cli.Verb{Usage: "compact", Short: "rewrite the stopped agent's ledger file without free space", Run: runCompact}
 	v["export"] = cli.Verb{Usage: "export", Short: "every ledger event as JSON lines", Run: runExport}
 }

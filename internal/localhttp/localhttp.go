@@ -5,6 +5,7 @@
 package localhttp
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 )
@@ -26,8 +27,21 @@ func InProcess(h http.Handler) *http.Client {
 
 type handlerTransport struct{ h http.Handler }
 
-func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+func (t handlerTransport) RoundTrip(r *http.Request) (resp *http.Response, err error) {
 	rec := httptest.NewRecorder()
+	// A handler that aborts its response (http.ErrAbortHandler, as a server
+	// would cut the connection) fails the call instead of the caller.
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				panic(v)
+			}
+			resp, err = nil, errAborted
+		}
+	}()
 	t.h.ServeHTTP(rec, r)
 	return rec.Result(), nil
 }
+
+// errAborted is a response its handler aborted part way.
+var errAborted = errors.New("the response was cut short")

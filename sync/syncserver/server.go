@@ -96,7 +96,7 @@ type HeadOffice interface {
 	// History returns the terminal's events of an earlier epoch past after,
 	// up to until (0: all), at most limit events and about budget bytes, and
 	// the sequence up to which it returned all it holds.
-	History(ctx context.Context, terminal, epoch string, after, until uint64, limit, budget int) ([][]byte, uint64, error)
+	History(ctx context.Context, terminal, current, epoch string, after, until uint64, limit, budget int) ([][]byte, uint64, error)
 	// Epochs returns the epochs of the terminal's events head office holds.
 	Epochs(ctx context.Context, terminal string) ([]string, error)
 	// SignSync signs a statement with head office's key, the one terminals
@@ -629,7 +629,7 @@ func (s *Server) history(ctx context.Context, terminal, current string, q syncpr
 		}
 		return ans, nil
 	}
-	raws, covered, err := s.hq.History(ctx, terminal, q.Epoch, q.Seq, q.Until, syncproto.MaxBatch, historyBudget)
+	raws, covered, err := s.hq.History(ctx, terminal, current, q.Epoch, q.Seq, q.Until, syncproto.MaxBatch, historyBudget)
 	if err != nil {
 		return syncproto.Message{}, err
 	}
