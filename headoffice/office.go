@@ -69,6 +69,7 @@ type Office struct {
 	drawMaster []byte
 
 	rulesVersion atomic.Int64 // the newest published version this process knows
+	rulesAhead   sync.Map     // aheadKey: rules_ahead checked
 
 	mu     sync.Mutex
 	change chan struct{} // closed and replaced on every change for all stores
