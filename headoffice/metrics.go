@@ -2,6 +2,8 @@ package headoffice
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,3 +70,18 @@ func (o *Office) Ready(ctx context.Context) error {
 
 // readyWait bounds a readiness check: a store slower than this is not ready.
 const readyWait = 2 * time.Second
+
+// Backuper is a store that copies itself whole while head office runs (the
+// embedded store; PostgreSQL is backed up with its own tools).
+type Backuper interface {
+	Backup(w io.Writer) (int64, error)
+}
+
+// Backup writes a consistent copy of the store to w.
+func (o *Office) Backup(w io.Writer) (int64, error) {
+	b, ok := o.store.(Backuper)
+	if !ok {
+		return 0, fmt.Errorf("%w: this store is backed up with its own tools (PostgreSQL: pg_dump or WAL archiving)", ErrInvalid)
+	}
+	return b.Backup(w)
+}

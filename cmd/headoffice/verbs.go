@@ -62,6 +62,8 @@ func headofficeVerbs(v map[string]cli.Verb) {
 	v["member merge"] = cli.Verb{Usage: "member merge --into MEMBER --from MEMBER", Short: "make one member of two (the same person enrolled twice): balances, lots and cards move, both histories stay", Run: runMemberMerge}
 	v["audit surprise"] = cli.Verb{Usage: "audit surprise [--day D]", Short: "draw every checkout of a day again and list the surprises paid that did not win", Run: runAuditSurprise}
 	v["repair"] = cli.Verb{Usage: "repair --data DIR", Short: "rebuild a damaged embedded store from what still reads; the terminals send the rest (head office stopped)", Run: runRepair}
+	v["backup"] = cli.Verb{Usage: "backup --to FILE", Short: "a consistent copy of the embedded store, taken while head office runs (PostgreSQL: pg_dump)", Run: runBackup}
+	v["restore"] = cli.Verb{Usage: "restore --from FILE [--replace] | restore --db URL", Short: "put a backup of the embedded store back (head office stopped); on PostgreSQL, run after restoring the database with its own tools", Run: runRestore}
 	v["migrate-store"] = cli.Verb{Usage: "migrate-store --from DIR --to URL", Short: "move a chain from the embedded store to PostgreSQL, verified", Run: runMigrateStore}
 	v["terminal add"] = cli.Verb{Usage: "terminal add --store STORE --name NAME", Short: "register a terminal and print its one-time join code", Run: runTerminalAdd}
 	v["rules set"] = cli.Verb{Usage: "rules set FILE", Short: "publish a rules document (and catalog)", Run: runRulesSet}
@@ -571,6 +573,97 @@ func runRepair(ctx context.Context, args []string) error {
 	return c.Print(out, func(w io.Writer) {
 		fmt.Fprintf(w, "repaired %s: kept %d terminals, %d join codes, %d rules versions; applied %d events of %d terminal databases again (%d dropped, %d pages unreadable); the damaged file is %s; terminals send what is missing when they connect\n",
 			c.Data, rep.Terminals, rep.Codes, rep.Rules, applied.Applied, applied.Chains, applied.Dropped, rep.Skipped, rep.Damaged)
+	})
+}
+
+func runBackup(ctx context.Context, args []string) error {
+	fs, c, dbURL := newFlags("backup")
+	to := fs.String("to", "", "the backup file to write (replaced whole once complete, mode 0600)")
+	if err := parse(fs, c, args); err != nil {
+		return err
+	}
+	if err := cli.Require("backup", map[string]string{"to": *to}); err != nil {
+		return err
+	}
+	if *dbURL != "" {
+		return fmt.Errorf("%w: backup copies the embedded store; back PostgreSQL up with its own tools (pg_dump, or base backups and WAL archiving)", cli.ErrUsage)
+	}
+	n, err := cli.WriteAtomically(*to, func(w io.Writer) (int64, error) {
+		// A serving head office takes the copy itself, the ingest going
+		// on; else the file is opened here.
+		sock := filepath.Join(c.Data, adminapi.SocketName)
+		if conn, err := net.DialTimeout("unix", sock, dialTimeout); err == nil {
+			conn.Close()
+			return adminapi.Dial(sock).Copy(ctx, "/admin/backup", w)
+		}
+		if _, err := os.Stat(filepath.Join(c.Data, hqbolt.FileName)); err != nil {
+			return 0, fmt.Errorf("no head office data in %s: nothing to back up", c.Data)
+		}
+		db, err := hqbolt.Open(c.Data)
+		if err != nil {
+			return 0, err
+		}
+		defer db.Close()
+		return db.Backup(w)
+	})
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	out := struct {
+		File  string
+		Bytes int64
+	}{*to, n}
+	return c.Print(out, func(w io.Writer) {
+		fmt.Fprintf(w, "backed up %s to %s (%d bytes); to restore, stop head office and copy it to %s\n",
+			c.Data, *to, n, filepath.Join(c.Data, hqbolt.FileName))
+	})
+}
+
+func runRestore(ctx context.Context, args []string) error {
+	fs, c, dbURL := newFlags("restore")
+	from := fs.String("from", "", "the backup file (headoffice backup --to)")
+	replace := fs.Bool("replace", false, "keep the store in --data aside (*.replaced-TIME) and restore over it")
+	if err := parse(fs, c, args); err != nil {
+		return err
+	}
+	var rep hqbolt.RestoreReport
+	if *dbURL != "" {
+		// The database was restored by pg_restore or to a point in time;
+		// what is left is to move the feeds past the terminals' cursors.
+		if *from != "" {
+			return fmt.Errorf("%w: restore --db takes no --from: restore the database with its own tools (pg_restore, or a base backup and WAL), then run restore --db URL", cli.ErrUsage)
+		}
+		db, err := hqpg.Open(ctx, *dbURL, hqpg.Options{Logger: quiet})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if rep.Restored, err = headoffice.MarkRestored(ctx, db); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	} else {
+		if err := cli.Require("restore", map[string]string{"from": *from}); err != nil {
+			return err
+		}
+		sock := filepath.Join(c.Data, adminapi.SocketName)
+		if conn, err := net.DialTimeout("unix", sock, dialTimeout); err == nil {
+			conn.Close()
+			return fmt.Errorf("head office is serving %s: stop it before restoring", c.Data)
+		}
+		var err error
+		if rep, err = hqbolt.Restore(ctx, c.Data, *from, *replace); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	return c.Print(rep, func(w io.Writer) {
+		if rep.From != "" {
+			fmt.Fprintf(w, "restored %s from %s", c.Data, rep.From)
+			if rep.Replaced != "" {
+				fmt.Fprintf(w, " (the store it replaced is %s)", rep.Replaced)
+			}
+			fmt.Fprint(w, "; ")
+		}
+		fmt.Fprintf(w, "feed positions raised from %d past %d; start head office: the terminals send what the copy lacks when they connect\n", rep.FeedHead, rep.RaisedTo)
 	})
 }
 

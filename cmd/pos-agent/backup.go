@@ -27,7 +27,7 @@ func runBackup(ctx context.Context, args []string) error {
 	if err := cli.Require("backup", map[string]string{"to": *to}); err != nil {
 		return err
 	}
-	info, err := writeAtomically(*to, func(w io.Writer) (agent.BackupInfo, error) {
+	info, err := cli.WriteAtomically(*to, func(w io.Writer) (agent.BackupInfo, error) {
 		// A running agent takes the copy itself, checkouts going on; else
 		// the ledger is opened here.
 		if sock := agent.SocketPath(c.Data); serving(sock) {
@@ -50,36 +50,6 @@ func runBackup(ctx context.Context, args []string) error {
 		fmt.Fprintf(w, "backed up terminal %s (epoch %s, up to seq %d, head office had acked %d) to %s\n",
 			or(info.Terminal, "-"), info.Epoch, info.Seq, info.Acked, *to)
 	})
-}
-
-// writeAtomically writes path through fn: into a temporary file beside it,
-// synced, renamed over path only once fn succeeded, mode 0600.
-func writeAtomically[T any](path string, fn func(io.Writer) (T, error)) (T, error) {
-	var zero T
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return zero, err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // gone after the rename
-	v, err := fn(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return zero, err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return zero, err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return v, nil
 }
 
 func runRestore(ctx context.Context, args []string) error {

@@ -104,6 +104,13 @@ func Handler(o *headoffice.Office) http.Handler {
 			w.Header().Set(streamError, err.Error())
 		}
 	})
+	mux.HandleFunc("GET /admin/backup", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Trailer", streamError)
+		if _, err := s.Backup(w); err != nil {
+			w.Header().Set(streamError, err.Error())
+		}
+	})
 	return mux
 }
 
@@ -173,6 +180,24 @@ func (c *Client) Do(ctx context.Context, method, path string, body io.Reader, ou
 		return err
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Copy calls path and copies its answer to w; an error the answer ended
+// with (its trailer) fails the call after the bytes were copied.
+func (c *Client) Copy(ctx context.Context, path string, w io.Writer) (int64, error) {
+	resp, err := c.do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, err
+	}
+	if msg := resp.Trailer.Get(streamError); msg != "" {
+		return n, errors.New(msg)
+	}
+	return n, nil
 }
 
 // Lines calls path and passes each line of a JSON-lines answer to fn.

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -317,6 +318,22 @@ func (d *DB) Close() error {
 
 // Changes receives the stores whose feeds moved after a commit.
 func (d *DB) Changes() <-chan []string { return d.notify.C() }
+
+// Backup writes a consistent copy of the database, a whole bbolt file of one
+// committed state, to w while head office runs (bbolt's Tx.WriteTo). The
+// ingest goes on meanwhile, unless a commit has to grow the file's memory
+// map, which waits for the copy to end.
+func (d *DB) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := d.guard(func() error {
+		return d.db.View(func(tx *bolt.Tx) error {
+			var err error
+			n, err = tx.WriteTo(w)
+			return err
+		})
+	})
+	return n, err
+}
 
 // Ready reports whether the database is open and its file reads.
 func (d *DB) Ready(ctx context.Context) error {

@@ -1,11 +1,13 @@
 package hqbolt
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -134,4 +136,89 @@ func Repair(dir string) (RepairReport, [][]byte, error) {
 	}
 	rep.Found = len(events)
 	return rep, events, nil
+}
+
+// RestoreReport says what a restore of the embedded store did.
+type RestoreReport struct {
+	From     string `json:"from"`
+	Replaced string `json:"replaced,omitempty"` // where the file it replaced was kept
+	headoffice.Restored
+}
+
+// Restore puts the backup file from (headoffice backup --to) in place of
+// dir's store, no process having it open: it copies it into dir, checks it
+// whole as Open does, raises its feed positions (headoffice.MarkRestored),
+// and only then renames it into place. A store already there is refused
+// unless replace, which keeps it beside (*.replaced-<time>).
+func Restore(ctx context.Context, dir, from string, replace bool) (RestoreReport, error) {
+	rep := RestoreReport{From: from}
+	path := filepath.Join(dir, FileName)
+	_, err := os.Stat(path)
+	exists := err == nil
+	switch {
+	case exists && !replace:
+		return rep, fmt.Errorf("%s holds a store already: restore over it with --replace (it is kept beside)", path)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return rep, err
+	}
+	if exists {
+		if err := boltfile.Unlocked(path); errors.Is(err, boltfile.ErrLocked) {
+			return rep, fmt.Errorf("%w (%s): stop head office before restoring", ErrLocked, dir)
+		} else if err != nil {
+			return rep, err
+		}
+	}
+	src, err := os.Open(from)
+	if err != nil {
+		return rep, err
+	}
+	defer src.Close()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return rep, err
+	}
+	tmp, err := os.MkdirTemp(dir, ".restore-")
+	if err != nil {
+		return rep, err
+	}
+	defer os.RemoveAll(tmp)
+	dst, err := os.OpenFile(filepath.Join(tmp, FileName), os.O_CREATE|os.O_EXCL|os.O_WRONLY, fileMode)
+	if err != nil {
+		return rep, err
+	}
+	_, err = io.Copy(dst, src)
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return rep, fmt.Errorf("copying %s: %w", from, err)
+	}
+	db, err := Open(tmp)
+	if err != nil {
+		return rep, fmt.Errorf("%s is not a head office store that reads whole: %w", from, err)
+	}
+	rep.Restored, err = headoffice.MarkRestored(ctx, db)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return rep, err
+	}
+	if exists {
+		rep.Replaced = path + ".replaced-" + time.Now().UTC().Format("20060102T150405Z")
+		if err := os.Rename(path, rep.Replaced); err != nil {
+			return rep, err
+		}
+	}
+	if err := os.Rename(filepath.Join(tmp, FileName), path); err != nil {
+		return rep, err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return rep, err
+	}
+	defer d.Close()
+	return rep, d.Sync()
 }

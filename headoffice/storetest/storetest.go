@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) headoffice.Store) {
 		{"Registry", registry},
 		{"Flags", flags},
 		{"Changes", changes},
+		{"Restored", restored},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
@@ -556,4 +557,44 @@ func changes(t *testing.T, s headoffice.Store) {
 		return tx.PutCard("c", headoffice.Card{Member: "m", Blocked: true}, true)
 	})
 	wait(headoffice.AllStores, func(tx headoffice.Tx) error { return tx.PutRules(1, []byte(`{"version":1}`)) })
+}
+
+// restored: a store marked restored gives feed positions past every cursor
+// a terminal may hold from before (up to RestoreGap past the copy's head).
+func restored(t *testing.T, s headoffice.Store) {
+	put := func(id string) {
+		t.Helper()
+		update(t, s, func(tx headoffice.Tx) error {
+			ms, err := tx.LockMembers([]string{id})
+			if err != nil {
+				return err
+			}
+			m := ms[id]
+			m.ID = id
+			return tx.PutMember(m)
+		})
+	}
+	put("before")
+	var head uint64
+	eventually(t, func() string {
+		ids, c := page(t, s, "A", 0, 10)
+		if len(ids) != 1 {
+			return fmt.Sprintf("before the restore: %v", ids)
+		}
+		head = c
+		return ""
+	})
+	r, err := headoffice.MarkRestored(context.Background(), s)
+	if err != nil || r.FeedHead < head || r.RaisedTo != r.FeedHead+headoffice.RestoreGap {
+		t.Fatalf("restored %+v (%v), head %d", r, err, head)
+	}
+	put("after")
+	// A terminal whose cursor stood anywhere below RaisedTo gets the member
+	// changed after the restore.
+	eventually(t, func() string {
+		if ids, c := page(t, s, "A", r.RaisedTo-1, 10); !slices.Equal(ids, []string{"after"}) || c <= r.RaisedTo {
+			return fmt.Sprintf("past %d: %v (cursor %d)", r.RaisedTo-1, ids, c)
+		}
+		return ""
+	})
 }

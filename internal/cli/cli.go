@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -172,4 +173,34 @@ func VersionVerb(app string) Verb {
 		v := version.Get()
 		return c.Print(v, func(w io.Writer) { fmt.Fprintf(w, "%s %s\n", app, v) })
 	}}
+}
+
+// WriteAtomically writes path through fn (a backup, an export): into a temporary file beside it,
+// synced, renamed over path only once fn succeeded, mode 0600.
+func WriteAtomically[T any](path string, fn func(io.Writer) (T, error)) (T, error) {
+	var zero T
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return zero, err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // gone after the rename
+	v, err := fn(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return zero, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return zero, err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return v, nil
 }
