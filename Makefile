@@ -6,9 +6,9 @@ MODULE  := github.com/offline-loyalty/terminal
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
-LDFLAGS := -X $(MODULE)/internal/version.Version=$(VERSION) \
-           -X $(MODULE)/internal/version.Commit=$(COMMIT) \
-           -X $(MODULE)/internal/version.Date=$(DATE)
+LDFLAGS := -X $(MODULE)/internal/buildstamp.Version=$(VERSION) \
+           -X $(MODULE)/internal/buildstamp.Commit=$(COMMIT) \
+           -X $(MODULE)/internal/buildstamp.Date=$(DATE)
 GOFILES  = $(shell find . -name '*.go' -not -path './bin/*' -not -path './dist/*')
 export CGO_ENABLED := 1
 # Every go command builds with -trimpath, as releases must: go vet,

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent/store"
-	"github.com/offline-loyalty/terminal/internal/version"
+	"github.com/offline-loyalty/terminal/internal/buildstamp"
 )
 
 // A backup is a tar archive of four members, mode 0600: backup.json (its
@@ -68,7 +68,7 @@ func (a *Agent) Backup(w io.Writer) (BackupInfo, error) {
 	}
 	err := a.st.Backup(func(tx *store.Tx, size int64, copyTo func(io.Writer) error) error {
 		info = BackupInfo{Format: backupFormat, Terminal: tx.Meta("terminal"), Store: tx.Meta("store"), Epoch: tx.Meta("epoch"),
-			Acked: tx.MetaUint("acked"), Time: now, Version: version.Get().Version, Bytes: size}
+			Acked: tx.MetaUint("acked"), Time: now, Version: buildstamp.Get().Version, Bytes: size}
 		info.Seq, _ = tx.LastEvent()
 		manifest, _ := json.MarshalIndent(info, "", "  ")
 		manifest = append(manifest, '\n')

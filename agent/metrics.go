@@ -6,7 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/offline-loyalty/terminal/internal/version"
+	"github.com/offline-loyalty/terminal/internal/buildstamp"
 )
 
 // Operation kinds, as the metrics and the refusal log name them.
@@ -68,7 +68,7 @@ func newMetrics(a *Agent) *metrics {
 		Name: "pos_agent_build_info",
 		Help: "The running build: 1, labelled with its version and commit.",
 	}, []string{"version", "commit"})
-	v := version.Get()
+	v := buildstamp.Get()
 	build.WithLabelValues(v.Version, v.Commit).Set(1)
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		build, m.ops, m.replayed, m.commit, m.connects, m.scans, statusCollector{a})

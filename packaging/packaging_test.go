@@ -26,8 +26,8 @@ const (
 	debVersion  = "9.8.7"
 )
 
-var ldflags = "-X " + module + "/internal/version.Version=" + testVersion +
-	" -X " + module + "/internal/version.Commit=" + testCommit
+var ldflags = "-X " + module + "/internal/buildstamp.Version=" + testVersion +
+	" -X " + module + "/internal/buildstamp.Commit=" + testCommit
 
 // work holds every build of this test binary; the builds are shared by the
 // tests and made once.

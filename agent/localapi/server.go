@@ -23,9 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/internal/buildstamp"
 	"github.com/offline-loyalty/terminal/internal/localhttp"
 	"github.com/offline-loyalty/terminal/internal/strictjson"
-	"github.com/offline-loyalty/terminal/internal/version"
 )
 
 // Agent is what the API serves: the terminal agent's methods.
@@ -195,7 +195,7 @@ func Handler(a Agent, log *slog.Logger) http.Handler {
 	get("/v1/member", func(r *http.Request) (any, error) { return a.Member(r.Context(), r.URL.Query().Get("card")) })
 	get("/v1/status", func(*http.Request) (any, error) { return a.Status(), nil })
 	get("/v1/stats", func(r *http.Request) (any, error) { return a.Stats(r.URL.Query().Get("day")) })
-	get("/v1/version", func(*http.Request) (any, error) { return version.Get(), nil })
+	get("/v1/version", func(*http.Request) (any, error) { return buildstamp.Get(), nil })
 	// The terminal's Prometheus metrics (pos-agent serve --metrics serves
 	// them on an address of their own too).
 	mux.Handle("GET /metrics", MetricsHandler(a, log))

@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/offline-loyalty/terminal/headoffice"
+	"github.com/offline-loyalty/terminal/internal/buildstamp"
 	"github.com/offline-loyalty/terminal/internal/cli"
-	"github.com/offline-loyalty/terminal/internal/version"
 )
 
 // ops answers the operators' probes: /healthz (the process is alive),
@@ -29,7 +29,7 @@ func newOps(log *slog.Logger) *ops {
 		Name: "headoffice_build_info",
 		Help: "The running build: 1, labelled with its version and commit.",
 	}, []string{"version", "commit"})
-	v := version.Get()
+	v := buildstamp.Get()
 	build.WithLabelValues(v.Version, v.Commit).Set(1)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), build)
 	return &ops{reg: reg, log: log}

@@ -8,7 +8,7 @@ import (
 	"github.com/offline-loyalty/terminal/agent/demo"
 	"github.com/offline-loyalty/terminal/cardnum"
 	"github.com/offline-loyalty/terminal/drivers/scancode"
-	"github.com/offline-loyalty/terminal/drivers/scanner"
+	"github.com/offline-loyalty/terminal/drivers/scanreader"
 	"github.com/offline-loyalty/terminal/drivers/scansim"
 	"github.com/offline-loyalty/terminal/drivers/serialport"
 )
@@ -16,7 +16,7 @@ import (
 // tillScanner is the scanner the agent runs beside it, when one is
 // configured: its decoded reads, the simulator if it is one, and how to stop.
 type tillScanner struct {
-	scans <-chan scanner.Result
+	scans <-chan scanreader.Result
 	sim   *scansim.Sim
 	next  int // the simulator's next demo card
 	stop  func()
@@ -54,7 +54,7 @@ func (s *tillScanner) simulate() error {
 
 // feedBasket gives each card the scanner reads to the agent as the current
 // basket's member, for the POS; a read that did not decode is logged.
-func feedBasket(a *agent.Agent, scans <-chan scanner.Result, log *slog.Logger) {
+func feedBasket(a *agent.Agent, scans <-chan scanreader.Result, log *slog.Logger) {
 	for res := range scans {
 		if res.Err != nil {
 			log.Warn("scan did not decode", "err", res.Err)

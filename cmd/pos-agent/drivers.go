@@ -9,7 +9,7 @@ import (
 
 	"github.com/offline-loyalty/terminal/drivers/portlist"
 	"github.com/offline-loyalty/terminal/drivers/scancode"
-	"github.com/offline-loyalty/terminal/drivers/scanner"
+	"github.com/offline-loyalty/terminal/drivers/scanreader"
 	"github.com/offline-loyalty/terminal/drivers/scansim"
 	"github.com/offline-loyalty/terminal/drivers/serialport"
 	"github.com/offline-loyalty/terminal/internal/cli"
@@ -106,11 +106,11 @@ func runScan(ctx context.Context, args []string) error {
 
 // openScanner starts the scanner spec names: a serial port path, or "sim"
 // for the pty simulator, which it also returns so the caller can make it
-// scan (nil otherwise). onState receives scanner.StateConnected /
+// scan (nil otherwise). onState receives scanreader.StateConnected /
 // StateDisconnected. The returned func stops the reader (closing Scans) and
 // the simulator; the reader also stops with ctx.
 func openScanner(ctx context.Context, spec string, baud int, dec scancode.Decoder,
-	onState func(string), log *slog.Logger) (*scanner.Reader, *scansim.Sim, func(), error) {
+	onState func(string), log *slog.Logger) (*scanreader.Reader, *scansim.Sim, func(), error) {
 	path, stopSim := spec, func() {}
 	var sim *scansim.Sim
 	if spec == simScanner {
@@ -120,7 +120,7 @@ func openScanner(ctx context.Context, spec string, baud int, dec scancode.Decode
 		}
 		path, stopSim = sim.Path(), func() { sim.Close() }
 	}
-	r, err := scanner.Start(ctx, scanner.Config{
+	r, err := scanreader.Start(ctx, scanreader.Config{
 		Port:    serialport.Config{Path: path, Baud: baud},
 		Decoder: dec,
 		OnState: onState,

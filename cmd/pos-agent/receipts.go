@@ -6,7 +6,7 @@ import (
 
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/cardnum"
-	"github.com/offline-loyalty/terminal/drivers/printer"
+	"github.com/offline-loyalty/terminal/drivers/escpos"
 	"github.com/offline-loyalty/terminal/drivers/serialport"
 	"github.com/offline-loyalty/terminal/ledger"
 )
@@ -57,11 +57,11 @@ func printSlip(ctx context.Context, a *agent.Agent, e ledger.Event, port string,
 		log.Warn("slip printer: member", "card", cardnum.Mask(e.Card), "err", err)
 		return
 	}
-	slip := printer.Slip{Store: a.Identity().Store, Time: e.Time, Member: m.Name, Card: e.Card, Earned: e.Points, Balance: m.Balance}
+	slip := escpos.Slip{Store: a.Identity().Store, Time: e.Time, Member: m.Name, Card: e.Card, Earned: e.Points, Balance: m.Balance}
 	for _, l := range e.Lines {
-		slip.Lines = append(slip.Lines, printer.Line{Text: l.Label, Points: l.Points})
+		slip.Lines = append(slip.Lines, escpos.Line{Text: l.Label, Points: l.Points})
 	}
-	if err := printer.Print(serialport.Config{Path: port}, slip); err != nil {
+	if err := escpos.Print(serialport.Config{Path: port}, slip); err != nil {
 		log.Warn("slip printer", "port", port, "err", err)
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"syscall"
 
 	"github.com/offline-loyalty/terminal/internal/appdir"
-	"github.com/offline-loyalty/terminal/internal/version"
+	"github.com/offline-loyalty/terminal/internal/buildstamp"
 )
 
 // Verb is one subcommand.
@@ -170,7 +170,7 @@ func VersionVerb(app string) Verb {
 		if err := Parse(fs, c, args); err != nil {
 			return err
 		}
-		v := version.Get()
+		v := buildstamp.Get()
 		return c.Print(v, func(w io.Writer) { fmt.Fprintf(w, "%s %s\n", app, v) })
 	}}
 }

@@ -12,9 +12,9 @@ import "C"
 import (
 	"fmt"
 
-	"github.com/offline-loyalty/terminal/internal/version"
+	"github.com/offline-loyalty/terminal/internal/buildstamp"
 )
 
 func main() {
-	fmt.Println(version.Get(), int(C.cgo_answer()))
+	fmt.Println(buildstamp.Get(), int(C.cgo_answer()))
 }

@@ -1,11 +1,11 @@
-// Package scanner runs a serial scanner: it opens the port (serialport),
+// Package scanreader runs a serial scanner: it opens the port (serialport),
 // cuts the byte stream into scans (scanframe), decodes them (scancode) and
 // delivers them on a channel. When the device disappears it reports the
 // scanner disconnected and reopens it with backoff, forever, until closed.
 //
 // It never records anything and knows nothing of members: the agent decides
 // what a card number means.
-package scanner
+package scanreader
 
 import (
 	"context"

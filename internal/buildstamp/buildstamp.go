@@ -1,6 +1,6 @@
-// Package version holds the build's version, commit and date, stamped at link
+// Package buildstamp holds the build's version, commit and date, stamped at link
 // time with -ldflags "-X ...". It must never compute anything at run time.
-package version
+package buildstamp
 
 import "fmt"
 

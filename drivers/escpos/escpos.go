@@ -1,11 +1,11 @@
-// Package printer prints the loyalty slip on an ESC/POS receipt printer over
+// Package escpos prints the loyalty slip on an ESC/POS receipt printer over
 // a serial port: the member, the points earned with their lines, the new
 // balance, points expiring soon and progress to the next tier. Render is
 // pure (a Slip to printer bytes); Print sends them through serialport.
 //
 // It never decides points or tiers (the agent does) and prints card numbers
 // masked only. A terminal without a printer simply never calls it.
-package printer
+package escpos
 
 import (
 	"fmt"
