@@ -15,8 +15,11 @@ import (
 // Member records are read and rewritten by every operation, so they are
 // stored in a compact binary form rather than JSON (decoding and encoding it
 // cost about a fifth of an earn's transaction function, a tenth of its CPU):
-// a version byte, then each field in declaration order. Records written as JSON by earlier versions still read; they are
-// rewritten in binary on their next update.
+// a version byte, then each field in declaration order. Records written as
+// JSON by earlier versions still read; they are rewritten in binary on their
+// next update. BenchmarkRecordCodecs measures both forms side by side
+// (JSON 4.4x the time and 2.2x the bytes of a member's, 3.7x and 1.5x of a
+// checkout's), and testdata/records holds what each version wrote.
 const memberBinV1 = 1
 
 // errRecord is a binary record that cannot be read.

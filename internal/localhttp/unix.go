@@ -22,7 +22,8 @@ const maxIdleAge = 10 * time.Second
 // and reads the answer on the caller's goroutine. http.Transport hands every
 // request to a writer goroutine and every response to a reader goroutine;
 // for a call that costs well under a millisecond those hand-offs (thread
-// wakeups) were a third of its latency.
+// wakeups) were a third of its latency. BenchmarkClientOverhead measures
+// both against the same server (http.Transport's overhead 1.9x this one's).
 //
 // It uses net/http's own request writer and response reader, so the wire
 // format is exactly http.Transport's.
