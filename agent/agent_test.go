@@ -670,3 +670,39 @@ func TestTuesdayCampaign(t *testing.T) {
 		t.Fatalf("Tuesday earn = %+v", res)
 	}
 }
+
+// TestMemberTierLadder: the member view places the member on the tier
+// ladder of the rules in force (the default: silver at 500.00, gold at
+// 1,500.00, platinum at 5,000.00 of rolling spend).
+func TestMemberTierLadder(t *testing.T) {
+	a := open(t, t.TempDir(), nil)
+	enroll(t, a, card)
+	ctx := context.Background()
+	type ladder struct {
+		Tier, TierName, Next, NextName string
+		ToGo, Permille                 int64
+		Open                           string
+	}
+	steps := []struct {
+		amount string
+		want   ladder
+	}{
+		{"200.00", ladder{"bronze", "Bronze", "silver", "Silver", 30000, 400, "bronze"}},
+		{"400.00", ladder{"silver", "Silver", "gold", "Gold", 90000, 100, "bronze silver"}},
+		{"899.99", ladder{"silver", "Silver", "gold", "Gold", 1, 999, "bronze silver"}},
+		{"4000.00", ladder{"platinum", "Platinum", "", "", 0, 0, "bronze silver gold platinum"}},
+	}
+	for i, s := range steps {
+		if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: s.amount, Ref: fmt.Sprintf("L-%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := a.Member(ctx, card)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ladder{m.Tier, m.TierName, m.NextTier, m.NextTierName, m.SpendToNext, m.TierProgress, strings.Join(m.OpenTiers, " ")}
+		if got != s.want {
+			t.Errorf("after %s (spend %d): %+v, want %+v", s.amount, m.Spend12m, got, s.want)
+		}
+	}
+}

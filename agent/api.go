@@ -119,6 +119,18 @@ type MemberView struct {
 	ExpiresOn     *time.Time `json:"expires_on,omitempty"`
 	WelcomeBack   bool       `json:"welcome_back"`
 	BirthdayMonth bool       `json:"birthday_month"`
+	// The member's place on the tier ladder of the rules in force: the
+	// tier's display name, the tiers whose rewards are open to the member
+	// (theirs and every one below it), and the next tier with the spend
+	// still needed to reach it and the way there done so far, in thousandths
+	// of the spend between the two tiers' thresholds (NextTier is "" at the
+	// top).
+	TierName     string   `json:"tier_name"`
+	OpenTiers    []string `json:"open_tiers"`
+	NextTier     string   `json:"next_tier,omitempty"`
+	NextTierName string   `json:"next_tier_name,omitempty"`
+	SpendToNext  int64    `json:"spend_to_next,omitempty"`
+	TierProgress int64    `json:"tier_progress_permille"`
 }
 
 // Status is the terminal's health at a glance.

@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -71,6 +72,24 @@ func (a *Agent) memberFacts(v *MemberView, m *memberRecord) {
 	}
 	v.WelcomeBack = doc.WelcomeBackDue(m.LastVisit, now)
 	v.BirthdayMonth = m.Birthday != "" && m.Birthday[:2] == now.Format("01")
+	cur := doc.Tier(m.Tier)
+	v.TierName = cur.Name
+	for _, id := range doc.TierIDs() {
+		if doc.TierAllows(m.Tier, id) {
+			v.OpenTiers = append(v.OpenTiers, id)
+		}
+	}
+	if next, toGo, ok := doc.NextTier(m.Tier, v.Spend12m); ok {
+		v.NextTier, v.NextTierName, v.SpendToNext = next.ID, next.Name, toGo
+		// Thresholds rise strictly (rules.Document.Validate), so span > 0.
+		span := next.MinSpend - cur.MinSpend
+		done := min(max(v.Spend12m-cur.MinSpend, 0), span)
+		if span <= math.MaxInt64/1000 {
+			v.TierProgress = done * 1000 / span
+		} else {
+			v.TierProgress = min(done/(span/1000), 1000)
+		}
+	}
 }
 
 // Basket is the basket a POS pushed through the local API for the UI to show

@@ -245,7 +245,7 @@ func (c *checkout) clearMember() {
 
 func (c *checkout) setMember(m agent.MemberView) {
 	c.member = &m
-	f := c.t.facts(c.t.ag.Rules(), m, c.t.now())
+	f := factsOf(m)
 	c.name.Text = m.Name
 	if m.Name == "" {
 		c.name.Text = lang.L("Member")

@@ -70,8 +70,7 @@ func newFixture(t *testing.T) *fixture {
 	f.notices = notices
 	f.w = test.NewWindow(nil)
 	t.Cleanup(f.w.Close)
-	f.term = newTerminal(Deps{Agent: ag, Now: func() time.Time { return clock }, ExportDir: t.TempDir(),
-		Facts: LadderFacts([]string{"bronze", "silver", "gold", "platinum"})}, f.w)
+	f.term = newTerminal(Deps{Agent: ag, Now: func() time.Time { return clock }, ExportDir: t.TempDir()}, f.w)
 	f.term.br.post = func(fn func()) {
 		f.mu.Lock()
 		f.queue = append(f.queue, fn)

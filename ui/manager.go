@@ -229,7 +229,8 @@ func (m *manager) show(days []agent.Stats) {
 	}
 	m.days.set(dayLabels, series{lang.L("Issued"), colorIssued, issued}, series{lang.L("Redeemed"), colorRedeemed, redeemed})
 	tierIDs := slices.Collect(maps.Keys(s.TierDistribution))
-	ladder := []string{"bronze", "silver", "gold", "platinum"} // display order of the usual tiers
+	doc := m.t.ag.Rules()
+	ladder := doc.TierIDs() // lowest first
 	slices.SortFunc(tierIDs, func(a, b string) int {
 		rank := func(id string) int {
 			if i := slices.Index(ladder, id); i >= 0 {
@@ -242,7 +243,7 @@ func (m *manager) show(days []agent.Stats) {
 	var tierLabels []string
 	var tierCounts []int64
 	for _, id := range tierIDs {
-		tierLabels = append(tierLabels, fmt.Sprintf("%s %d", tierName(id), s.TierDistribution[id]))
+		tierLabels = append(tierLabels, fmt.Sprintf("%s %d", tierLabel(doc, id), s.TierDistribution[id]))
 		tierCounts = append(tierCounts, int64(s.TierDistribution[id]))
 	}
 	m.tiers.set(tierLabels, series{lang.L("Members"), colorBars, tierCounts})

@@ -79,7 +79,7 @@ func newRewardsPanel(c *checkout) *rewardsPanel {
 		switch {
 		case r.locked:
 			state.Importance = widget.DangerImportance
-			state.SetText(lang.L("Locked: {{.Tier}} tier", map[string]any{"Tier": tierName(r.Tier)}))
+			state.SetText(lang.L("Locked: {{.Tier}} tier", map[string]any{"Tier": tierLabel(p.c.t.ag.Rules(), r.Tier)}))
 		case !r.affordable:
 			state.Importance = widget.WarningImportance
 			state.SetText(lang.L("Not enough points"))
@@ -108,11 +108,10 @@ func newRewardsPanel(c *checkout) *rewardsPanel {
 // fill sorts the catalog for the member on screen.
 func (p *rewardsPanel) fill() {
 	m := p.c.member
-	f := p.c.t.facts(p.c.t.ag.Rules(), *m, p.c.t.now())
 	p.list = p.list[:0]
 	for _, r := range p.c.t.ag.Rules().Catalog {
 		p.list = append(p.list, rewardChoice{Reward: r, affordable: r.Points <= m.Balance,
-			locked: f.Locked != nil && f.Locked(r.Tier)})
+			locked: locked(*m, r.Tier)})
 	}
 	rank := func(r rewardChoice) int {
 		switch {

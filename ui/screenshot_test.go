@@ -159,7 +159,7 @@ func screenshots(dir string) error {
 		return err
 	}
 	var shotErr error
-	d := Deps{Agent: ag, ExportDir: data, Facts: LadderFacts([]string{"bronze", "silver", "gold", "platinum"})}
+	d := Deps{Agent: ag, ExportDir: data}
 	d.ready = func(t *terminal) {
 		defer cancel()
 		shotErr = drive(t, dir)

@@ -20,13 +20,12 @@ import (
 // terminal is the app's window content and its state. Its fields are read
 // and written only on the UI goroutine.
 type terminal struct {
-	d     Deps
-	ag    Agent
-	w     fyne.Window
-	br    *bridge
-	log   *slog.Logger
-	now   func() time.Time
-	facts FactsFunc
+	d   Deps
+	ag  Agent
+	w   fyne.Window
+	br  *bridge
+	log *slog.Logger
+	now func() time.Time
 
 	screens *fyne.Container // one screen visible at a time
 	msg     *widget.Label   // the last outcome, one line
@@ -37,15 +36,12 @@ type terminal struct {
 }
 
 func newTerminal(d Deps, w fyne.Window) *terminal {
-	t := &terminal{d: d, ag: d.Agent, w: w, log: d.Logger, now: d.Now, facts: d.Facts}
+	t := &terminal{d: d, ag: d.Agent, w: w, log: d.Logger, now: d.Now}
 	if t.log == nil {
 		t.log = slog.Default()
 	}
 	if t.now == nil {
 		t.now = time.Now
-	}
-	if t.facts == nil {
-		t.facts = LadderFacts(nil)
 	}
 	t.br = newBridge(fyne.Do)
 	return t

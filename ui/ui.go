@@ -97,9 +97,6 @@ type Deps struct {
 	// the scan prompt, e.g. a phone's QR token. Nil takes the text as a card
 	// number.
 	Wedge func(raw string) Scan
-	// Facts computes what the member panel shows beyond the agent's member
-	// view (tier progress, expiring points, flags). Nil is LadderFacts(nil).
-	Facts FactsFunc
 	// SimulateScan, set when the scanner is the simulator, makes it scan the
 	// next demo card through the real serial path; F11 and a button call it.
 	SimulateScan func() error

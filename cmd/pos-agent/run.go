@@ -11,7 +11,6 @@ import (
 	"github.com/offline-loyalty/terminal/cardnum"
 	"github.com/offline-loyalty/terminal/drivers/portlist"
 	"github.com/offline-loyalty/terminal/drivers/scancode"
-	"github.com/offline-loyalty/terminal/rules"
 	"github.com/offline-loyalty/terminal/sync/syncclient"
 	"github.com/offline-loyalty/terminal/ui"
 )
@@ -34,7 +33,6 @@ func runRun(ctx context.Context, args []string) error {
 		Agent:     a,
 		Settings:  &settingsBackend{a: a, dir: c.Data, log: log, ctx: ctx},
 		Wedge:     func(raw string) ui.Scan { return uiScan(dec.Wedge(raw, time.Now())) },
-		Facts:     tierFacts,
 		ExportDir: c.Data,
 		Logger:    log,
 	}
@@ -77,22 +75,6 @@ func runRun(ctx context.Context, args []string) error {
 		err = serr
 	}
 	return err
-}
-
-// tierFacts gives the member panel the member's tier by name, the rewards
-// their tier locks, and the progress to the next tier, from the rules in
-// force, on top of LadderFacts.
-func tierFacts(doc *rules.Document, m agent.MemberView, now time.Time) ui.MemberFacts {
-	f := ui.LadderFacts(doc.TierIDs())(doc, m, now)
-	cur := doc.Tier(m.Tier)
-	f.Tier = cur.Name
-	if next, toGo, ok := doc.NextTier(m.Tier, m.Spend12m); ok {
-		f.NextTier, f.SpendToNext = next.Name, toGo
-		// Bar geometry from integer spend; nothing is computed in floats.
-		done := min(max(m.Spend12m-cur.MinSpend, 0), next.MinSpend-cur.MinSpend)
-		f.Progress = float64(done) / float64(next.MinSpend-cur.MinSpend)
-	}
-	return f
 }
 
 // uiScan turns a decoded scan into the UI's scan.
