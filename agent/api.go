@@ -168,6 +168,10 @@ type Identity struct {
 	Epoch    string `json:"epoch"`
 }
 
+// Joined reports whether the terminal has joined head office, which
+// assigned it to a store.
+func (id Identity) Joined() bool { return id.Store != "" }
+
 // LinkState is what the sync client reports about the link to head office.
 type LinkState struct {
 	Online   bool

@@ -67,8 +67,26 @@ func (a *Agent) Settings() Settings {
 }
 
 // SaveSettings validates and saves the settings. Components that use them
-// (the sync link, the scanner) pick them up when they are restarted.
+// (the scanner, the printer) pick them up when they are restarted. Once the
+// terminal has joined head office, its head office URL is the one it joined
+// at (JoinedHQ): a different one is refused, since the link would not go
+// there.
 func (a *Agent) SaveSettings(s Settings) error {
+	if cur := a.Settings(); s.HQURL != cur.HQURL && a.Identity().Joined() {
+		return fmt.Errorf("%w: this terminal has joined head office at %s: its address changes only with a new join (pos-agent serve --hq URL reaches it elsewhere for one run)", ErrInvalid, cur.HQURL)
+	}
+	return a.saveSettings(s)
+}
+
+// JoinedHQ records the head office URL a join succeeded at as the
+// terminal's head office URL.
+func (a *Agent) JoinedHQ(url string) error {
+	s := a.Settings()
+	s.HQURL = url
+	return a.saveSettings(s)
+}
+
+func (a *Agent) saveSettings(s Settings) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}

@@ -12,24 +12,21 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/offline-loyalty/terminal/money"
 	"github.com/offline-loyalty/terminal/ui/i18n"
 )
 
 // noPort is what the port lists show for "no device".
 const noPort = "-"
 
-// currencies offered on the settings screen.
-var currencies = []string{"EUR", "TRY", "USD", "GBP", "CHF"}
-
 // settingsScreen edits the terminal's configuration through Deps.Settings.
 type settingsScreen struct {
-	t                 *terminal
-	root              fyne.CanvasObject
-	hq, code          *keyEntry
-	scanner, printer  *widget.Select
-	language, currncy *widget.Select
-	join, save        *keyButton
+	t                *terminal
+	root             fyne.CanvasObject
+	hq, code         *keyEntry
+	scanner, printer *widget.Select
+	language         *widget.Select
+	currency, joined *widget.Label
+	join, save       *keyButton
 }
 
 func newSettingsScreen(t *terminal) *settingsScreen {
@@ -37,7 +34,10 @@ func newSettingsScreen(t *terminal) *settingsScreen {
 	s.hq, s.code = t.newEntry("wss://hq.example.com/v1/sync"), t.newEntry(lang.L("One-time join code"))
 	s.scanner, s.printer = widget.NewSelect(nil, nil), widget.NewSelect(nil, nil)
 	s.language = widget.NewSelect(i18n.Languages, nil)
-	s.currncy = widget.NewSelect(currencies, nil)
+	s.currency = widget.NewLabel("")
+	s.joined = widget.NewLabel(lang.L("This terminal has joined head office: its address changes only with a new join."))
+	s.joined.Wrapping = fyne.TextWrapWord
+	s.joined.Hide()
 	s.join = t.newButton(lang.L("Join head office"), theme.LoginIcon(), s.doJoin)
 	s.save = t.newButton(lang.L("Save")+" (Enter)", theme.DocumentSaveIcon(), s.doSave)
 	s.save.Importance = widget.HighImportance
@@ -51,8 +51,10 @@ func newSettingsScreen(t *terminal) *settingsScreen {
 			widget.NewFormItem(lang.L("Scanner port"), s.scanner),
 			widget.NewFormItem(lang.L("Printer port"), s.printer),
 			widget.NewFormItem(lang.L("Language"), s.language),
-			widget.NewFormItem(lang.L("Currency"), s.currncy),
+			widget.NewFormItem(lang.L("Currency"), s.currency),
 		),
+		s.joined,
+		widget.NewLabel(lang.L("The currency comes with head office's rules.")),
 		widget.NewLabel(lang.L("The scanner, printer and language change when the terminal restarts.")),
 		container.NewGridWithColumns(2, t.newButton(lang.L("Back")+" (Esc)", theme.NavigateBackIcon(), t.showCheckout), s.save),
 	))
@@ -82,8 +84,20 @@ func (s *settingsScreen) open() {
 		s.scanner.SetSelected(portOption(v.cfg.ScannerPort))
 		s.printer.SetSelected(portOption(v.cfg.PrinterPort))
 		s.language.SetSelected(v.cfg.Language)
-		s.currncy.SetSelected(v.cfg.Currency)
-		s.t.w.Canvas().Focus(s.hq)
+		s.currency.SetText(v.cfg.Currency)
+		if v.cfg.Joined {
+			s.hq.Disable()
+			s.code.Disable()
+			s.join.Disable()
+			s.joined.Show()
+			s.t.w.Canvas().Focus(s.scanner)
+		} else {
+			s.hq.Enable()
+			s.code.Enable()
+			s.join.Enable()
+			s.joined.Hide()
+			s.t.w.Canvas().Focus(s.hq)
+		}
 	})
 }
 
@@ -113,17 +127,11 @@ func portValue(sel string) string {
 
 func (s *settingsScreen) config() Config {
 	return Config{HQURL: strings.TrimSpace(s.hq.Text), ScannerPort: portValue(s.scanner.Selected),
-		PrinterPort: portValue(s.printer.Selected), Language: s.language.Selected, Currency: s.currncy.Selected}
+		PrinterPort: portValue(s.printer.Selected), Language: s.language.Selected}
 }
 
 func (s *settingsScreen) doSave() {
 	c := s.config()
-	if c.Currency != "" {
-		if _, err := money.Exponent(c.Currency); err != nil {
-			s.t.fail(err)
-			return
-		}
-	}
 	run(s.t.br, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.t.d.Settings.Save(ctx, c) },
 		func(_ struct{}, err error) {
 			if err != nil {

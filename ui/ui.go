@@ -69,7 +69,10 @@ type Config struct {
 	ScannerPort string // a port from Settings.Ports, "sim", or "" for none
 	PrinterPort string // "" for none
 	Language    string // one of i18n.Languages; "" follows the system
-	Currency    string // ISO 4217 code the terminal shows money in
+	// Shown, not edited: the currency of head office's rules, and whether
+	// the terminal has joined head office (its URL is then the one joined).
+	Currency string
+	Joined   bool
 }
 
 // Settings is the backend of the settings screen. Methods may block; the app

@@ -39,19 +39,13 @@ func runJoin(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := saveHQ(a, link.HQ); err != nil {
+	if err := a.JoinedHQ(link.HQ); err != nil {
 		return err
 	}
 	out := map[string]string{"terminal": link.Terminal, "store": link.Store, "hq": link.HQ}
 	return c.Print(out, func(w io.Writer) {
 		fmt.Fprintf(w, "joined head office %s as terminal %s of store %s\n", link.HQ, link.Terminal, link.Store)
 	})
-}
-
-func saveHQ(a *agent.Agent, hq string) error {
-	set := a.Settings()
-	set.HQURL = hq
-	return a.SaveSettings(set)
 }
 
 // startLink runs the sync link in the background when this terminal has

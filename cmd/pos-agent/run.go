@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -94,7 +93,7 @@ type settingsBackend struct {
 func (s *settingsBackend) Current() ui.Config {
 	set := s.a.Settings()
 	return ui.Config{HQURL: set.HQURL, ScannerPort: set.ScannerPort, PrinterPort: set.PrinterPort,
-		Language: set.Language, Currency: s.a.Rules().Currency}
+		Language: set.Language, Currency: s.a.Rules().Currency, Joined: s.a.Identity().Joined()}
 }
 
 func (s *settingsBackend) Ports(context.Context) ([]string, error) {
@@ -120,7 +119,7 @@ func (s *settingsBackend) Join(ctx context.Context, hq, code string) error {
 	if err != nil {
 		return err
 	}
-	if err := saveHQ(s.a, link.HQ); err != nil {
+	if err := s.a.JoinedHQ(link.HQ); err != nil {
 		return err
 	}
 	startLink(s.ctx, s.a, s.dir, "", s.log)
@@ -128,9 +127,6 @@ func (s *settingsBackend) Join(ctx context.Context, hq, code string) error {
 }
 
 func (s *settingsBackend) Save(_ context.Context, c ui.Config) error {
-	if cur := s.a.Rules().Currency; c.Currency != "" && c.Currency != cur {
-		return fmt.Errorf("the currency comes with head office's rules (%s) and cannot be changed on the terminal", cur)
-	}
 	set := s.a.Settings()
 	set.HQURL, set.ScannerPort, set.PrinterPort, set.Language = c.HQURL, c.ScannerPort, c.PrinterPort, c.Language
 	return s.a.SaveSettings(set)

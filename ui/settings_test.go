@@ -1,0 +1,91 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/offline-loyalty/terminal/agent"
+)
+
+// agentSettings is the settings screen's backend over the agent alone, as
+// pos-agent run's is, without serial ports or a head office to join.
+type agentSettings struct{ a *agent.Agent }
+
+func (s agentSettings) Current() Config {
+	set := s.a.Settings()
+	return Config{HQURL: set.HQURL, ScannerPort: set.ScannerPort, PrinterPort: set.PrinterPort, Language: set.Language,
+		Currency: s.a.Rules().Currency, Joined: s.a.Identity().Joined()}
+}
+
+func (agentSettings) Ports(context.Context) ([]string, error) { return nil, nil }
+
+func (agentSettings) Join(context.Context, string, string) error {
+	return errors.New("no head office in this test")
+}
+
+func (s agentSettings) Save(_ context.Context, c Config) error {
+	set := s.a.Settings()
+	set.HQURL, set.ScannerPort, set.PrinterPort, set.Language = c.HQURL, c.ScannerPort, c.PrinterPort, c.Language
+	return s.a.SaveSettings(set)
+}
+
+// TestSettingsHeadOfficeURL: before a join the head office URL is edited
+// and saved; after it the field is not editable and the screen says why,
+// and the rest of the settings still save. The currency is shown, never
+// edited: it comes with head office's rules.
+func TestSettingsHeadOfficeURL(t *testing.T) {
+	f := newFixture(t)
+	f.term.d.Settings = agentSettings{f.ag}
+	open := func() {
+		f.term.hotkey(&fyne.KeyEvent{Name: fyne.KeyF1})
+		f.term.hotkey(&fyne.KeyEvent{Name: fyne.KeyF10})
+		f.settle()
+	}
+	s := f.term.set
+	open()
+	if s.hq.Disabled() || s.joined.Visible() {
+		t.Fatalf("before a join the head office URL must be editable (disabled %v), with no joined note (%v)", s.hq.Disabled(), s.joined.Visible())
+	}
+	if s.currency.Text != "EUR" {
+		t.Errorf("currency shows %q, want the rules' EUR", s.currency.Text)
+	}
+	const hq = "wss://hq.example.com/v1/sync"
+	test.Type(s.hq, hq)
+	f.tap(s.save)
+	f.wantMsg("Settings saved", widget.SuccessImportance)
+	if got := f.ag.Settings().HQURL; got != hq {
+		t.Fatalf("saved head office URL %q, want %q", got, hq)
+	}
+
+	if err := f.ag.SetIdentity("till-1", "store-7"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ag.JoinedHQ(hq); err != nil {
+		t.Fatal(err)
+	}
+	open()
+	if !s.hq.Disabled() || !s.join.Disabled() || !s.joined.Visible() || !strings.Contains(s.joined.Text, "joined head office") {
+		t.Fatalf("after a join: URL disabled %v, join disabled %v, note %v %q", s.hq.Disabled(), s.join.Disabled(), s.joined.Visible(), s.joined.Text)
+	}
+	s.language.SetSelected("tr")
+	f.tap(s.save)
+	f.wantMsg("Settings saved", widget.SuccessImportance)
+	if got := f.ag.Settings(); got.Language != "tr" || got.HQURL != hq {
+		t.Fatalf("saved %+v, want language tr and the joined URL kept", got)
+	}
+	// The agent holds the rule, whoever calls it.
+	set := f.ag.Settings()
+	set.HQURL = "wss://elsewhere.example.com/v1/sync"
+	if err := f.ag.SaveSettings(set); err == nil || !strings.Contains(err.Error(), "joined head office at "+hq) {
+		t.Fatalf("changing the joined URL: %v", err)
+	}
+	if got := f.ag.Settings().HQURL; got != hq {
+		t.Fatalf("a refused save changed the URL to %q", got)
+	}
+}
