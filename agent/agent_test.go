@@ -706,3 +706,52 @@ func TestMemberTierLadder(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowSlips: the slip follower gives one slip per earn after the
+// sequence it starts from, in order, each with the balance that earn left
+// (not the member's latest), and none for other events.
+func TestFollowSlips(t *testing.T) {
+	a := open(t, t.TempDir(), nil)
+	enroll(t, a, card)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	earn := func(ref, amount string) agent.EarnResult {
+		r, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: amount, Ref: ref})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	before := earn("S-0", "10.00") // before the follower's start: no slip
+	slips := make(chan agent.Slip, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- a.FollowSlips(ctx, before.Seq, func(s agent.Slip) { slips <- s }, func(seq uint64, err error) {
+			t.Errorf("slip %d: %v", seq, err)
+		})
+	}()
+	first, second := earn("S-1", "20.00"), earn("S-2", "30.00")
+	if _, err := a.Adjust(ctx, agent.AdjustRequest{Card: card, Points: -5, Reason: "test", Ref: "S-3"}); err != nil {
+		t.Fatal(err)
+	}
+	third := earn("S-4", "40.00")
+	for _, want := range []agent.EarnResult{first, second, third} {
+		select {
+		case s := <-slips:
+			if s.Seq != want.Seq || s.Earned != want.Points || s.Balance != want.Balance || s.Member != "Ada" || s.Card != card || len(s.Lines) == 0 {
+				t.Errorf("slip %+v, want seq %d, %d points, balance %d", s, want.Seq, want.Points, want.Balance)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no slip for earn %d", want.Seq)
+		}
+	}
+	select {
+	case s := <-slips:
+		t.Fatalf("an extra slip: %+v", s)
+	case <-time.After(100 * time.Millisecond):
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("FollowSlips ended with %v", err)
+	}
+}
