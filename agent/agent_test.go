@@ -471,6 +471,13 @@ func TestManagerPIN(t *testing.T) {
 	if err := a.CheckManagerPIN("4712"); !errors.Is(err, agent.ErrBadPIN) {
 		t.Fatalf("wrong PIN: %v", err)
 	}
+	// The first person at the till chooses it, and no one after them.
+	if err := a.SetManagerPIN("1234"); !errors.Is(err, agent.ErrInvalid) {
+		t.Fatalf("a second PIN: %v", err)
+	}
+	if err := a.CheckManagerPIN("4711"); err != nil {
+		t.Fatalf("the PIN changed: %v", err)
+	}
 }
 
 func TestOutboxAndAcks(t *testing.T) {

@@ -8,6 +8,7 @@
 package agent
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent/store"
@@ -274,8 +275,8 @@ type SyncHealth struct {
 
 // Notice tells watchers (the UI) that something changed.
 type Notice struct {
-	Kind NoticeKind
-	Seq  uint64 // NoticeEvent: the sequence written
+	Kind NoticeKind `json:"kind"`
+	Scan *Scan      `json:"scan,omitempty"` // NoticeScan: what was read
 }
 
 // NoticeKind says what a Notice is about.
@@ -286,7 +287,39 @@ const (
 	NoticeEvent  NoticeKind = iota + 1 // a ledger event was committed
 	NoticeStatus                       // link, scanner or rules state changed
 	NoticeBasket                       // the POS pushed a basket
+	NoticeScan                         // the till's scanner read something
 )
+
+var noticeKinds = [...]string{NoticeEvent: "event", NoticeStatus: "status", NoticeBasket: "basket", NoticeScan: "scan"}
+
+// MarshalText names the kind, as the local API's watch stream carries it.
+func (k NoticeKind) MarshalText() ([]byte, error) {
+	if k <= 0 || int(k) >= len(noticeKinds) {
+		return nil, fmt.Errorf("notice kind %d", int(k))
+	}
+	return []byte(noticeKinds[k]), nil
+}
+
+// UnmarshalText reads a kind MarshalText wrote.
+func (k *NoticeKind) UnmarshalText(b []byte) error {
+	for i, name := range noticeKinds {
+		if i > 0 && name == string(b) {
+			*k = NoticeKind(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: notice kind %q", ErrInvalid, b)
+}
+
+// Scan is one read of the till's scanner, decoded by its driver: Kind is
+// "card", "qr" or "magstripe", Card the member card it carries. A read
+// that did not decode has Error set, saying why, and no card.
+type Scan struct {
+	Kind      string `json:"kind"`
+	Symbology string `json:"symbology,omitempty"`
+	Card      string `json:"card,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
 
 // AdjustRequest is a manager's correction of a member's balance.
 type AdjustRequest struct {

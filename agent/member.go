@@ -145,7 +145,8 @@ func (a *Agent) HasManagerPIN() bool {
 	return set
 }
 
-// SetManagerPIN sets the manager PIN (4 to 12 digits).
+// SetManagerPIN chooses the manager PIN (4 to 12 digits) of a terminal that
+// has none; once one is set it is refused.
 func (a *Agent) SetManagerPIN(pin string) error {
 	if len(pin) < pinMinLen || len(pin) > pinMaxLen || strings.Trim(pin, "0123456789") != "" {
 		return fmt.Errorf("%w: the PIN must be %d to %d digits", ErrInvalid, pinMinLen, pinMaxLen)
@@ -157,6 +158,9 @@ func (a *Agent) SetManagerPIN(pin string) error {
 		return err
 	}
 	return a.st.Write(context.Background(), func(tx *store.Tx) error {
+		if tx.Meta("pin") != "" {
+			return fmt.Errorf("%w: a manager PIN is set already", ErrInvalid)
+		}
 		return tx.SetMeta("pin", hex.EncodeToString(salt)+":"+hex.EncodeToString(h))
 	})
 }
@@ -288,18 +292,25 @@ func (a *Agent) Export(fn func(encoded []byte) error) error {
 	return nil
 }
 
-// ScanCard records that the till's scanner read a member card: it becomes the
-// card of the current basket, which the POS reads from the local API and the
-// UI shows. It writes nothing to the ledger.
-func (a *Agent) ScanCard(card string) error {
-	if err := checkCard(card); err != nil {
-		return err
+// Scanned records a read of the till's scanner, whichever program runs
+// it: a card read becomes the card of the current basket, which the POS
+// reads from the local API, and every read goes to watchers (the UI, here
+// or attached through the local API) as a NoticeScan. It writes nothing to
+// the ledger.
+func (a *Agent) Scanned(s Scan) {
+	if s.Error == "" {
+		if err := checkCard(s.Card); err != nil {
+			s.Card, s.Error = "", err.Error()
+		}
+	} else {
+		s.Card = ""
 	}
-	a.mu.Lock()
-	a.basket.Card = card
-	a.basket.Updated = a.now()
-	a.mu.Unlock()
+	if s.Error == "" {
+		a.mu.Lock()
+		a.basket.Card = s.Card
+		a.basket.Updated = a.now()
+		a.mu.Unlock()
+	}
 	a.metrics.scans.Inc()
-	a.notify(Notice{Kind: NoticeBasket})
-	return nil
+	a.notify(Notice{Kind: NoticeScan, Scan: &s})
 }

@@ -171,7 +171,7 @@ func (c *checkout) decode(raw string) Scan {
 	if c.t.d.Wedge != nil {
 		return c.t.d.Wedge(raw)
 	}
-	return Scan{Kind: "typed", Card: raw, Raw: raw}
+	return Scan{Kind: "typed", Card: raw}
 }
 
 // scanned looks up the member of a scan.

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/agent/demo"
+	"github.com/offline-loyalty/terminal/internal/xvfbtest"
 )
 
 // The screenshot test runs the real app (GL driver, software Mesa) under
@@ -33,8 +33,6 @@ const (
 	// frameWait lets the window draw the last change before it is captured:
 	// Capture reads the last frame, it does not draw one.
 	frameWait = 2 * time.Second
-	// xvfbStart bounds the wait for Xvfb's socket to appear.
-	xvfbStart = 10 * time.Second
 )
 
 var shots = []string{"checkout.png", "manager.png"}
@@ -53,10 +51,6 @@ func TestMain(m *testing.M) {
 // TestScreenshots saves PNGs of the checkout and the manager screens of the
 // real app at 1024x768 and checks their size.
 func TestScreenshots(t *testing.T) {
-	xvfb, err := exec.LookPath("Xvfb")
-	if err != nil {
-		t.Fatal("Xvfb is missing: run scripts/deps.sh")
-	}
 	out := t.TempDir()
 	if os.Getenv(updateEnv) == "1" {
 		out, _ = filepath.Abs(filepath.Join("..", "docs", "screenshots"))
@@ -64,7 +58,7 @@ func TestScreenshots(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	display := startXvfb(t, xvfb)
+	display := xvfbtest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), shotTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
@@ -88,35 +82,6 @@ func TestScreenshots(t *testing.T) {
 		if blank(img) {
 			t.Errorf("%s is one flat color: nothing was drawn", name)
 		}
-	}
-}
-
-// startXvfb starts a private X server and returns its display.
-func startXvfb(t *testing.T, xvfb string) string {
-	n := 50 + os.Getpid()%400
-	for ; ; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); os.IsNotExist(err) {
-			break
-		}
-	}
-	cmd := exec.Command(xvfb, ":"+strconv.Itoa(n), "-screen", "0", "1024x768x24", "-nolisten", "tcp")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	sock := fmt.Sprintf("/tmp/.X11-unix/X%d", n)
-	deadline := time.Now().Add(xvfbStart)
-	for {
-		if _, err := os.Stat(sock); err == nil {
-			return ":" + strconv.Itoa(n)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Xvfb did not create %s", sock)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -75,8 +75,9 @@ func (t *terminal) content() fyne.CanvasObject {
 	return root
 }
 
-// start refreshes the status once and follows the agent's notices and the
-// scanner until ctx ends or the returned stop is called.
+// start refreshes the status once and follows the agent's notices (the
+// scanner's reads among them) until ctx ends or the returned stop is
+// called.
 func (t *terminal) start(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	t.br.ctx = ctx
@@ -86,12 +87,6 @@ func (t *terminal) start(ctx context.Context) (stop func()) {
 			select {
 			case n := <-notices:
 				t.br.post(func() { t.notice(n) })
-			case s, ok := <-t.d.Scans:
-				if !ok {
-					t.d.Scans = nil
-					continue
-				}
-				t.br.post(func() { t.co.scanned(s) })
 			case <-ctx.Done():
 				return
 			}
@@ -107,6 +102,10 @@ func (t *terminal) notice(n agent.Notice) {
 	switch n.Kind {
 	case agent.NoticeBasket:
 		t.co.refreshBasket()
+	case agent.NoticeScan:
+		if n.Scan != nil {
+			t.co.scanned(scanOf(*n.Scan))
+		}
 	case agent.NoticeEvent:
 		t.co.refreshMember()
 		t.refreshStatus()

@@ -11,6 +11,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -51,16 +52,25 @@ type Agent interface {
 	CheckManagerPIN(pin string) error
 }
 
-// Scan is one read of a scanner, already decoded by the driver: Kind is
-// "card", "qr" or "magstripe" (the checkout treats them alike), Card the
-// member card number it carries. A read that did not decode has Err set and
-// Raw holds what was read.
+// Scan is one read of a scanner, already decoded: Kind is "card", "qr" or
+// "magstripe" (the checkout treats them alike), Card the member card number
+// it carries. A read that did not decode has Err set. The serial scanner's
+// reads come as the agent's notices (agent.Scan); what is typed into the
+// scan prompt is decoded by Deps.Wedge.
 type Scan struct {
 	Kind      string
 	Symbology string
 	Card      string
-	Raw       string
 	Err       error
+}
+
+// scanOf is the app's view of a scan the agent reported.
+func scanOf(s agent.Scan) Scan {
+	out := Scan{Kind: s.Kind, Symbology: s.Symbology, Card: s.Card}
+	if s.Error != "" {
+		out.Err = errors.New(s.Error)
+	}
+	return out
 }
 
 // Config is what the settings screen edits.
@@ -93,9 +103,6 @@ type Settings interface {
 type Deps struct {
 	Agent    Agent
 	Settings Settings
-	// Scans delivers the scanner's decoded reads; nil when no serial scanner
-	// is configured (typed cards and keyboard-wedge scanners still work).
-	Scans <-chan Scan
 	// Wedge decodes what a keyboard-wedge scanner (or the cashier) typed into
 	// the scan prompt, e.g. a phone's QR token. Nil takes the text as a card
 	// number.

@@ -176,4 +176,14 @@ func TestWebPagesRefused(t *testing.T) {
 	if got := do("POST", "/v1/adjust", "application/json; charset=utf-8", nil); got == http.StatusForbidden || got == http.StatusUnsupportedMediaType {
 		t.Errorf("a POS's JSON request: status %d", got)
 	}
+	// The manager PIN answers on the unix socket only.
+	body = `{"pin":"2468"}`
+	for _, path := range []string{"/v1/pin", "/v1/pin/check", "/v1/pin/unlock"} {
+		if got := do("POST", path, "application/json", nil); got != http.StatusForbidden {
+			t.Errorf("POST %s over TCP: status %d", path, got)
+		}
+	}
+	if a.HasManagerPIN() {
+		t.Fatal("a PIN was chosen over TCP")
+	}
 }

@@ -24,8 +24,9 @@ func FuzzRequests(f *testing.F) {
 		`{"card":"123","name":"x","email":"a@b"}`,
 		`{"card":"4000000000000002","amount":"1e3"}`, `{"amount":"-5"}`, `{}`, `[]`, `null`, ``,
 		`{"card":"4000000000000002","amount":"12.50","items":[{"sku":"a","category":"tobacco","qty":1,"amount":500}]}`,
+		`{"pin":"2468"}`, `{"pin":"24a8"}`, `{"pin":""}`,
 	} {
-		for ep := range 10 {
+		for ep := range 12 {
 			f.Add(uint8(ep), []byte(s))
 		}
 	}
@@ -39,7 +40,7 @@ func FuzzRequests(f *testing.F) {
 		f.Fatal(err)
 	}
 	h := localapi.Handler(a, nil)
-	endpoints := []string{"quote", "earn", "redeem", "donate", "void", "refund", "enroll", "basket", "adjust", "replace-card"}
+	endpoints := []string{"quote", "earn", "redeem", "donate", "void", "refund", "enroll", "basket", "adjust", "replace-card", "pin", "pin/check"}
 	f.Fuzz(func(t *testing.T, ep uint8, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/"+endpoints[int(ep)%len(endpoints)], bytes.NewReader(body))
 		rec := httptest.NewRecorder()

@@ -26,6 +26,7 @@ import (
 	"github.com/offline-loyalty/terminal/internal/buildstamp"
 	"github.com/offline-loyalty/terminal/internal/localhttp"
 	"github.com/offline-loyalty/terminal/internal/strictjson"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // Agent is what the API serves: the terminal agent's methods.
@@ -49,6 +50,11 @@ type Agent interface {
 	UnlockManagerPIN() error
 	Metrics() prometheus.Gatherer
 	Backup(io.Writer) (agent.BackupInfo, error)
+	Rules() *rules.Document
+	Watch() (<-chan agent.Notice, func())
+	HasManagerPIN() bool
+	SetManagerPIN(pin string) error
+	CheckManagerPIN(pin string) error
 }
 
 // Limits and timeouts of the server.
@@ -192,6 +198,23 @@ func Handler(a Agent, log *slog.Logger) http.Handler {
 		return a.Basket(), nil
 	})
 	get("/v1/basket", func(*http.Request) (any, error) { return a.Basket(), nil })
+	get("/v1/rules", func(*http.Request) (any, error) { return a.Rules(), nil })
+	get(pinPath, func(*http.Request) (any, error) { return PINState{Set: a.HasManagerPIN()}, nil })
+	post(pinPath, func(r *http.Request) (any, error) {
+		var req PINRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return struct{}{}, a.SetManagerPIN(req.PIN)
+	})
+	post(pinCheckPath, func(r *http.Request) (any, error) {
+		var req PINRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return struct{}{}, a.CheckManagerPIN(req.PIN)
+	})
+	mux.HandleFunc("GET "+watchPath, func(w http.ResponseWriter, r *http.Request) { watch(w, r, a, log) })
 	get("/v1/member", func(r *http.Request) (any, error) { return a.Member(r.Context(), r.URL.Query().Get("card")) })
 	get("/v1/status", func(*http.Request) (any, error) { return a.Status(), nil })
 	get("/v1/stats", func(r *http.Request) (any, error) { return a.Stats(r.URL.Query().Get("day")) })
@@ -243,7 +266,29 @@ var (
 	errMediaType = errors.New("a request body must be Content-Type: application/json")
 )
 
-const unlockPath = "/v1/pin/unlock"
+// The manager PIN's paths answer on the unix socket only: a web page
+// reaching the TCP address must not try PINs or choose one.
+const (
+	unlockPath   = "/v1/pin/unlock"
+	pinPath      = "/v1/pin"
+	pinCheckPath = "/v1/pin/check"
+)
+
+// socketOnly reports whether path answers on the unix socket only.
+func socketOnly(path string) bool {
+	return path == unlockPath || path == pinPath || path == pinCheckPath
+}
+
+// PINState is GET /v1/pin's answer: whether a manager PIN has been chosen.
+type PINState struct {
+	Set bool `json:"set"`
+}
+
+// PINRequest is the body of POST /v1/pin (choose the PIN of a terminal
+// that has none) and POST /v1/pin/check.
+type PINRequest struct {
+	PIN string `json:"pin"`
+}
 
 // guard refuses, on the TCP listener, requests a web page could make: with
 // an Origin header or a cross-site Sec-Fetch-Site, to a Host other than a
@@ -265,7 +310,7 @@ func guard(next http.Handler, log *slog.Logger) http.Handler {
 		site := r.Header.Get("Sec-Fetch-Site")
 		switch {
 		case r.Header.Get("Origin") != "", site != "" && site != "none" && site != "same-origin",
-			host != "localhost" && (ip == nil || !ip.IsLoopback()), r.URL.Path == unlockPath:
+			host != "localhost" && (ip == nil || !ip.IsLoopback()), socketOnly(r.URL.Path):
 			respond(w, log, nil, errForeign)
 			return
 		case r.Method == http.MethodPost:
@@ -333,13 +378,16 @@ type Server struct {
 	srv       *localhttp.Server
 	listeners []net.Listener
 	socket    string
+	stop      context.CancelFunc // ends the watch streams
 }
 
 // Listen opens the unix socket at socketPath (mode 0600, replacing a stale
 // one) and, if tcpAddr is not empty, a TCP listener that must be on a
 // loopback address.
 func Listen(socketPath, tcpAddr string, h http.Handler) (*Server, error) {
-	s := &Server{socket: socketPath, srv: &localhttp.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}}
+	stopping, stop := context.WithCancel(context.Background())
+	s := &Server{socket: socketPath, stop: stop,
+		srv: &localhttp.Server{Handler: streamsEnd(h, stopping), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}}
 	if c, err := net.DialTimeout("unix", socketPath, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("another agent is serving %s", socketPath)
@@ -401,6 +449,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			return err
 		}
 	}
+	s.stop()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := s.srv.Shutdown(shutdownCtx)

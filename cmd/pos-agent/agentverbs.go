@@ -35,7 +35,7 @@ const lockWait = 5 * time.Second
 const dialTimeout = 500 * time.Millisecond
 
 func agentVerbs(v map[string]cli.Verb) {
-	v["run"] = cli.Verb{Usage: "run [--hq URL] [--scanner PORT|sim] [--api ADDR] [--metrics ADDR] [--log-format text|json]", Short: "the terminal app, with the agent in-process", Run: runRun}
+	v["run"] = cli.Verb{Usage: "run [--hq URL] [--scanner PORT|sim] [--api ADDR] [--metrics ADDR] [--log-format text|json] | run --attach", Short: "the terminal app, with the agent in-process or attached to pos-agent serve", Run: runRun}
 	v["join"] = cli.Verb{Usage: "join --hq URL --code CODE", Short: "register this terminal with head office using a one-time code", Run: runJoin}
 	v["serve"] = cli.Verb{Usage: "serve [--hq URL] [--scanner PORT|sim] [--api ADDR] [--metrics ADDR] [--log-format text|json]", Short: "run the agent without UI; blocks", Run: runServe}
 	v["earn"] = cli.Verb{Usage: "earn --card CARD --amount 12.50 [--ref REF] [--items FILE.json]", Short: "record a purchase and earn points", Run: runEarn}

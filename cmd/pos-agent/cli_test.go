@@ -101,6 +101,8 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 		{"earn", "--card", card, "--amount", "5", "stray"},
 		{"earn", "--bogus"},
 		{"stats", "--day", "yesterday"},
+		{"run", "--attach"},
+		{"run", "--attach", "--scanner", "sim"},
 	}
 	for _, args := range cases {
 		for _, asJSON := range []bool{false, true} {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/agent/demo"
-	"github.com/offline-loyalty/terminal/cardnum"
 	"github.com/offline-loyalty/terminal/drivers/scancode"
 	"github.com/offline-loyalty/terminal/drivers/scanreader"
 	"github.com/offline-loyalty/terminal/drivers/scansim"
@@ -52,16 +51,17 @@ func (s *tillScanner) simulate() error {
 	return s.sim.Scan(card)
 }
 
-// feedBasket gives each card the scanner reads to the agent as the current
-// basket's member, for the POS; a read that did not decode is logged.
-func feedBasket(a *agent.Agent, scans <-chan scanreader.Result, log *slog.Logger) {
+// feedScans gives every read of the scanner to the agent (agent.Scanned):
+// under serve and run alike, a card read becomes the basket's member for
+// the POS, and the app, in this process or attached, shows it from the
+// agent's notice. A read that did not decode is logged.
+func feedScans(a *agent.Agent, scans <-chan scanreader.Result, log *slog.Logger) {
 	for res := range scans {
+		s := agent.Scan{Kind: res.Kind, Symbology: res.Symbology, Card: res.Card}
 		if res.Err != nil {
 			log.Warn("scan did not decode", "err", res.Err)
-			continue
+			s.Error = res.Err.Error()
 		}
-		if err := a.ScanCard(res.Card); err != nil {
-			log.Warn("scan", "card", cardnum.Mask(res.Card), "err", err)
-		}
+		a.Scanned(s)
 	}
 }

@@ -3,23 +3,41 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/cardnum"
+	"github.com/offline-loyalty/terminal/agent/localapi"
 	"github.com/offline-loyalty/terminal/drivers/portlist"
 	"github.com/offline-loyalty/terminal/drivers/scancode"
+	"github.com/offline-loyalty/terminal/internal/cli"
 	"github.com/offline-loyalty/terminal/sync/syncclient"
 	"github.com/offline-loyalty/terminal/ui"
 )
 
 // runRun is the Fyne terminal app with the agent in-process: the same agent,
-// local API and scanner as serve, and the window on top.
+// local API and scanner as serve, and the window on top. With --attach the
+// app is a client of the agent pos-agent serve runs on the data directory.
 func runRun(ctx context.Context, args []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c, sf, a, srv, log, err := startAgent(ctx, "run", args)
+	fs, c := cli.NewFlags(prog, "run")
+	sf := addServeFlags(fs)
+	attach := fs.Bool("attach", false, "show the app over the agent pos-agent serve runs on the data directory")
+	log, err := parseServe(fs, c, sf, "run", args)
+	if err != nil {
+		return err
+	}
+	if *attach {
+		for name, v := range map[string]string{"hq": *sf.hq, "scanner": *sf.scanner, "api": *sf.api, "metrics": *sf.metrics} {
+			if v != "" {
+				return fmt.Errorf("%w: run --attach: --%s belongs to the pos-agent serve the app attaches to", cli.ErrUsage, name)
+			}
+		}
+		return runAttached(ctx, c.Data, log)
+	}
+	a, srv, err := openAgent(ctx, c, sf, log)
 	if err != nil {
 		return err
 	}
@@ -31,7 +49,7 @@ func runRun(ctx context.Context, args []string) error {
 	deps := ui.Deps{
 		Agent:     a,
 		Settings:  &settingsBackend{a: a, dir: c.Data, log: log, ctx: ctx},
-		Wedge:     func(raw string) ui.Scan { return uiScan(dec.Wedge(raw, time.Now())) },
+		Wedge:     wedge(dec),
 		ExportDir: c.Data,
 		Logger:    log,
 	}
@@ -41,26 +59,7 @@ func runRun(ctx context.Context, args []string) error {
 	}
 	if sc != nil {
 		defer sc.stop()
-		scans := make(chan ui.Scan)
-		go func() {
-			defer close(scans)
-			for res := range sc.scans {
-				// The basket's member, for a POS reading the local API
-				// while the app runs, as under serve.
-				if res.Err == nil {
-					if err := a.ScanCard(res.Card); err != nil {
-						log.Warn("scan", "card", cardnum.Mask(res.Card), "err", err)
-					}
-				}
-				s := uiScan(res.Scan, res.Err)
-				select {
-				case scans <- s:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-		deps.Scans = scans
+		go feedScans(a, sc.scans, log)
 		if sc.sim != nil {
 			deps.SimulateScan = sc.simulate
 		}
@@ -76,9 +75,28 @@ func runRun(ctx context.Context, args []string) error {
 	return err
 }
 
-// uiScan turns a decoded scan into the UI's scan.
-func uiScan(s scancode.Scan, err error) ui.Scan {
-	return ui.Scan{Kind: s.Kind, Symbology: s.Symbology, Card: s.Card, Raw: s.Raw, Err: err}
+// runAttached runs the app as a client of the agent serving dir: its scans
+// arrive as the agent's notices; the settings, the scanner and the printer
+// belong to the serving process.
+func runAttached(ctx context.Context, dir string, log *slog.Logger) error {
+	sock := agent.SocketPath(dir)
+	if !serving(sock) {
+		return fmt.Errorf("run --attach: no agent is serving %s: start pos-agent serve --data %s", dir, dir)
+	}
+	r, err := localapi.Attach(ctx, sock)
+	if err != nil {
+		return fmt.Errorf("run --attach: %w", err)
+	}
+	log.Info("pos-agent app attached", "data", dir)
+	return ui.Run(ctx, ui.Deps{Agent: r, Wedge: wedge(scanDecoder(dir)), ExportDir: dir, Logger: log})
+}
+
+// wedge decodes what a keyboard-wedge scanner (or the cashier) typed.
+func wedge(dec scancode.Decoder) func(string) ui.Scan {
+	return func(raw string) ui.Scan {
+		s, err := dec.Wedge(raw, time.Now())
+		return ui.Scan{Kind: s.Kind, Symbology: s.Symbology, Card: s.Card, Err: err}
+	}
 }
 
 // settingsBackend is the settings screen's backend: the agent's saved

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -42,26 +43,42 @@ func addServeFlags(fs interface {
 func startAgent(ctx context.Context, verb string, args []string) (*cli.Common, serveFlags, *agent.Agent, *localapi.Server, *slog.Logger, error) {
 	fs, c := cli.NewFlags(prog, verb)
 	sf := addServeFlags(fs)
-	if err := cli.Parse(fs, c, args); err != nil {
+	log, err := parseServe(fs, c, sf, verb, args)
+	if err != nil {
 		return nil, sf, nil, nil, nil, err
 	}
+	a, srv, err := openAgent(ctx, c, sf, log)
+	return c, sf, a, srv, log, err
+}
+
+// parseServe parses the flags of serve or run and makes the logger.
+func parseServe(fs *flag.FlagSet, c *cli.Common, sf serveFlags, verb string, args []string) (*slog.Logger, error) {
+	if err := cli.Parse(fs, c, args); err != nil {
+		return nil, err
+	}
 	if fs.NArg() > 0 {
-		return nil, sf, nil, nil, nil, fmt.Errorf("%w: %s: unexpected argument %q", cli.ErrUsage, verb, fs.Arg(0))
+		return nil, fmt.Errorf("%w: %s: unexpected argument %q", cli.ErrUsage, verb, fs.Arg(0))
 	}
 	log, err := logging.New(os.Stderr, *sf.logFormat, slog.LevelInfo)
 	if err != nil {
-		return nil, sf, nil, nil, nil, fmt.Errorf("%w: %s: %v", cli.ErrUsage, verb, err)
+		return nil, fmt.Errorf("%w: %s: %v", cli.ErrUsage, verb, err)
 	}
+	return log, nil
+}
+
+// openAgent opens the agent on the data directory and listens for its
+// local API (and its metrics, with --metrics).
+func openAgent(ctx context.Context, c *cli.Common, sf serveFlags, log *slog.Logger) (*agent.Agent, *localapi.Server, error) {
 	agent.TuneGC()
 	a, err := agent.Open(ctx, c.Data, agent.Options{Logger: log})
 	if err != nil {
-		return nil, sf, nil, nil, nil, err
+		return nil, nil, err
 	}
 	var ml net.Listener
 	if *sf.metrics != "" {
 		if ml, err = net.Listen("tcp", *sf.metrics); err != nil {
 			a.Close()
-			return nil, sf, nil, nil, nil, fmt.Errorf("--metrics: %w", err)
+			return nil, nil, fmt.Errorf("--metrics: %w", err)
 		}
 	}
 	srv, err := localapi.Listen(agent.SocketPath(c.Data), *sf.api, localapi.Handler(a, log))
@@ -70,13 +87,13 @@ func startAgent(ctx context.Context, verb string, args []string) (*cli.Common, s
 			ml.Close()
 		}
 		a.Close()
-		return nil, sf, nil, nil, nil, err
+		return nil, nil, err
 	}
 	if ml != nil {
 		serveMetrics(ctx, ml, a, log)
 	}
 	go housekeep(ctx, a, log)
-	return c, sf, a, srv, log, nil
+	return a, srv, nil
 }
 
 // serveMetrics serves the agent's /metrics alone on ln until ctx ends.
@@ -131,7 +148,7 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	if sc != nil {
 		defer sc.stop()
-		go feedBasket(a, sc.scans, log)
+		go feedScans(a, sc.scans, log)
 	}
 	if port := a.Settings().PrinterPort; port != "" {
 		go printSlips(ctx, a, port, a.Status().Seq, log)
