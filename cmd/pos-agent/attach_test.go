@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -95,5 +96,49 @@ func TestRunAttach(t *testing.T) {
 	}
 	if s := stderr.String(); strings.Contains(s, "panic") || strings.Contains(s, "DATA RACE") {
 		t.Fatalf("the attached app:\n%s", s)
+	}
+}
+
+// TestRunInProcess: the real app (under Xvfb) with its agent in-process and
+// the simulated scanner serves the local API to the CLI while its window
+// runs, and stops cleanly on SIGTERM.
+func TestRunInProcess(t *testing.T) {
+	display := xvfbtest.Start(t)
+	data := t.TempDir()
+	const card = "4000000000000002"
+	var res map[string]any
+	mustJSON(t, posAgent(t, "enroll", "--data", data, "--card", card, "--json"), &res)
+	app := exec.Command(bin, "run", "--data", data, "--scanner", "sim")
+	app.Env = append(os.Environ(), "DISPLAY="+display, "LIBGL_ALWAYS_SOFTWARE=1", "LANGUAGE=en", "LC_ALL=")
+	var stderr lockedBuffer
+	app.Stderr = &stderr
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- app.Wait() }()
+	defer func() { _ = app.Process.Kill() }()
+	for deadline := time.Now().Add(30 * time.Second); !serving(filepath.Join(data, "agent.sock")); time.Sleep(50 * time.Millisecond) {
+		select {
+		case err := <-exited:
+			t.Fatalf("the app exited (%v):\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the app never served its local API:\n%s", stderr.String())
+		}
+	}
+	mustJSON(t, posAgent(t, "earn", "--data", data, "--card", card, "--amount", "12.50", "--ref", "P-1", "--json"), &res)
+	if n := exportCount(t, data); n != 2 {
+		t.Fatalf("the ledger holds %d events, want enroll and the earn", n)
+	}
+	_ = app.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("the app on SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the app did not stop on SIGTERM:\n%s", stderr.String())
 	}
 }

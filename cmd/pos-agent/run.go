@@ -17,8 +17,9 @@ import (
 )
 
 // runRun is the Fyne terminal app with the agent in-process: the same agent,
-// local API and scanner as serve, and the window on top. With --attach the
-// app is a client of the agent pos-agent serve runs on the data directory.
+// local API and scanner as serve, and the window on top, calling the agent
+// through its local API. With --attach the app is a client of the agent
+// pos-agent serve runs on the data directory.
 func runRun(ctx context.Context, args []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -45,9 +46,15 @@ func runRun(ctx context.Context, args []string) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx) }()
 	startLink(ctx, a, c.Data, *sf.hq, log)
+	// The app is a client of the local API like every other, here as
+	// under --attach; only its settings screen works on the agent itself.
+	r, err := localapi.Attach(ctx, agent.SocketPath(c.Data))
+	if err != nil {
+		return err
+	}
 	dec := scanDecoder(c.Data)
 	deps := ui.Deps{
-		Agent:     a,
+		Agent:     r,
 		Settings:  &settingsBackend{a: a, dir: c.Data, log: log, ctx: ctx},
 		Wedge:     wedge(dec),
 		ExportDir: c.Data,
