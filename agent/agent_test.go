@@ -762,3 +762,39 @@ func TestFollowSlips(t *testing.T) {
 		t.Fatalf("FollowSlips ended with %v", err)
 	}
 }
+
+// TestCheckoutView: a checkout reads back as the cashier confirms it
+// before a void: its sale, points and operations; an unknown ref is
+// refused as one.
+func TestCheckoutView(t *testing.T) {
+	a := open(t, t.TempDir(), nil)
+	enroll(t, a, card)
+	ctx := context.Background()
+	r, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "25.00", Ref: "V-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Donate(ctx, agent.DonateRequest{Card: card, Points: 5, Charity: a.Rules().Charities[0].ID, Ref: "V-1"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := a.Checkout(ctx, "V-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Amount != 2500 || v.Earned != r.Points || v.Burned != 5 || v.Name != "Ada" || v.Card == card || v.Voided ||
+		strings.Join(v.Operations, " ") != "donate earn" || v.Currency != a.Rules().Currency {
+		t.Fatalf("checkout view %+v", v)
+	}
+	if _, err := a.Void(ctx, agent.VoidRequest{Ref: "V-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := a.Checkout(ctx, "V-1"); err != nil || !v.Voided {
+		t.Fatalf("after the void: %+v %v", v, err)
+	}
+	if _, err := a.Checkout(ctx, "never"); !errors.Is(err, agent.ErrUnknownCheckout) {
+		t.Fatalf("unknown ref: %v", err)
+	}
+	if _, err := a.Checkout(ctx, ""); !errors.Is(err, agent.ErrInvalid) {
+		t.Fatalf("no ref: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -121,15 +122,52 @@ func (c *checkout) openDonate() {
 	}), e)
 }
 
+// openVoid asks to void the last checkout made on this screen, naming what
+// it was (kind, time, member, amount, points) before anything is done;
+// Enter on the highlighted Void button voids it.
 func (c *checkout) openVoid() {
 	if c.lastRef == "" {
 		c.t.fail(errors.New(lang.L("Nothing to void: no checkout was made on this screen yet")))
 		return
 	}
 	ref := c.lastRef
-	f := c.newForm(lang.L("Void the last checkout"), lang.L("Void"), []*widget.FormItem{
-		{Text: lang.L("Receipt"), Widget: widget.NewLabel(ref)},
-	}, func() {
+	run(c.t.br, func(ctx context.Context) (agent.CheckoutView, error) { return c.t.ag.Checkout(ctx, ref) },
+		func(v agent.CheckoutView, err error) {
+			if err != nil {
+				c.t.fail(err)
+				return
+			}
+			if v.Voided {
+				c.t.fail(errors.New(lang.L("Checkout {{.Ref}} is voided already", map[string]any{"Ref": ref})))
+				return
+			}
+			c.showVoid(v)
+		})
+}
+
+func (c *checkout) showVoid(v agent.CheckoutView) {
+	label := func(s string) fyne.CanvasObject { return widget.NewLabel(s) }
+	items := []*widget.FormItem{
+		{Text: lang.L("What"), Widget: label(checkoutKinds(v.Operations))},
+		{Text: lang.L("When"), Widget: label(v.Time.In(c.t.now().Location()).Format("2006-01-02 15:04"))},
+		{Text: lang.L("Member"), Widget: label(strings.TrimSpace(v.Name + " " + v.Card))},
+	}
+	if v.Amount != 0 {
+		items = append(items, &widget.FormItem{Text: lang.L("Amount"), Widget: label(c.money(v.Amount))})
+	}
+	var pts []string
+	if v.Earned != 0 {
+		pts = append(pts, lang.L("{{.Points}} earned", map[string]any{"Points": signed(v.Earned)}))
+	}
+	if v.Burned != 0 {
+		pts = append(pts, lang.L("{{.Points}} spent", map[string]any{"Points": v.Burned}))
+	}
+	if len(pts) > 0 {
+		items = append(items, &widget.FormItem{Text: lang.L("Points"), Widget: label(strings.Join(pts, ", "))})
+	}
+	items = append(items, &widget.FormItem{Text: lang.L("Receipt"), Widget: label(v.Ref)})
+	ref := v.Ref
+	f := c.newForm(lang.L("Void this checkout?"), lang.L("Void"), items, func() {
 		run(c.t.br, func(ctx context.Context) (agent.Result, error) { return c.t.ag.Void(ctx, agent.VoidRequest{Ref: ref}) },
 			func(r agent.Result, err error) {
 				if err != nil {
@@ -141,7 +179,22 @@ func (c *checkout) openVoid() {
 				c.lastRef = ""
 			})
 	})
-	c.show(f, nil)
+	c.show(f, f.submit)
+}
+
+// checkoutKinds names what was done on a checkout, in the cashier's words.
+func checkoutKinds(ops []string) string {
+	names := map[string]string{"earn": lang.L("Sale"), "redeem": lang.L("Reward redeemed"),
+		"burn_discount": lang.L("Points as discount"), "donate": lang.L("Donation"), "enroll": lang.L("Enrollment")}
+	var out []string
+	for _, op := range ops {
+		if n, ok := names[op]; ok {
+			out = append(out, n)
+		} else if strings.HasPrefix(op, "refund") && !slices.Contains(out, lang.L("Refund")) {
+			out = append(out, lang.L("Refund"))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func (c *checkout) openRefund() {

@@ -269,9 +269,14 @@ func (t *terminal) newButton(label string, icon fyne.Resource, tapped func()) *k
 	return b
 }
 
-// TypedKey gives the function keys and Escape to the terminal first.
+// TypedKey gives the function keys and Escape to the terminal first; Enter
+// presses the button, as Space does.
 func (b *keyButton) TypedKey(k *fyne.KeyEvent) {
 	if isHotkey(k.Name) && b.hotkey(k) {
+		return
+	}
+	if (k.Name == fyne.KeyReturn || k.Name == fyne.KeyEnter) && !b.Disabled() {
+		b.Tapped(nil)
 		return
 	}
 	b.Button.TypedKey(k)

@@ -42,6 +42,7 @@ type Agent interface {
 	Refund(ctx context.Context, r agent.RefundRequest) (agent.Result, error)
 	Enroll(ctx context.Context, r agent.EnrollRequest) (agent.Result, error)
 	Member(ctx context.Context, card string) (agent.MemberView, error)
+	Checkout(ctx context.Context, ref string) (agent.CheckoutView, error)
 	Status() agent.Status
 	Stats(day string) (agent.Stats, error)
 	Rules() *rules.Document

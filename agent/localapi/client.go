@@ -216,6 +216,11 @@ func (c *Client) Member(ctx context.Context, card string) (res agent.MemberView,
 	return res, c.call(ctx, http.MethodGet, "/v1/member?card="+url.QueryEscape(card), nil, &res)
 }
 
+// Checkout calls GET /v1/checkout.
+func (c *Client) Checkout(ctx context.Context, ref string) (res agent.CheckoutView, err error) {
+	return res, c.call(ctx, http.MethodGet, "/v1/checkout?ref="+url.QueryEscape(ref), nil, &res)
+}
+
 // Status calls GET /v1/status.
 func (c *Client) Status(ctx context.Context) (res agent.Status, err error) {
 	return res, c.call(ctx, http.MethodGet, "/v1/status", nil, &res)

@@ -236,3 +236,8 @@ func (r *Remote) Enroll(ctx context.Context, req agent.EnrollRequest) (agent.Res
 func (r *Remote) Member(ctx context.Context, card string) (agent.MemberView, error) {
 	return r.c.Member(ctx, card)
 }
+
+// Checkout returns a checkout as the agent recorded it.
+func (r *Remote) Checkout(ctx context.Context, ref string) (agent.CheckoutView, error) {
+	return r.c.Checkout(ctx, ref)
+}

@@ -40,6 +40,7 @@ type Agent interface {
 	Adjust(context.Context, agent.AdjustRequest) (agent.Result, error)
 	ReplaceCard(context.Context, agent.ReplaceCardRequest) (agent.Result, error)
 	Member(context.Context, string) (agent.MemberView, error)
+	Checkout(context.Context, string) (agent.CheckoutView, error)
 	Quote(context.Context, agent.EarnRequest) (agent.Quote, error)
 	Status() agent.Status
 	Stats(day string) (agent.Stats, error)
@@ -216,6 +217,7 @@ func Handler(a Agent, log *slog.Logger) http.Handler {
 	})
 	mux.HandleFunc("GET "+watchPath, func(w http.ResponseWriter, r *http.Request) { watch(w, r, a, log) })
 	get("/v1/member", func(r *http.Request) (any, error) { return a.Member(r.Context(), r.URL.Query().Get("card")) })
+	get("/v1/checkout", func(r *http.Request) (any, error) { return a.Checkout(r.Context(), r.URL.Query().Get("ref")) })
 	get("/v1/status", func(*http.Request) (any, error) { return a.Status(), nil })
 	get("/v1/stats", func(r *http.Request) (any, error) { return a.Stats(r.URL.Query().Get("day")) })
 	get("/v1/version", func(*http.Request) (any, error) { return buildstamp.Get(), nil })

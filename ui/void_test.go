@@ -1,0 +1,86 @@
+package ui
+
+import (
+	"strings"
+	"testing"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/widget"
+)
+
+// formLabels is the text of every label of the open form, one per line.
+func formLabels(f *fixture) string {
+	var out []string
+	var walk func(o fyne.CanvasObject)
+	walk = func(o fyne.CanvasObject) {
+		switch w := o.(type) {
+		case *widget.Label:
+			out = append(out, w.Text)
+		case *canvas.Text:
+			out = append(out, w.Text)
+		case *widget.Form:
+			for _, it := range w.Items {
+				out = append(out, it.Text)
+				walk(it.Widget)
+			}
+		case *fyne.Container:
+			for _, c := range w.Objects {
+				walk(c)
+			}
+		}
+	}
+	walk(f.term.co.form.root)
+	return strings.Join(out, "\n")
+}
+
+// TestVoidNamesTheCheckout: F6 names what it would void (kind, member,
+// amount, points) and takes the keyboard focus, so that Enter voids it —
+// not a digit left in the amount field earned as a new sale.
+func TestVoidNamesTheCheckout(t *testing.T) {
+	f := newFixture(t)
+	c := f.term.co
+	f.scan(adaCard)
+	f.earn("300")
+	ref := c.lastRef
+	balance := f.member(adaCard).Balance
+	f.term.w.Canvas().Focus(c.amount)
+	c.amount.SetText("5") // typed before the cashier pressed F6
+	f.key(c.amount, fyne.KeyF6)
+	if c.form == nil {
+		t.Fatal("F6 opened no form")
+	}
+	text := formLabels(f)
+	for _, want := range []string{"Void this checkout?", "Sale", "Ada Lovelace", "300.00 EUR", "+300 earned", ref} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the void form lacks %q:\n%s", want, text)
+		}
+	}
+	focused, ok := f.w.Canvas().Focused().(*keyButton)
+	if !ok || focused != c.form.submit {
+		t.Fatalf("the void form's focus is %T, not its Void button", f.w.Canvas().Focused())
+	}
+	f.key(focused, fyne.KeyReturn)
+	f.wantMsg("Checkout "+ref+" voided: -300 pts", widget.SuccessImportance)
+	if got := f.member(adaCard).Balance; got != balance-300 {
+		t.Fatalf("balance %d after the void, want %d (Enter earned instead?)", got, balance-300)
+	}
+
+	// A donation is named as one.
+	c.amount.SetText("")
+	f.earn("100")
+	f.key(c.amount, fyne.KeyF5)
+	pts := f.w.Canvas().Focused().(*keyEntry)
+	pts.SetText("40")
+	f.key(pts, fyne.KeyReturn)
+	f.key(c.amount, fyne.KeyF6)
+	text = formLabels(f)
+	for _, want := range []string{"Donation", "40 spent"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the void form of a donation lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "Sale") {
+		t.Errorf("a donation is named a sale:\n%s", text)
+	}
+}
