@@ -145,16 +145,8 @@ func (c *checkout) openVoid() {
 		})
 }
 
-func (c *checkout) showVoid(v agent.CheckoutView) {
-	label := func(s string) fyne.CanvasObject { return widget.NewLabel(s) }
-	items := []*widget.FormItem{
-		{Text: lang.L("What"), Widget: label(checkoutKinds(v.Operations))},
-		{Text: lang.L("When"), Widget: label(v.Time.In(c.t.now().Location()).Format("2006-01-02 15:04"))},
-		{Text: lang.L("Member"), Widget: label(strings.TrimSpace(v.Name + " " + v.Card))},
-	}
-	if v.Amount != 0 {
-		items = append(items, &widget.FormItem{Text: lang.L("Amount"), Widget: label(c.money(v.Amount))})
-	}
+// checkoutPoints says what a checkout did to points.
+func checkoutPoints(v agent.CheckoutView) string {
 	var pts []string
 	if v.Earned != 0 {
 		pts = append(pts, lang.L("{{.Points}} earned", map[string]any{"Points": signed(v.Earned)}))
@@ -162,8 +154,25 @@ func (c *checkout) showVoid(v agent.CheckoutView) {
 	if v.Burned != 0 {
 		pts = append(pts, lang.L("{{.Points}} spent", map[string]any{"Points": v.Burned}))
 	}
-	if len(pts) > 0 {
-		items = append(items, &widget.FormItem{Text: lang.L("Points"), Widget: label(strings.Join(pts, ", "))})
+	return strings.Join(pts, ", ")
+}
+
+func (c *checkout) checkoutTime(v agent.CheckoutView) string {
+	return v.Time.In(c.t.now().Location()).Format("2006-01-02 15:04")
+}
+
+func (c *checkout) showVoid(v agent.CheckoutView) {
+	label := func(s string) fyne.CanvasObject { return widget.NewLabel(s) }
+	items := []*widget.FormItem{
+		{Text: lang.L("What"), Widget: label(checkoutKinds(v.Operations))},
+		{Text: lang.L("When"), Widget: label(c.checkoutTime(v))},
+		{Text: lang.L("Member"), Widget: label(strings.TrimSpace(v.Name + " " + v.Card))},
+	}
+	if v.Amount != 0 {
+		items = append(items, &widget.FormItem{Text: lang.L("Amount"), Widget: label(c.money(v.Amount))})
+	}
+	if pts := checkoutPoints(v); pts != "" {
+		items = append(items, &widget.FormItem{Text: lang.L("Points"), Widget: label(pts)})
 	}
 	items = append(items, &widget.FormItem{Text: lang.L("Receipt"), Widget: label(v.Ref)})
 	ref := v.Ref
@@ -197,13 +206,20 @@ func checkoutKinds(ops []string) string {
 	return strings.Join(out, ", ")
 }
 
+// openRefund asks for a receipt and the amount returned; the checkout the
+// receipt names (kind, time, member, amount, points, returned so far) is
+// shown as it is typed, before anything is refunded.
 func (c *checkout) openRefund() {
 	refE := c.t.newEntry(lang.L("Receipt number"))
+	about := widget.NewLabel("")
+	about.Wrapping = fyne.TextWrapWord
+	refE.OnChanged = func(text string) { c.describeReceipt(strings.TrimSpace(text), refE, about) }
 	refE.SetText(c.lastRef)
 	amt := c.t.newEntry(lang.L("Amount returned, e.g. 5.00"))
 	ret := newRef() // one return: pressing Enter twice returns the goods once
 	c.show(c.newForm(lang.L("Refund by receipt"), lang.L("Refund"), []*widget.FormItem{
 		{Text: lang.L("Receipt"), Widget: refE},
+		{Text: "", Widget: about},
 		{Text: lang.L("Amount"), Widget: amt},
 	}, func() {
 		req := agent.RefundRequest{Ref: strings.TrimSpace(refE.Text), Amount: strings.TrimSpace(amt.Text), Return: ret}
@@ -221,6 +237,42 @@ func (c *checkout) openRefund() {
 					map[string]any{"Ref": req.Ref, "Points": signed(r.Points), "Balance": r.Balance}), r)
 			})
 	}), amt)
+}
+
+// describeReceipt shows in about the checkout ref names, once it is known,
+// unless the receipt field has changed since.
+func (c *checkout) describeReceipt(ref string, refE *keyEntry, about *widget.Label) {
+	if ref == "" {
+		about.SetText("")
+		return
+	}
+	run(c.t.br, func(ctx context.Context) (agent.CheckoutView, error) { return c.t.ag.Checkout(ctx, ref) },
+		func(v agent.CheckoutView, err error) {
+			if strings.TrimSpace(refE.Text) != ref {
+				return
+			}
+			switch {
+			case errors.Is(err, agent.ErrUnknownCheckout):
+				about.SetText(lang.L("No checkout with this receipt number on this terminal"))
+			case err != nil:
+				about.SetText(err.Error())
+			default:
+				parts := []string{checkoutKinds(v.Operations), c.checkoutTime(v), strings.TrimSpace(v.Name + " " + v.Card)}
+				if v.Amount != 0 {
+					parts = append(parts, c.money(v.Amount))
+				}
+				if pts := checkoutPoints(v); pts != "" {
+					parts = append(parts, pts)
+				}
+				if v.Refunded != 0 {
+					parts = append(parts, lang.L("{{.Amount}} returned already", map[string]any{"Amount": c.money(v.Refunded)}))
+				}
+				if v.Voided {
+					parts = append(parts, lang.L("voided"))
+				}
+				about.SetText(strings.Join(parts, " · "))
+			}
+		})
 }
 
 func (c *checkout) openEnroll() {

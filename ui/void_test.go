@@ -84,3 +84,32 @@ func TestVoidNamesTheCheckout(t *testing.T) {
 		t.Errorf("a donation is named a sale:\n%s", text)
 	}
 }
+
+// TestRefundNamesTheCheckout: the refund form names the checkout of the
+// receipt typed, and says when there is none.
+func TestRefundNamesTheCheckout(t *testing.T) {
+	f := newFixture(t)
+	c := f.term.co
+	f.scan(adaCard)
+	f.earn("200")
+	f.key(c.amount, fyne.KeyF7)
+	text := formLabels(f)
+	for _, want := range []string{"Sale", "Ada Lovelace", "200.00 EUR", "+200 earned"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the refund form lacks %q:\n%s", want, text)
+		}
+	}
+	amt := f.w.Canvas().Focused().(*keyEntry)
+	amt.SetText("50")
+	f.key(amt, fyne.KeyReturn)
+	f.key(c.amount, fyne.KeyF7)
+	if text := formLabels(f); !strings.Contains(text, "50.00 EUR returned already") {
+		t.Errorf("the refund form does not say what was returned:\n%s", text)
+	}
+	refE := c.form.root.(*fyne.Container).Objects[1].(*widget.Form).Items[0].Widget.(*keyEntry)
+	refE.SetText("no-such-receipt")
+	f.settle()
+	if text := formLabels(f); !strings.Contains(text, "No checkout with this receipt number") || strings.Contains(text, "Ada Lovelace") {
+		t.Errorf("an unknown receipt:\n%s", text)
+	}
+}
