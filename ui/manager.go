@@ -47,6 +47,9 @@ type manager struct {
 	gateTitle *widget.Label
 	pin, pin2 *keyEntry
 	pinBtn    *keyButton
+	// then, when set, is where the unlocked PIN leads instead of the
+	// figures (the settings screen).
+	then func()
 
 	board      fyne.CanvasObject
 	figures    map[string]*widget.Label // value label of each figure card
@@ -123,7 +126,24 @@ func newManager(t *terminal) *manager {
 
 // open shows the PIN gate, or the figures when already unlocked.
 func (m *manager) open() {
+	m.then = nil
+	m.gateFor()
+}
+
+// openThen shows the PIN gate and, once the PIN is right, calls then.
+func (m *manager) openThen(then func()) {
 	if m.unlocked {
+		then()
+		return
+	}
+	m.then = then
+	m.gateFor()
+}
+
+func (m *manager) gateFor() {
+	if m.unlocked {
+		m.gate.Hide()
+		m.board.Show()
 		m.refresh()
 		return
 	}
@@ -175,12 +195,17 @@ func (m *manager) submitPIN() {
 		}
 		m.unlocked = true
 		m.gate.Hide()
-		m.board.Show()
 		if choosing {
 			m.t.say(lang.L("Manager PIN set"))
 		} else {
 			m.t.say(lang.L("Manager screen unlocked"))
 		}
+		if then := m.then; then != nil {
+			m.then = nil
+			then()
+			return
+		}
+		m.board.Show()
 		m.refresh()
 	})
 }

@@ -42,12 +42,24 @@ func (s agentSettings) Save(_ context.Context, c Config) error {
 func TestSettingsHeadOfficeURL(t *testing.T) {
 	f := newFixture(t)
 	f.term.d.Settings = agentSettings{f.ag}
+	if err := f.ag.SetManagerPIN("2468"); err != nil {
+		t.Fatal(err)
+	}
+	s := f.term.set
+	// F10 asks for the manager PIN first; leaving the settings locks them.
 	open := func() {
 		f.term.hotkey(&fyne.KeyEvent{Name: fyne.KeyF1})
 		f.term.hotkey(&fyne.KeyEvent{Name: fyne.KeyF10})
 		f.settle()
+		if s.root.Visible() || !f.term.mgr.gate.Visible() {
+			t.Fatal("F10 opened the settings without the manager PIN")
+		}
+		test.Type(f.term.mgr.pin, "2468")
+		f.key(f.term.mgr.pin, fyne.KeyReturn)
+		if !s.root.Visible() || f.term.mgr.board.Visible() {
+			t.Fatalf("the manager PIN did not open the settings (%q)", f.term.msg.Text)
+		}
 	}
-	s := f.term.set
 	open()
 	if s.hq.Disabled() || s.joined.Visible() {
 		t.Fatalf("before a join the head office URL must be editable (disabled %v), with no joined note (%v)", s.hq.Disabled(), s.joined.Visible())
@@ -87,5 +99,18 @@ func TestSettingsHeadOfficeURL(t *testing.T) {
 	}
 	if got := f.ag.Settings().HQURL; got != hq {
 		t.Fatalf("a refused save changed the URL to %q", got)
+	}
+	// From the settings, F9 shows the figures (the PIN was given); F1
+	// locks both again.
+	f.term.hotkey(&fyne.KeyEvent{Name: fyne.KeyF9})
+	f.settle()
+	if !f.term.mgr.board.Visible() || f.term.mgr.gate.Visible() {
+		t.Fatal("F9 from the unlocked settings did not show the figures")
+	}
+	f.term.hotkey(&fyne.KeyEvent{Name: fyne.KeyF1})
+	f.term.hotkey(&fyne.KeyEvent{Name: fyne.KeyF10})
+	f.settle()
+	if s.root.Visible() {
+		t.Fatal("the settings stayed unlocked after the checkout screen")
 	}
 }

@@ -163,8 +163,15 @@ func (t *terminal) showSettings() {
 		t.fail(errors.New(lang.L("Settings cannot be changed on this terminal")))
 		return
 	}
-	t.show(t.set.root)
-	t.set.open()
+	// Settings are a manager's: the manager PIN opens them, and leaving
+	// them locks the manager screen again.
+	if !t.mgr.unlocked {
+		t.show(t.mgr.root)
+	}
+	t.mgr.openThen(func() {
+		t.show(t.set.root)
+		t.set.open()
+	})
 }
 
 // hotkey handles the function keys and Escape wherever the focus is; it
