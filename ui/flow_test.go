@@ -451,4 +451,21 @@ func TestHotkeysFromFocusedButton(t *testing.T) {
 	if !f.term.visible(f.term.co.root) {
 		t.Fatal("Esc on a focused button did not go back to checkout")
 	}
+	// A dropdown with the focus (the donate form's charity) lets F1 through.
+	f.scan(adaCard)
+	f.key(f.term.co.amount, fyne.KeyF5)
+	var sel *keySelect
+	for _, it := range f.term.co.form.root.(*fyne.Container).Objects[1].(*widget.Form).Items {
+		if s, ok := it.Widget.(*keySelect); ok {
+			sel = s
+		}
+	}
+	if sel == nil {
+		t.Fatal("the donate form has no charity dropdown")
+	}
+	f.w.Canvas().Focus(sel)
+	f.key(sel, fyne.KeyF9)
+	if !f.term.visible(f.term.mgr.root) {
+		t.Fatal("F9 on a focused dropdown did not open the manager screen")
+	}
 }

@@ -95,7 +95,7 @@ func (c *checkout) openDonate() {
 	for i, ch := range charities {
 		names[i] = ch.Name
 	}
-	sel := widget.NewSelect(names, nil)
+	sel := c.t.newSelect(names)
 	sel.SetSelectedIndex(0)
 	e := c.t.newEntry(lang.L("Points"))
 	ref := newRef()

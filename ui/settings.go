@@ -23,8 +23,8 @@ type settingsScreen struct {
 	t                *terminal
 	root             fyne.CanvasObject
 	hq, code         *keyEntry
-	scanner, printer *widget.Select
-	language         *widget.Select
+	scanner, printer *keySelect
+	language         *keySelect
 	currency, joined *widget.Label
 	join, save       *keyButton
 }
@@ -32,8 +32,8 @@ type settingsScreen struct {
 func newSettingsScreen(t *terminal) *settingsScreen {
 	s := &settingsScreen{t: t}
 	s.hq, s.code = t.newEntry("wss://hq.example.com/v1/sync"), t.newEntry(lang.L("One-time join code"))
-	s.scanner, s.printer = widget.NewSelect(nil, nil), widget.NewSelect(nil, nil)
-	s.language = widget.NewSelect(i18n.Languages, nil)
+	s.scanner, s.printer = t.newSelect(nil), t.newSelect(nil)
+	s.language = t.newSelect(i18n.Languages)
 	s.currency = widget.NewLabel("")
 	s.joined = widget.NewLabel(lang.L("This terminal has joined head office: its address changes only with a new join."))
 	s.joined.Wrapping = fyne.TextWrapWord

@@ -289,6 +289,28 @@ func (b *keyButton) TypedKey(k *fyne.KeyEvent) {
 	b.Button.TypedKey(k)
 }
 
+// keySelect is a dropdown that lets the function keys and Escape reach the
+// terminal's hotkeys while it has the focus, like keyEntry.
+type keySelect struct {
+	widget.Select
+	hotkey func(*fyne.KeyEvent) bool
+}
+
+func (t *terminal) newSelect(options []string) *keySelect {
+	s := &keySelect{hotkey: t.hotkey}
+	s.Options = options
+	s.ExtendBaseWidget(s)
+	return s
+}
+
+// TypedKey gives the function keys and Escape to the terminal first.
+func (s *keySelect) TypedKey(k *fyne.KeyEvent) {
+	if isHotkey(k.Name) && s.hotkey(k) {
+		return
+	}
+	s.Select.TypedKey(k)
+}
+
 // keyEntry is an entry that lets the function keys and Escape reach the
 // terminal's hotkeys even while it has the focus.
 type keyEntry struct {
