@@ -226,6 +226,16 @@ func TestRedeemOverBalanceShowsError(t *testing.T) {
 		t.Fatalf("a refused redeem changed the balance: agent %d, screen %q", got, c.balance.Text)
 	}
 	p.grid.Select(0)
+	if f.term.msg.Text != "" {
+		t.Fatalf("the refusal stays after another reward is chosen: %q", f.term.msg.Text)
+	}
+	// Reopened, the first reward the member can take is chosen: Enter
+	// alone redeems it.
+	f.key(p.grid, fyne.KeyEscape)
+	f.key(c.amount, fyne.KeyF3)
+	if p.chosen == nil || p.chosen.ID != "coffee" {
+		t.Fatalf("the rewards open with %+v chosen, want the coffee", p.chosen)
+	}
 	f.key(p.grid, fyne.KeyReturn)
 	f.wantMsg("Redeemed Free coffee for 150 pts. New balance 50 pts", widget.SuccessImportance)
 	if got := f.member(adaCard).Balance; got != 50 || c.balance.Text != "50 pts" || c.work.Objects[0] != c.sale {

@@ -94,6 +94,7 @@ func newRewardsPanel(c *checkout) *rewardsPanel {
 		p.ref = newRef()
 		p.ask.SetText(lang.L("Redeem {{.Name}} for {{.Points}} pts?", map[string]any{"Name": r.Name, "Points": r.Points}))
 		p.confirm.Enable()
+		p.c.t.clearFailure()
 	}
 	p.grid.ExtendBaseWidget(p.grid)
 	p.ask = widget.NewLabel("")
@@ -139,6 +140,11 @@ func (c *checkout) openRewards() {
 	p.confirm.Disable()
 	p.fill()
 	c.open(p.root, p.grid)
+	// The first reward the member can take is chosen already: Enter
+	// redeems it, the arrows choose another.
+	if len(p.list) > 0 && p.list[0].affordable && !p.list[0].locked {
+		p.grid.Select(0)
+	}
 }
 
 // redeem burns the chosen reward.

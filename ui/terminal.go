@@ -210,6 +210,15 @@ func (t *terminal) say(text string) {
 	t.msg.SetText(text)
 }
 
+// clearFailure takes a refusal off the message line once the cashier has
+// acted on it; a success message stays.
+func (t *terminal) clearFailure() {
+	if t.msg.Importance == widget.DangerImportance {
+		t.msg.Importance = widget.MediumImportance
+		t.msg.SetText("")
+	}
+}
+
 // fail shows a refusal or fault as one line; it never shows a card number.
 func (t *terminal) fail(err error) {
 	t.msg.Importance = widget.DangerImportance
