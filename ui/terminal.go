@@ -69,10 +69,32 @@ func (t *terminal) content() fyne.CanvasObject {
 	}
 	bottom := container.NewVBox(widget.NewSeparator(), t.msg, t.status.root)
 	root := container.NewBorder(container.NewBorder(nil, nil, nil, nav, t.co.scanBar), bottom, nil, nil, t.screens)
-	if dc, ok := t.w.Canvas().(interface{ SetOnTypedKey(func(*fyne.KeyEvent)) }); ok {
-		dc.SetOnTypedKey(func(k *fyne.KeyEvent) { t.hotkey(k) })
-	}
+	t.w.Canvas().SetOnTypedKey(func(k *fyne.KeyEvent) { t.hotkey(k) })
+	t.w.Canvas().SetOnTypedRune(t.strayRune)
 	return root
+}
+
+// strayRune takes what is typed while no field has the focus (after a
+// click on the screen's background or a button): on the checkout screen it
+// goes to the field the sale is at — the amount with a member on screen,
+// else the scan prompt — instead of nowhere.
+func (t *terminal) strayRune(r rune) {
+	if !t.visible(t.co.root) || t.co.form != nil {
+		return
+	}
+	e := t.co.scan
+	if t.co.member != nil {
+		e = t.co.amount
+	}
+	t.w.Canvas().Focus(e)
+	e.TypedRune(r)
+}
+
+// TypedRune gives what is typed on a focused button to the sale's field.
+func (b *keyButton) TypedRune(r rune) {
+	if b.stray != nil {
+		b.stray(r)
+	}
 }
 
 // start refreshes the status once and follows the agent's notices (the
@@ -276,10 +298,11 @@ func firstLine(s string) string {
 type keyButton struct {
 	widget.Button
 	hotkey func(*fyne.KeyEvent) bool
+	stray  func(rune)
 }
 
 func (t *terminal) newButton(label string, icon fyne.Resource, tapped func()) *keyButton {
-	b := &keyButton{hotkey: t.hotkey}
+	b := &keyButton{hotkey: t.hotkey, stray: t.strayRune}
 	b.Text, b.Icon, b.OnTapped = label, icon, tapped
 	b.ExtendBaseWidget(b)
 	return b

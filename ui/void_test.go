@@ -6,6 +6,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 )
 
@@ -111,5 +112,28 @@ func TestRefundNamesTheCheckout(t *testing.T) {
 	f.settle()
 	if text := formLabels(f); !strings.Contains(text, "No checkout with this receipt number") || strings.Contains(text, "Ada Lovelace") {
 		t.Errorf("an unknown receipt:\n%s", text)
+	}
+}
+
+// TestTypingWithoutFocus: digits typed while a button or nothing has the
+// focus go to the sale's field (the amount with a member on screen, else
+// the scan prompt) instead of nowhere.
+func TestTypingWithoutFocus(t *testing.T) {
+	f := newFixture(t)
+	c := f.term.co
+	f.w.Canvas().Unfocus()
+	test.TypeOnCanvas(f.w.Canvas(), adaCard)
+	if c.scan.Text != adaCard {
+		t.Fatalf("typed with no focus: the scan prompt holds %q", c.scan.Text)
+	}
+	f.key(c.scan, fyne.KeyReturn)
+	if c.member == nil {
+		t.Fatal("the typed card did not scan")
+	}
+	btn := c.actions[fyne.KeyF2]
+	f.w.Canvas().Focus(btn)
+	test.TypeOnCanvas(f.w.Canvas(), "12")
+	if c.amount.Text != "12" || f.w.Canvas().Focused() != c.amount {
+		t.Fatalf("typed on a focused button: the amount holds %q", c.amount.Text)
 	}
 }
