@@ -699,9 +699,14 @@ func TestMemberTierLadder(t *testing.T) {
 		{"899.99", ladder{"silver", "Silver", "gold", "Gold", 1, 999, "bronze silver"}},
 		{"4000.00", ladder{"platinum", "Platinum", "", "", 0, 0, "bronze silver gold platinum"}},
 	}
+	raised := []string{"", "Silver", "", "Platinum"} // what each earn announces
 	for i, s := range steps {
-		if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: s.amount, Ref: fmt.Sprintf("L-%d", i)}); err != nil {
+		r, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: s.amount, Ref: fmt.Sprintf("L-%d", i)})
+		if err != nil {
 			t.Fatal(err)
+		}
+		if r.NewTierName != raised[i] || (r.NewTier == "") != (raised[i] == "") {
+			t.Errorf("after %s the earn announces tier %q (%q), want %q", s.amount, r.NewTierName, r.NewTier, raised[i])
 		}
 		m, err := a.Member(ctx, card)
 		if err != nil {

@@ -34,6 +34,10 @@ type EarnResult struct {
 	Lines   []ledger.Line `json:"lines"`
 	Balance int64         `json:"balance"`
 	Seq     uint64        `json:"seq"`
+	// NewTier is the tier the sale raised the member to (its id and display
+	// name), "" when it did not.
+	NewTier     string `json:"new_tier,omitempty"`
+	NewTierName string `json:"new_tier_name,omitempty"`
 }
 
 // RedeemRequest burns points: either a catalog reward or points as discount.

@@ -293,10 +293,12 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (_ EarnResult, err erro
 		if err := o.spendBudgets(&res); err != nil {
 			return nil, err
 		}
-		if err := o.upgradeTier(m, r.Card, r.Ref); err != nil {
+		up, err := o.upgradeTier(m, r.Card, r.Ref)
+		if err != nil {
 			return nil, err
 		}
-		return EarnResult{Ref: r.Ref, Member: m.ID, Points: e.Points, Lines: e.Lines, Balance: m.Balance, Seq: e.Seq}, nil
+		return EarnResult{Ref: r.Ref, Member: m.ID, Points: e.Points, Lines: e.Lines, Balance: m.Balance, Seq: e.Seq,
+			NewTier: up.ID, NewTierName: up.Name}, nil
 	}))
 }
 
@@ -344,24 +346,24 @@ func toLedgerLines(ls []rules.Line) []ledger.Line {
 // upgradeTier moves the member up when the checkout's spend qualifies them
 // for a higher tier, with a tier_change event in the same transaction.
 // Tiers never go down at the till: that is head office's review.
-func (o *op) upgradeTier(m *memberRecord, card, ref string) error {
+func (o *op) upgradeTier(m *memberRecord, card, ref string) (up rules.Tier, err error) {
 	t, ok := o.doc.Upgrade(m.Tier, m.Spend12m)
 	if !ok {
-		return nil
+		return rules.Tier{}, nil
 	}
 	e := ledger.Event{Type: ledger.TierChange, Member: m.ID, Card: card, Ref: ref, Tier: t.ID,
 		Reason: fmt.Sprintf("12-month spend %s %s", money.Format(m.Spend12m, o.doc.Currency), o.doc.Currency)}
 	if err := o.appendEvent(&e); err != nil {
-		return err
+		return rules.Tier{}, err
 	}
 	if err := o.addMetaInt("tier/"+m.Tier, -1); err != nil {
-		return err
+		return rules.Tier{}, err
 	}
 	if err := o.addMetaInt("tier/"+t.ID, 1); err != nil {
-		return err
+		return rules.Tier{}, err
 	}
 	m.Tier, m.TierSince = t.ID, o.now
-	return o.applyToMember(m, &e)
+	return t, o.applyToMember(m, &e)
 }
 
 // maxPoints bounds any number of points a request may name, far above any

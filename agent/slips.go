@@ -19,6 +19,19 @@ type Slip struct {
 	Earned  int64         // points the checkout earned
 	Balance int64         // the member's balance right after the earn
 	Lines   []ledger.Line // how the points were made up
+	// NewTier is the display name of the tier the earn raised the member
+	// to ("" when it did not), for the slip to announce.
+	NewTier string
+	// What the member should know as the slip is printed: points expiring
+	// in the next 30 days and the first day they go, the next tier with
+	// the spend still needed for it (minor units of Currency) and the way
+	// there in thousandths (NextTier is "" at the top).
+	Expiring     int64
+	ExpiresOn    time.Time
+	NextTier     string
+	SpendToNext  int64
+	TierProgress int64
+	Currency     string
 }
 
 // slipBatch is how many events FollowSlips reads at a time.
@@ -82,13 +95,19 @@ func (a *Agent) slip(e ledger.Event) (Slip, error) {
 		if s.Store == "" {
 			s.Store = tx.Meta("store")
 		}
+		var v MemberView
+		a.memberFacts(&v, m)
+		s.Expiring, s.NextTier, s.SpendToNext, s.TierProgress, s.Currency = v.Expiring, v.NextTierName, v.SpendToNext, v.TierProgress, a.Rules().Currency
+		if v.ExpiresOn != nil {
+			s.ExpiresOn = *v.ExpiresOn
+		}
 		var co checkoutRecord
 		if _, err := tx.Get(store.Checkouts, e.Ref, &co); err != nil {
 			return err
 		}
 		var r EarnResult
 		if raw, ok := co.Results["earn"]; ok && json.Unmarshal(raw, &r) == nil && r.Seq == e.Seq {
-			s.Balance = r.Balance
+			s.Balance, s.NewTier = r.Balance, r.NewTierName
 		}
 		return nil
 	})

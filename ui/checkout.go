@@ -375,8 +375,12 @@ func (c *checkout) earn() {
 				m.Balance = r.Balance
 				c.setMember(m)
 			}
-			c.t.say(lang.L("Earned {{.Points}} pts. New balance {{.Balance}} pts. Receipt {{.Ref}}",
-				map[string]any{"Points": r.Points, "Balance": r.Balance, "Ref": r.Ref}))
+			msg := lang.L("Earned {{.Points}} pts. New balance {{.Balance}} pts. Receipt {{.Ref}}",
+				map[string]any{"Points": r.Points, "Balance": r.Balance, "Ref": r.Ref})
+			if r.NewTierName != "" {
+				msg += " " + lang.L("Now {{.Tier}} tier!", map[string]any{"Tier": r.NewTierName})
+			}
+			c.t.say(msg)
 			c.refreshMember()
 		})
 }

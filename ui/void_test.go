@@ -137,3 +137,20 @@ func TestTypingWithoutFocus(t *testing.T) {
 		t.Fatalf("typed on a focused button: the amount holds %q", c.amount.Text)
 	}
 }
+
+// TestTierUpgradeAnnounced: a sale that raises the member's tier says so
+// and the tier on screen changes with it.
+func TestTierUpgradeAnnounced(t *testing.T) {
+	f := newFixture(t)
+	c := f.term.co
+	f.scan(adaCard)
+	f.earn("100")
+	if strings.Contains(f.term.msg.Text, "tier!") {
+		t.Fatalf("no tier change announced one: %q", f.term.msg.Text)
+	}
+	f.earn("450") // 550.00 of spend: silver starts at 500.00
+	f.wantMsg("Now Silver tier!", widget.SuccessImportance)
+	if c.tier.text.Text != "Silver" {
+		t.Fatalf("the tier on screen is %q, want Silver", c.tier.text.Text)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/drivers/escpos"
 	"github.com/offline-loyalty/terminal/drivers/serialport"
+	"github.com/offline-loyalty/terminal/money"
 )
 
 // printSlips prints the loyalty slip of every earn committed after sequence
@@ -15,7 +16,12 @@ import (
 // its slip is printed.
 func printSlips(ctx context.Context, a *agent.Agent, port string, last uint64, log *slog.Logger) {
 	_ = a.FollowSlips(ctx, last, func(s agent.Slip) {
-		slip := escpos.Slip{Store: s.Store, Time: s.Time, Member: s.Member, Card: s.Card, Earned: s.Earned, Balance: s.Balance}
+		slip := escpos.Slip{Store: s.Store, Time: s.Time, Member: s.Member, Card: s.Card, Earned: s.Earned, Balance: s.Balance,
+			NewTier: s.NewTier, Expiring: s.Expiring, ExpiresOn: s.ExpiresOn, NextTier: s.NextTier,
+			TierProgressPc: int(s.TierProgress / 10)}
+		if s.NextTier != "" {
+			slip.ToNext = money.Format(s.SpendToNext, s.Currency) + " " + s.Currency
+		}
 		for _, l := range s.Lines {
 			slip.Lines = append(slip.Lines, escpos.Line{Text: l.Label, Points: l.Points})
 		}

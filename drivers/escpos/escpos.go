@@ -52,6 +52,7 @@ type Slip struct {
 	NextTier       string    // "" when the member is at the top tier
 	ToNext         string    // what is still to spend for NextTier, formatted ("12.50 EUR")
 	TierProgressPc int       // 0 to 100, shown as a bar
+	NewTier        string    // the tier this checkout raised the member to; "" prints nothing
 }
 
 // Render turns s into the bytes to send to the printer.
@@ -81,6 +82,9 @@ func Render(s Slip) []byte {
 	b = append(b, cmdBoldOn...)
 	row("Points earned", s.Earned)
 	row("New balance", s.Balance)
+	if s.NewTier != "" {
+		text("Welcome to " + s.NewTier + " tier!")
+	}
 	b = append(b, cmdBoldOff...)
 	if s.Expiring > 0 {
 		text(fmt.Sprintf("%d pts expire %s", s.Expiring, s.ExpiresOn.Format("2006-01-02")))

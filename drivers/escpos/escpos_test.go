@@ -57,6 +57,12 @@ func TestRender(t *testing.T) {
 	if !strings.Contains(string(top), "Member: Bob?@?") {
 		t.Errorf("control and non-ASCII characters must be replaced: %q", top)
 	}
+	if strings.Contains(string(top), "Welcome to") {
+		t.Error("no tier change: no welcome line")
+	}
+	if up := string(Render(Slip{Card: "X1", NewTier: "Gold"})); !strings.Contains(up, "Welcome to Gold tier!") {
+		t.Errorf("a tier change is not announced:\n%s", up)
+	}
 }
 
 // printableOnly drops the ESC/POS commands from a line, to measure its text.
