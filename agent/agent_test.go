@@ -803,3 +803,28 @@ func TestCheckoutView(t *testing.T) {
 		t.Fatalf("no ref: %v", err)
 	}
 }
+
+// TestMaxAmount: a sale above the rules' largest (a few digits too many,
+// 99999999999 in the issue) is refused with the figures, writes nothing,
+// and is not quoted; one at the cap is taken.
+func TestMaxAmount(t *testing.T) {
+	a := open(t, t.TempDir(), nil)
+	enroll(t, a, card)
+	ctx := context.Background()
+	before := a.Status().Seq
+	for _, amount := range []string{"99999999999", "10000.01"} {
+		_, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: amount})
+		if !errors.Is(err, agent.ErrInvalid) || !strings.Contains(err.Error(), "over the largest sale the rules allow (10000.00 EUR)") {
+			t.Fatalf("earn %s: %v", amount, err)
+		}
+		if _, err := a.Quote(ctx, agent.EarnRequest{Card: card, Amount: amount}); !errors.Is(err, agent.ErrInvalid) {
+			t.Fatalf("quote %s: %v", amount, err)
+		}
+	}
+	if a.Status().Seq != before {
+		t.Fatal("a refused sale wrote an event")
+	}
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "10000.00"}); err != nil {
+		t.Fatalf("a sale at the cap: %v", err)
+	}
+}

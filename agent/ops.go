@@ -248,6 +248,11 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (_ EarnResult, err erro
 	}
 	a.resolveCard(ctx, r.Card)
 	return decodeResult[EarnResult](a.do(ctx, r.Ref, "earn", func(o *op, co *checkoutRecord) (any, error) {
+		// Checked here, after a retry's stored answer: a sale taken under
+		// earlier rules still answers as it did.
+		if err := o.doc.CheckAmount(amount); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
 		m, err := usableMember(o.tx, r.Card)
 		if err != nil {
 			return nil, err
@@ -310,6 +315,9 @@ func (a *Agent) Quote(ctx context.Context, r EarnRequest) (Quote, error) {
 	amount, err := money.Parse(r.Amount, doc.Currency)
 	if err != nil {
 		return Quote{}, fmt.Errorf("%w: amount %q: %v", ErrInvalid, r.Amount, err)
+	}
+	if err := doc.CheckAmount(amount); err != nil {
+		return Quote{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if err := checkCard(r.Card); err != nil {
 		return Quote{}, err

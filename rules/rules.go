@@ -49,6 +49,18 @@ type EarnRules struct {
 	PointsPerUnit int64 `json:"points_per_unit"`
 	// ExcludedCategories never earn (gift cards, tobacco, ...).
 	ExcludedCategories []string `json:"excluded_categories"`
+	// MaxAmount is the largest sale a till takes, minor units; 0 sets no
+	// cap. A typo of a few digits too many is refused, not earned.
+	MaxAmount int64 `json:"max_amount,omitempty"`
+}
+
+// CheckAmount refuses a sale above the rules' largest (Earn.MaxAmount).
+func (d *Document) CheckAmount(amount int64) error {
+	if d.Earn.MaxAmount > 0 && amount > d.Earn.MaxAmount {
+		return fmt.Errorf("amount %s %s is over the largest sale the rules allow (%s %s): check the amount",
+			money.Format(amount, d.Currency), d.Currency, money.Format(d.Earn.MaxAmount, d.Currency), d.Currency)
+	}
+	return nil
 }
 
 // Reward is an entry of the reward catalog.
@@ -236,6 +248,9 @@ func (d *Document) Validate() error {
 	}
 	if d.Earn.PointsPerUnit < 0 || d.Earn.PointsPerUnit > maxPointsPerUnit {
 		p.addf("earn.points_per_unit: between 0 and %d", maxPointsPerUnit)
+	}
+	if d.Earn.MaxAmount < 0 || d.Earn.MaxAmount > money.MaxAmount {
+		p.addf("earn.max_amount: between 0 (no cap) and %d minor units", money.MaxAmount)
 	}
 	if d.Discount.Points < 0 || d.Discount.Value < 0 || d.Discount.MinPoints < 0 {
 		p.addf("discount: must not be negative")

@@ -91,6 +91,8 @@ func TestTierProblems(t *testing.T) {
 		"duplicate tiers": func(m map[string]any) { m["tiers"].([]any)[1].(map[string]any)["id"] = "bronze" },
 		"discount value":  func(m map[string]any) { m["discount"].(map[string]any)["value"] = 1e17 },
 		"discount points": func(m map[string]any) { m["discount"].(map[string]any)["points"] = 1e15 },
+		"max amount":      func(m map[string]any) { m["earn"].(map[string]any)["max_amount"] = -1 },
+		"max amount huge": func(m map[string]any) { m["earn"].(map[string]any)["max_amount"] = 1e18 },
 	} {
 		m := base()
 		change(m)
