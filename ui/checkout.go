@@ -341,6 +341,14 @@ func (c *checkout) refreshBasket() {
 // earn records the sale: the typed amount, or the POS's basket when nothing
 // is typed.
 func (c *checkout) earn() {
+	// A keyboard-wedge scan of the next card, made while the focus was in
+	// the amount, is a scan, not a sale of that many units.
+	if c.amount.burst() {
+		raw := c.amount.Text
+		c.amount.SetText("")
+		c.scanned(c.decode(raw))
+		return
+	}
 	if !c.requireMember() {
 		return
 	}

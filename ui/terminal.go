@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -348,13 +349,53 @@ func (s *keySelect) TypedKey(k *fyne.KeyEvent) {
 type keyEntry struct {
 	widget.Entry
 	hotkey func(*fyne.KeyEvent) bool
+	// stamps are when each character of the text was typed, while the text
+	// is only what was typed since it was last set (for telling a
+	// keyboard-wedge scanner's burst from a cashier's typing).
+	stamps []time.Time
+	clock  func() time.Time
 }
 
+// wedgeGap is the longest pause between two characters of a
+// keyboard-wedge scanner's burst (they come a few milliseconds apart; a
+// cashier types ten times slower), and wedgeMin the fewest characters of a
+// burst taken for a scan (a card number; an amount is shorter).
+const (
+	wedgeGap = 30 * time.Millisecond
+	wedgeMin = 8
+)
+
 func (t *terminal) newEntry(placeholder string) *keyEntry {
-	e := &keyEntry{hotkey: t.hotkey}
+	e := &keyEntry{hotkey: t.hotkey, clock: time.Now}
 	e.ExtendBaseWidget(e)
 	e.SetPlaceHolder(placeholder)
 	return e
+}
+
+// TypedRune notes when each character came, then types it.
+func (e *keyEntry) TypedRune(r rune) {
+	e.stamps = append(e.stamps, e.clock())
+	e.Entry.TypedRune(r)
+}
+
+// SetText replaces the text; what was typed before no longer counts.
+func (e *keyEntry) SetText(s string) {
+	e.stamps = nil
+	e.Entry.SetText(s)
+}
+
+// burst reports whether the whole text came as a keyboard-wedge scanner
+// types: at least wedgeMin characters, each within wedgeGap of the last.
+func (e *keyEntry) burst() bool {
+	if len(e.stamps) < wedgeMin || len(e.stamps) != utf8.RuneCountInString(e.Text) {
+		return false
+	}
+	for i := 1; i < len(e.stamps); i++ {
+		if e.stamps[i].Sub(e.stamps[i-1]) > wedgeGap {
+			return false
+		}
+	}
+	return true
 }
 
 // TypedKey gives the function keys and Escape to the terminal first.

@@ -1,13 +1,17 @@
 package ui
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
+
+	"github.com/offline-loyalty/terminal/agent"
 )
 
 // formLabels is the text of every label of the open form, one per line.
@@ -152,5 +156,40 @@ func TestTierUpgradeAnnounced(t *testing.T) {
 	f.wantMsg("Now Silver tier!", widget.SuccessImportance)
 	if c.tier.text.Text != "Silver" {
 		t.Fatalf("the tier on screen is %q, want Silver", c.tier.text.Text)
+	}
+}
+
+// TestWedgeBurstInAmount: a keyboard-wedge scanner's burst of the next
+// member's card, typed while the focus was in the amount, looks the member
+// up instead of earning a sale of that many units; the same digits typed at
+// a cashier's pace stay an amount.
+func TestWedgeBurstInAmount(t *testing.T) {
+	f := newFixture(t)
+	c := f.term.co
+	if _, err := f.ag.Enroll(context.Background(), agent.EnrollRequest{Card: newCard, Name: "Grace Hopper"}); err != nil {
+		t.Fatal(err)
+	}
+	f.scan(adaCard)
+	at := clock
+	c.amount.clock = func() time.Time { at = at.Add(4 * time.Millisecond); return at }
+	test.Type(c.amount, newCard)
+	f.key(c.amount, fyne.KeyReturn)
+	if c.name.Text != "Grace Hopper" {
+		t.Fatalf("after a burst of %s in the amount the screen shows %q, want Grace Hopper", newCard, c.name.Text)
+	}
+	if c.amount.Text != "" {
+		t.Fatalf("the burst was left in the amount: %q", c.amount.Text)
+	}
+	if b := f.member(adaCard).Balance; b != 0 {
+		t.Fatalf("Ada earned %d pts from a card number", b)
+	}
+
+	// Typed by hand: 300 ms a key.
+	c.amount.clock = func() time.Time { at = at.Add(300 * time.Millisecond); return at }
+	test.Type(c.amount, "10000001")
+	f.key(c.amount, fyne.KeyReturn)
+	f.wantMsg("over the largest sale", widget.DangerImportance)
+	if c.name.Text != "Grace Hopper" || f.member(newCard).Balance != 0 {
+		t.Fatalf("typed digits: screen %q, balance %d", c.name.Text, f.member(newCard).Balance)
 	}
 }
