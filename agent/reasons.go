@@ -18,6 +18,7 @@ var reasons = []struct {
 	{ErrBadPIN, "bad_pin"},
 	{ErrPINWait, "pin_wait"},
 	{ErrPINLocked, "pin_locked"},
+	{ErrBadToken, "bad_token"},
 	{ErrInsufficientPoints, "insufficient_points"},
 	{ErrOfflineLimit, "offline_limit"},
 	{ErrCardExists, "card_exists"},

@@ -61,14 +61,30 @@ func TestErrorsKeepTheirKind(t *testing.T) {
 	}
 }
 
-func TestBodiesAreChecked(t *testing.T) {
-	_, _, srv := serve(t, "127.0.0.1:0")
-	var tcp string
+// tcpAddr is the server's TCP address.
+func tcpAddr(srv *localapi.Server) string {
 	for _, a := range srv.Addrs() {
 		if a.Network() == "tcp" {
-			tcp = a.String()
+			return a.String()
 		}
 	}
+	return ""
+}
+
+// token makes an API token of role.
+func token(t *testing.T, a *agent.Agent, role string) string {
+	t.Helper()
+	tok, err := a.AddToken("test-"+role, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestBodiesAreChecked(t *testing.T) {
+	a, _, srv := serve(t, "127.0.0.1:0")
+	tcp := tcpAddr(srv)
+	tok := token(t, a, agent.RolePOS)
 	for name, body := range map[string]string{
 		"unknown field": `{"card":"1","amount":"5","points":1000}`,
 		"not json":      `card=1`,
@@ -78,7 +94,10 @@ func TestBodiesAreChecked(t *testing.T) {
 		"invalid UTF-8": "{\"card\":\"1\",\"amount\":\"5\",\"ref\":\"r\xff\"}",
 		"oversized":     `{"card":"` + strings.Repeat("1", 2<<20) + `"}`,
 	} {
-		resp, err := http.Post("http://"+tcp+"/v1/earn", "application/json", bytes.NewBufferString(body))
+		req, _ := http.NewRequest("POST", "http://"+tcp+"/v1/earn", bytes.NewBufferString(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,12 +137,8 @@ func TestTCPOnlyOnLoopback(t *testing.T) {
 // JSON. The same request as a POS integration sends it is served.
 func TestWebPagesRefused(t *testing.T) {
 	a, _, srv := serve(t, "127.0.0.1:0")
-	var tcp string
-	for _, ad := range srv.Addrs() {
-		if ad.Network() == "tcp" {
-			tcp = ad.String()
-		}
-	}
+	tcp := tcpAddr(srv)
+	tok := token(t, a, agent.RoleManager)
 	if _, err := a.Enroll(context.Background(), agent.EnrollRequest{Card: "4000000000000002"}); err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +148,7 @@ func TestWebPagesRefused(t *testing.T) {
 		if ctype != "" {
 			req.Header.Set("Content-Type", ctype)
 		}
+		req.Header.Set("Authorization", "Bearer "+tok)
 		for k, v := range hdr {
 			if k == "Host" {
 				req.Host = v
@@ -176,9 +192,10 @@ func TestWebPagesRefused(t *testing.T) {
 	if got := do("POST", "/v1/adjust", "application/json; charset=utf-8", nil); got == http.StatusForbidden || got == http.StatusUnsupportedMediaType {
 		t.Errorf("a POS's JSON request: status %d", got)
 	}
-	// The manager PIN answers on the unix socket only.
-	body = `{"pin":"2468"}`
-	for _, path := range []string{"/v1/pin", "/v1/pin/check", "/v1/pin/unlock"} {
+	// The manager PIN and the tokens answer on the unix socket only, even
+	// to a manager's token.
+	body = `{"pin":"2468","name":"x","role":"manager"}`
+	for _, path := range []string{"/v1/pin", "/v1/pin/check", "/v1/pin/unlock", "/v1/tokens", "/v1/tokens/revoke"} {
 		if got := do("POST", path, "application/json", nil); got != http.StatusForbidden {
 			t.Errorf("POST %s over TCP: status %d", path, got)
 		}

@@ -196,6 +196,23 @@ func (c *Client) UnlockManagerPIN(ctx context.Context) error {
 	return c.call(ctx, http.MethodPost, "/v1/pin/unlock", struct{}{}, &out)
 }
 
+// AddToken calls POST /v1/tokens (the unix socket only): a new API token
+// for the TCP listener.
+func (c *Client) AddToken(ctx context.Context, name, role string) (res TokenAdded, err error) {
+	return res, c.call(ctx, http.MethodPost, tokensPath, TokenRequest{Name: name, Role: role}, &res)
+}
+
+// Tokens calls GET /v1/tokens (the unix socket only).
+func (c *Client) Tokens(ctx context.Context) (res []agent.Token, err error) {
+	return res, c.call(ctx, http.MethodGet, tokensPath, nil, &res)
+}
+
+// RevokeToken calls POST /v1/tokens/revoke (the unix socket only).
+func (c *Client) RevokeToken(ctx context.Context, name string) error {
+	var out struct{}
+	return c.call(ctx, http.MethodPost, revokePath, TokenRequest{Name: name}, &out)
+}
+
 // Expire calls POST /v1/expire.
 func (c *Client) Expire(ctx context.Context) (res agent.Housekeeping, err error) {
 	return res, c.call(ctx, http.MethodPost, "/v1/expire", nil, &res)

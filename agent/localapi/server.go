@@ -56,6 +56,10 @@ type Agent interface {
 	HasManagerPIN() bool
 	SetManagerPIN(pin string) error
 	CheckManagerPIN(pin string) error
+	AddToken(name, role string) (string, error)
+	Tokens() ([]agent.Token, error)
+	RevokeToken(name string) error
+	CheckToken(token string) (agent.Token, error)
 }
 
 // Limits and timeouts of the server.
@@ -89,6 +93,8 @@ var statuses = map[string]int{
 	"cannot_refund":          http.StatusConflict,
 	"too_large":              http.StatusRequestEntityTooLarge,
 	"forbidden":              http.StatusForbidden,
+	"no_token":               http.StatusUnauthorized,
+	"bad_token":              http.StatusUnauthorized,
 	"unsupported_media_type": http.StatusUnsupportedMediaType,
 	"disk_full":              http.StatusInsufficientStorage,
 	"corrupt":                http.StatusInternalServerError,
@@ -101,8 +107,10 @@ func codeOf(err error) string {
 	switch {
 	case errors.Is(err, errTooLarge):
 		return "too_large"
-	case errors.Is(err, errForeign):
+	case errors.Is(err, errForeign), errors.Is(err, errRole), errors.Is(err, errNotOwner):
 		return "forbidden"
+	case errors.Is(err, errNoToken):
+		return "no_token"
 	case errors.Is(err, errMediaType):
 		return "unsupported_media_type"
 	}
@@ -215,6 +223,22 @@ func Handler(a Agent, log *slog.Logger) http.Handler {
 		}
 		return struct{}{}, a.CheckManagerPIN(req.PIN)
 	})
+	post(tokensPath, func(r *http.Request) (any, error) {
+		var req TokenRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		tok, err := a.AddToken(req.Name, req.Role)
+		return TokenAdded{Name: req.Name, Role: req.Role, Token: tok}, err
+	})
+	get(tokensPath, func(*http.Request) (any, error) { return a.Tokens() })
+	post(revokePath, func(r *http.Request) (any, error) {
+		var req TokenRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return struct{}{}, a.RevokeToken(req.Name)
+	})
 	mux.HandleFunc("GET "+watchPath, func(w http.ResponseWriter, r *http.Request) { watch(w, r, a, log) })
 	get("/v1/member", func(r *http.Request) (any, error) { return a.Member(r.Context(), r.URL.Query().Get("card")) })
 	get("/v1/checkout", func(r *http.Request) (any, error) { return a.Checkout(r.Context(), r.URL.Query().Get("ref")) })
@@ -249,7 +273,7 @@ func Handler(a Agent, log *slog.Logger) http.Handler {
 			panic(http.ErrAbortHandler)
 		}
 	})
-	return guard(mux, log)
+	return guard(mux, a, log)
 }
 
 // MetricsHandler serves the agent's metrics in Prometheus's exposition.
@@ -268,17 +292,83 @@ var (
 	errMediaType = errors.New("a request body must be Content-Type: application/json")
 )
 
-// The manager PIN's paths answer on the unix socket only: a web page
-// reaching the TCP address must not try PINs or choose one.
+// Who may call over TCP, and over the socket.
+var (
+	errNoToken  = errors.New("the local API over TCP needs a token: send Authorization: Bearer <token> (pos-agent token add --name N --role pos|manager)")
+	errRole     = errors.New("refused: this call needs a manager's token")
+	errNotOwner = errors.New("refused: the local API's socket admits only the user the agent runs as")
+)
+
+// The manager PIN's and the API tokens' paths answer on the unix socket
+// only: no token, not even a manager's, may try PINs, choose one or make
+// tokens.
 const (
 	unlockPath   = "/v1/pin/unlock"
 	pinPath      = "/v1/pin"
 	pinCheckPath = "/v1/pin/check"
+	tokensPath   = "/v1/tokens"
+	revokePath   = "/v1/tokens/revoke"
 )
 
 // socketOnly reports whether path answers on the unix socket only.
 func socketOnly(path string) bool {
-	return path == unlockPath || path == pinPath || path == pinCheckPath
+	switch path {
+	case unlockPath, pinPath, pinCheckPath, tokensPath, revokePath:
+		return true
+	}
+	return false
+}
+
+// posCalls are what a POS integration's token may call: record and look up
+// checkouts and members. A manager's token may call everything that is not
+// socketOnly as well: adjust, replace-card, expire, export and backup.
+var posCalls = map[string]bool{
+	"POST /v1/earn": true, "POST /v1/quote": true, "POST /v1/redeem": true, "POST /v1/donate": true,
+	"POST /v1/void": true, "POST /v1/refund": true, "POST /v1/enroll": true, "POST /v1/basket": true,
+	"GET /v1/basket": true, "GET /v1/rules": true, "GET /v1/member": true, "GET /v1/checkout": true,
+	"GET /v1/status": true, "GET /v1/stats": true, "GET /v1/version": true, "GET " + watchPath: true,
+	"GET /metrics": true,
+}
+
+// TokenRequest is the body of POST /v1/tokens (Name and Role) and POST
+// /v1/tokens/revoke (Name).
+type TokenRequest struct {
+	Name string `json:"name"`
+	Role string `json:"role,omitempty"`
+}
+
+// TokenAdded is POST /v1/tokens's answer: the token, shown this once.
+type TokenAdded struct {
+	Name  string `json:"name"`
+	Role  string `json:"role"`
+	Token string `json:"token"`
+}
+
+// peerKey is the context key of a unix socket connection's peer.
+type peerKey struct{}
+
+// peer is who is at the other end of a unix socket connection.
+type peer struct {
+	uid   int
+	known bool
+}
+
+// connContext notes the user id of a unix socket connection's peer.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if _, ok := c.(*net.UnixConn); !ok {
+		return ctx
+	}
+	uid, known := peerUID(c)
+	return context.WithValue(ctx, peerKey{}, peer{uid: uid, known: known})
+}
+
+// bearer is the token of an Authorization: Bearer header ("" for none).
+func bearer(r *http.Request) string {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
 }
 
 // PINState is GET /v1/pin's answer: whether a manager PIN has been chosen.
@@ -292,15 +382,25 @@ type PINRequest struct {
 	PIN string `json:"pin"`
 }
 
-// guard refuses, on the TCP listener, requests a web page could make: with
-// an Origin header or a cross-site Sec-Fetch-Site, to a Host other than a
-// loopback address or localhost (DNS rebinding), or a POST whose body is not
-// declared application/json (a form or a text/plain fetch, which needs no
-// CORS preflight).
-func guard(next http.Handler, log *slog.Logger) http.Handler {
+// guard admits on the unix socket only the user the agent runs as (the
+// socket's mode says so too; the peer's credentials are checked where the
+// kernel gives them). On the TCP listener it refuses requests a web page
+// could make: with an Origin header or a cross-site Sec-Fetch-Site, to a
+// Host other than a loopback address or localhost (DNS rebinding), or a
+// POST whose body is not declared application/json (a form or a text/plain
+// fetch, which needs no CORS preflight); then it requires an API token, and
+// a POS's token may make only posCalls.
+func guard(next http.Handler, a Agent, log *slog.Logger) http.Handler {
+	owner := os.Getuid()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ip, _, err := net.SplitHostPort(r.RemoteAddr); err != nil || net.ParseIP(ip) == nil {
-			next.ServeHTTP(w, r) // the unix socket
+			// The unix socket, or the process's own in-process client.
+			if p, ok := r.Context().Value(peerKey{}).(peer); ok && p.known && p.uid != owner {
+				log.Warn("local api: refused a user of the socket", "uid", p.uid, "owner", owner, "path", r.URL.Path)
+				respond(w, log, nil, fmt.Errorf("%w (uid %d), not uid %d", errNotOwner, owner, p.uid))
+				return
+			}
+			next.ServeHTTP(w, r)
 			return
 		}
 		host := r.Host
@@ -315,7 +415,24 @@ func guard(next http.Handler, log *slog.Logger) http.Handler {
 			host != "localhost" && (ip == nil || !ip.IsLoopback()), socketOnly(r.URL.Path):
 			respond(w, log, nil, errForeign)
 			return
-		case r.Method == http.MethodPost:
+		}
+		tok := bearer(r)
+		if tok == "" {
+			respond(w, log, nil, errNoToken)
+			return
+		}
+		t, err := a.CheckToken(tok)
+		if err != nil {
+			log.Warn("local api: refused a token", "path", r.URL.Path, "err", err)
+			respond(w, log, nil, err)
+			return
+		}
+		if call := r.Method + " " + r.URL.Path; t.Role != agent.RoleManager && !posCalls[call] {
+			log.Warn("local api: refused a call above the token's role", "token", t.Name, "role", t.Role, "call", call)
+			respond(w, log, nil, fmt.Errorf("%w: %s (token %q is a %s's)", errRole, call, t.Name, t.Role))
+			return
+		}
+		if r.Method == http.MethodPost {
 			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 				respond(w, log, nil, errMediaType)
 				return
@@ -389,7 +506,7 @@ type Server struct {
 func Listen(socketPath, tcpAddr string, h http.Handler) (*Server, error) {
 	stopping, stop := context.WithCancel(context.Background())
 	s := &Server{socket: socketPath, stop: stop,
-		srv: &localhttp.Server{Handler: streamsEnd(h, stopping), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}}
+		srv: &localhttp.Server{Handler: streamsEnd(h, stopping), ConnContext: connContext, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}}
 	if c, err := net.DialTimeout("unix", socketPath, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("another agent is serving %s", socketPath)

@@ -54,6 +54,9 @@ func agentVerbs(v map[string]cli.Verb) {
 	v["stats"] = cli.Verb{Usage: "stats [--day YYYY-MM-DD]", Short: "the day's figures", Run: runStats}
 	v["demo"] = cli.Verb{Usage: "demo", Short: "seed an empty data directory with a fortnight of demo store activity", Run: runDemo}
 	v["pin unlock"] = cli.Verb{Usage: "pin unlock", Short: "lift the lock on the manager PIN after too many wrong attempts", Run: runPINUnlock}
+	v["token add"] = cli.Verb{Usage: "token add --name N --role pos|manager", Short: "an API token for the local API's TCP address (--api), printed once", Run: runTokenAdd}
+	v["token list"] = cli.Verb{Usage: "token list", Short: "the local API's tokens: names, roles, when made", Run: runTokenList}
+	v["token revoke"] = cli.Verb{Usage: "token revoke --name N", Short: "refuse a local API token from now on", Run: runTokenRevoke}
 	v["repair"] = cli.Verb{Usage: "repair", Short: "rebuild a damaged or lost ledger from the events that still verify (the agent stopped)", Run: runRepair}
 	v["backup"] = cli.Verb{Usage: "backup --to FILE", Short: "a consistent copy of the ledger and the terminal's identity, while the agent runs (keep it as safe as the till)", Run: runBackup}
 	v["restore"] = cli.Verb{Usage: "restore --from FILE [--replace]", Short: "bring a backup back as a new epoch: nothing is sent twice; head office sends back what the backup missed (the agent stopped)", Run: runRestore}
@@ -557,6 +560,59 @@ func runPINUnlock(ctx context.Context, args []string) error {
 		return c.Print(struct {
 			Unlocked bool `json:"unlocked"`
 		}{true}, func(w io.Writer) { fmt.Fprintln(w, "manager PIN unlocked: the count of wrong attempts starts again") })
+	})
+}
+
+func runTokenAdd(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "token add")
+	name := fs.String("name", "", "who uses the token, e.g. the POS's name")
+	role := fs.String("role", "", "pos (checkouts and look-ups) or manager (also adjust, replace-card, expire, export, backup)")
+	return withClient(ctx, fs, c, args, false, func() error {
+		return cli.Require("token add", map[string]string{"name": *name, "role": *role})
+	}, func(cl *localapi.Client) error {
+		t, err := cl.AddToken(ctx, *name, *role)
+		if err != nil {
+			return err
+		}
+		return c.Print(t, func(w io.Writer) {
+			fmt.Fprintln(w, t.Token)
+			fmt.Fprintf(os.Stderr, "token %q (%s) made: it is shown this once; send it as Authorization: Bearer <token>\n", t.Name, t.Role)
+		})
+	})
+}
+
+func runTokenList(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "token list")
+	return withClient(ctx, fs, c, args, true, func() error { return nil }, func(cl *localapi.Client) error {
+		ts, err := cl.Tokens(ctx)
+		if err != nil {
+			return err
+		}
+		return c.Print(struct {
+			Tokens []agent.Token `json:"tokens"`
+		}{ts}, func(w io.Writer) {
+			if len(ts) == 0 {
+				fmt.Fprintln(w, "no API tokens: the TCP address admits nobody (pos-agent token add)")
+			}
+			for _, t := range ts {
+				fmt.Fprintf(w, "%-20s %-8s made %s\n", t.Name, t.Role, t.Created.Format(time.RFC3339))
+			}
+		})
+	})
+}
+
+func runTokenRevoke(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "token revoke")
+	name := fs.String("name", "", "the token's name (pos-agent token list)")
+	return withClient(ctx, fs, c, args, true, func() error {
+		return cli.Require("token revoke", map[string]string{"name": *name})
+	}, func(cl *localapi.Client) error {
+		if err := cl.RevokeToken(ctx, *name); err != nil {
+			return err
+		}
+		return c.Print(struct {
+			Revoked string `json:"revoked"`
+		}{*name}, func(w io.Writer) { fmt.Fprintf(w, "token %q revoked: calls with it are refused from now on\n", *name) })
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -297,5 +298,57 @@ func TestCurlDrivesTheAPI(t *testing.T) {
 	}
 	if out, code = call("/v1/export", ""); code != 200 || strings.Count(out, "\n") != 2 {
 		t.Fatalf("export: %d, %q; want the enroll and one earn", code, out)
+	}
+}
+
+// TestTokenVerbs: pos-agent token add prints a token once; the POS's curl
+// over the TCP address works with it and not without it; token list names
+// it without its secret; after token revoke it is refused.
+func TestTokenVerbs(t *testing.T) {
+	data := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	srv := startServe(t, data, "--api", addr)
+	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+	add := posAgent(t, "token add", "--data", data, "--name", "till-pos", "--role", "pos")
+	tok := strings.TrimSpace(add.stdout)
+	if add.code != 0 || !strings.HasPrefix(tok, "lat_") || strings.Count(add.stdout, "\n") != 1 || !strings.Contains(add.stderr, "shown this once") {
+		t.Fatalf("token add: exit %d, stdout %q, stderr %q", add.code, add.stdout, add.stderr)
+	}
+	if r := posAgent(t, "token add", "--data", data, "--name", "x", "--role", "admin"); r.code == 0 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Fatalf("token add --role admin: exit %d, %q", r.code, r.stderr)
+	}
+	status := func(tok string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+addr+"/v1/status", nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status(""); got != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", got)
+	}
+	if got := status(tok); got != http.StatusOK {
+		t.Fatalf("the POS's token: %d", got)
+	}
+	list := posAgent(t, "token list", "--data", data)
+	if list.code != 0 || !strings.Contains(list.stdout, "till-pos") || !strings.Contains(list.stdout, "pos") || strings.Contains(list.stdout, tok) {
+		t.Fatalf("token list: %+v", list)
+	}
+	if r := posAgent(t, "token revoke", "--data", data, "--name", "till-pos"); r.code != 0 {
+		t.Fatalf("token revoke: %+v", r)
+	}
+	if got := status(tok); got != http.StatusUnauthorized {
+		t.Fatalf("a revoked token: %d", got)
 	}
 }

@@ -44,6 +44,9 @@ type Server struct {
 	IdleTimeout       time.Duration
 	// Log receives handler panics; nil means slog.Default().
 	Log *slog.Logger
+	// ConnContext, when set, gives the context of a new connection's
+	// requests (as net/http.Server's does), e.g. who the peer is.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -56,6 +59,7 @@ type Server struct {
 // answered, so Shutdown closes only the idle ones.
 type serverConn struct {
 	rwc  net.Conn
+	ctx  context.Context
 	busy bool
 }
 
@@ -196,6 +200,10 @@ func (s *Server) forget(c *serverConn) {
 // included) until the client or the server closes it.
 func (s *Server) serveConn(c *serverConn) {
 	defer s.forget(c)
+	c.ctx = context.Background()
+	if s.ConnContext != nil {
+		c.ctx = s.ConnContext(c.ctx, c.rwc)
+	}
 	// The limit is lifted once a request's headers are read: its body is
 	// the handler's to bound.
 	lr := &io.LimitedReader{R: c.rwc}
@@ -244,7 +252,7 @@ func (s *Server) serveConn(c *serverConn) {
 		}
 		lr.N = math.MaxInt64
 		s.deadline(c.rwc, t0, s.ReadTimeout)
-		if !s.serveRequest(c.rwc, req, bw) {
+		if !s.serveRequest(c.ctx, c.rwc, req, bw) {
 			return
 		}
 	}
@@ -309,7 +317,7 @@ func reject(bw *bufio.Writer, req *http.Request, status int, msg string) {
 
 // serveRequest runs the handler for req and writes its answer; it reports
 // whether the connection may carry another request.
-func (s *Server) serveRequest(rwc net.Conn, req *http.Request, bw *bufio.Writer) bool {
+func (s *Server) serveRequest(connCtx context.Context, rwc net.Conn, req *http.Request, bw *bufio.Writer) bool {
 	switch {
 	case req.ProtoMajor != 1:
 		reject(bw, req, http.StatusHTTPVersionNotSupported, "HTTP/1.x only")
@@ -334,7 +342,7 @@ func (s *Server) serveRequest(rwc net.Conn, req *http.Request, bw *bufio.Writer)
 			}
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(connCtx)
 	defer cancel()
 	req = req.WithContext(ctx)
 	req.RemoteAddr = rwc.RemoteAddr().String()

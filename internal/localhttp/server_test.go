@@ -590,3 +590,30 @@ func TestServerStatusAndDate(t *testing.T) {
 		}
 	}
 }
+
+// TestServerConnContext: what ConnContext puts in a connection's context
+// reaches every request of that connection, and only that connection's.
+func TestServerConnContext(t *testing.T) {
+	type key struct{}
+	var n atomic.Int64
+	srv := &Server{
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, key{}, fmt.Sprint(n.Add(1)))
+		},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			v, _ := r.Context().Value(key{}).(string)
+			_, _ = io.WriteString(w, v)
+		}),
+	}
+	s := serveLean(t, srv)
+	ctx := context.Background()
+	c1, c2 := Unix(s.path), stdClient(s.path)
+	for range 3 {
+		if got, err := call(t, c1, ctx, http.MethodGet, "http://agent/", ""); err != nil || got != "1" {
+			t.Fatalf("the first connection's request: %q, %v", got, err)
+		}
+	}
+	if got, err := call(t, c2, ctx, http.MethodGet, "http://agent/", ""); err != nil || got != "2" {
+		t.Fatalf("the second connection's request: %q, %v", got, err)
+	}
+}
