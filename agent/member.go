@@ -146,8 +146,15 @@ func (a *Agent) HasManagerPIN() bool {
 }
 
 // SetManagerPIN chooses the manager PIN (4 to 12 digits) of a terminal that
-// has none; once one is set it is refused.
-func (a *Agent) SetManagerPIN(pin string) error {
+// has none (pos-agent manager add, on the machine); once one is set it is
+// refused.
+func (a *Agent) SetManagerPIN(pin string) error { return a.setManagerPIN(pin, false) }
+
+// ReplaceManagerPIN sets a new manager PIN in place of the one set (pos-agent
+// manager add --replace, on the machine), and lifts a lock of wrong tries.
+func (a *Agent) ReplaceManagerPIN(pin string) error { return a.setManagerPIN(pin, true) }
+
+func (a *Agent) setManagerPIN(pin string, replace bool) error {
 	if len(pin) < pinMinLen || len(pin) > pinMaxLen || strings.Trim(pin, "0123456789") != "" {
 		return fmt.Errorf("%w: the PIN must be %d to %d digits", ErrInvalid, pinMinLen, pinMaxLen)
 	}
@@ -157,12 +164,19 @@ func (a *Agent) SetManagerPIN(pin string) error {
 	if err != nil {
 		return err
 	}
-	return a.st.Write(context.Background(), func(tx *store.Tx) error {
-		if tx.Meta("pin") != "" {
-			return fmt.Errorf("%w: a manager PIN is set already", ErrInvalid)
+	err = a.st.Write(context.Background(), func(tx *store.Tx) error {
+		if tx.Meta("pin") != "" && !replace {
+			return fmt.Errorf("%w: a manager PIN is set already (pos-agent manager add --replace changes it)", ErrInvalid)
+		}
+		if err := tx.SetMetaUint("pin_failures", 0); err != nil {
+			return err
 		}
 		return tx.SetMeta("pin", hex.EncodeToString(salt)+":"+hex.EncodeToString(h))
 	})
+	if err == nil {
+		a.log.Info("manager PIN set", "replaced", replace)
+	}
+	return err
 }
 
 // Wrong manager PINs: after pinFreeTries in a row, each further try waits

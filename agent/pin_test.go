@@ -49,3 +49,36 @@ func TestManagerPINLimits(t *testing.T) {
 		t.Fatalf("the right PIN once unlocked: %v", err)
 	}
 }
+
+// TestReplaceManagerPIN: a second SetManagerPIN is refused; ReplaceManagerPIN
+// (pos-agent manager add --replace) sets a new PIN, the old one stops
+// working, and a lock of wrong tries is lifted.
+func TestReplaceManagerPIN(t *testing.T) {
+	c := newClock()
+	a := open(t, t.TempDir(), c)
+	if err := a.ReplaceManagerPIN("12"); !errors.Is(err, agent.ErrInvalid) {
+		t.Fatalf("a short PIN: %v", err)
+	}
+	if err := a.SetManagerPIN("2468"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetManagerPIN("1357"); !errors.Is(err, agent.ErrInvalid) {
+		t.Fatalf("a second PIN without replace: %v", err)
+	}
+	for range 10 {
+		c.add(2 * time.Minute)
+		_ = a.CheckManagerPIN("0000")
+	}
+	if err := a.CheckManagerPIN("2468"); !errors.Is(err, agent.ErrPINLocked) {
+		t.Fatalf("after ten wrong PINs: %v", err)
+	}
+	if err := a.ReplaceManagerPIN("1357"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CheckManagerPIN("2468"); !errors.Is(err, agent.ErrBadPIN) {
+		t.Fatalf("the old PIN: %v", err)
+	}
+	if err := a.CheckManagerPIN("1357"); err != nil {
+		t.Fatalf("the new PIN: %v", err)
+	}
+}

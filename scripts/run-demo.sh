@@ -35,6 +35,9 @@ if [ ! -f "$demo/.joined" ]; then
   bin/headoffice rules set scripts/demo-rules.json --data "$demo/hq" >/dev/null
   bin/pos-agent demo --data "$demo/till"
   bin/pos-agent join --data "$demo/till" --hq "$hq_url" --code "$code"
+  # The demo's manager PIN (F9 manager screen, F10 settings), set on the
+  # machine as a real till's is: nobody chooses it at the till.
+  echo "${DEMO_MANAGER_PIN:-1234}" | bin/pos-agent manager add --data "$demo/till"
   touch "$demo/.joined"
 fi
 

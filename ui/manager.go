@@ -41,11 +41,11 @@ type manager struct {
 	root     *fyne.Container
 	unlocked bool
 
-	// The PIN gate. choosing is true when no PIN exists yet.
+	// The PIN gate. The PIN is set on the machine (pos-agent manager
+	// add), never chosen here by whoever comes first.
 	gate      fyne.CanvasObject
-	choosing  bool
 	gateTitle *widget.Label
-	pin, pin2 *keyEntry
+	pin       *keyEntry
 	pinBtn    *keyButton
 	// then, when set, is where the unlocked PIN leads instead of the
 	// figures (the settings screen).
@@ -79,20 +79,14 @@ var figureNames = []string{
 func newManager(t *terminal) *manager {
 	m := &manager{t: t, figures: map[string]*widget.Label{}, order: figureNames}
 	m.gateTitle = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
-	m.pin, m.pin2 = t.newEntry(lang.L("PIN")), t.newEntry(lang.L("The same PIN again"))
-	m.pin.Password, m.pin2.Password = true, true
-	m.pin.OnSubmitted = func(string) {
-		if m.choosing {
-			t.w.Canvas().Focus(m.pin2)
-			return
-		}
-		m.submitPIN()
-	}
-	m.pin2.OnSubmitted = func(string) { m.submitPIN() }
+	m.gateTitle.Wrapping = fyne.TextWrapWord
+	m.pin = t.newEntry(lang.L("PIN"))
+	m.pin.Password = true
+	m.pin.OnSubmitted = func(string) { m.submitPIN() }
 	m.pinBtn = t.newButton(lang.L("Unlock")+" (Enter)", theme.LoginIcon(), m.submitPIN)
 	m.pinBtn.Importance = widget.HighImportance
 	m.gate = container.NewCenter(container.NewGridWrap(fyne.NewSize(360, 240),
-		container.NewVBox(m.gateTitle, m.pin, m.pin2, m.pinBtn)))
+		container.NewVBox(m.gateTitle, m.pin, m.pinBtn)))
 
 	cards := container.NewGridWithColumns(7)
 	for _, name := range figureNames {
@@ -150,18 +144,19 @@ func (m *manager) gateFor() {
 	m.board.Hide()
 	m.gate.Show()
 	m.pin.SetText("")
-	m.pin2.SetText("")
 	run(m.t.br, func(context.Context) (bool, error) { return m.t.ag.HasManagerPIN(), nil },
 		func(has bool, _ error) {
-			m.choosing = !has
 			if has {
 				m.gateTitle.SetText(lang.L("Manager PIN"))
-				m.pin2.Hide()
-			} else {
-				m.gateTitle.SetText(lang.L("Choose a manager PIN (4 to 12 digits)"))
-				m.pin2.Show()
+				m.pin.Show()
+				m.pinBtn.Show()
+				m.t.w.Canvas().Focus(m.pin)
+				return
 			}
-			m.t.w.Canvas().Focus(m.pin)
+			m.gateTitle.SetText(lang.L("No manager PIN is set on this till. A manager sets one on this computer with: pos-agent manager add"))
+			m.pin.Hide()
+			m.pinBtn.Hide()
+			m.t.w.Canvas().Unfocus()
 		})
 }
 
@@ -173,33 +168,18 @@ func (m *manager) lock() {
 }
 
 func (m *manager) submitPIN() {
-	pin, again, choosing := m.pin.Text, m.pin2.Text, m.choosing
-	if choosing && pin != again {
-		m.pin.SetText("")
-		m.pin2.SetText("")
-		m.t.w.Canvas().Focus(m.pin)
-		m.t.fail(errors.New(lang.L("The two PINs differ; type the same PIN twice")))
-		return
-	}
+	pin := m.pin.Text
 	run(m.t.br, func(context.Context) (struct{}, error) {
-		if choosing {
-			return struct{}{}, m.t.ag.SetManagerPIN(pin)
-		}
 		return struct{}{}, m.t.ag.CheckManagerPIN(pin)
 	}, func(_ struct{}, err error) {
 		m.pin.SetText("")
-		m.pin2.SetText("")
 		if err != nil {
 			m.t.fail(err)
 			return
 		}
 		m.unlocked = true
 		m.gate.Hide()
-		if choosing {
-			m.t.say(lang.L("Manager PIN set"))
-		} else {
-			m.t.say(lang.L("Manager screen unlocked"))
-		}
+		m.t.say(lang.L("Manager screen unlocked"))
 		if then := m.then; then != nil {
 			m.then = nil
 			then()

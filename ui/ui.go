@@ -49,7 +49,6 @@ type Agent interface {
 	Watch() (<-chan agent.Notice, func())
 	Basket() agent.Basket
 	HasManagerPIN() bool
-	SetManagerPIN(pin string) error
 	CheckManagerPIN(pin string) error
 }
 

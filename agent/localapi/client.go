@@ -196,6 +196,13 @@ func (c *Client) UnlockManagerPIN(ctx context.Context) error {
 	return c.call(ctx, http.MethodPost, "/v1/pin/unlock", struct{}{}, &out)
 }
 
+// SetManagerPIN calls POST /v1/pin (the unix socket only): the first
+// manager PIN, or with replace a new one.
+func (c *Client) SetManagerPIN(ctx context.Context, pin string, replace bool) error {
+	var out struct{}
+	return c.call(ctx, http.MethodPost, pinPath, PINRequest{PIN: pin, Replace: replace}, &out)
+}
+
 // AddToken calls POST /v1/tokens (the unix socket only): a new API token
 // for the TCP listener.
 func (c *Client) AddToken(ctx context.Context, name, role string) (res TokenAdded, err error) {

@@ -174,7 +174,7 @@ func (r *Remote) Basket() agent.Basket {
 
 // HasManagerPIN reports whether a manager PIN is set; while the agent does
 // not answer it says yes, so that the app asks for the PIN (and the check
-// then fails saying why) rather than offering to choose one.
+// then fails saying why) rather than saying none is set.
 func (r *Remote) HasManagerPIN() bool {
 	ctx, cancel := context.WithTimeout(r.ctx, callTimeout)
 	defer cancel()
@@ -185,21 +185,12 @@ func (r *Remote) HasManagerPIN() bool {
 	return st.Set
 }
 
-// SetManagerPIN chooses the manager PIN of a terminal that has none.
-func (r *Remote) SetManagerPIN(pin string) error {
-	return r.pinCall(pinPath, pin)
-}
-
 // CheckManagerPIN checks a manager PIN; the agent counts wrong ones.
 func (r *Remote) CheckManagerPIN(pin string) error {
-	return r.pinCall(pinCheckPath, pin)
-}
-
-func (r *Remote) pinCall(path, pin string) error {
 	ctx, cancel := context.WithTimeout(r.ctx, callTimeout)
 	defer cancel()
 	var out struct{}
-	return r.c.call(ctx, http.MethodPost, path, PINRequest{PIN: pin}, &out)
+	return r.c.call(ctx, http.MethodPost, pinCheckPath, PINRequest{PIN: pin}, &out)
 }
 
 // Earn records a sale.

@@ -94,11 +94,12 @@ func TestRemote(t *testing.T) {
 	if r.HasManagerPIN() {
 		t.Fatal("a PIN on a new terminal")
 	}
-	if err := r.SetManagerPIN("2468"); err != nil {
+	cl := localapi.Dial(sock)
+	if err := cl.SetManagerPIN(ctx, "2468", false); err != nil { // pos-agent manager add
 		t.Fatal(err)
 	}
-	if !r.HasManagerPIN() || r.SetManagerPIN("1111") == nil {
-		t.Fatal("a chosen PIN is chosen again")
+	if !r.HasManagerPIN() || cl.SetManagerPIN(ctx, "1111", false) == nil {
+		t.Fatal("a PIN set is set again without --replace")
 	}
 	if err := r.CheckManagerPIN("2468"); err != nil {
 		t.Fatal(err)

@@ -55,6 +55,7 @@ type Agent interface {
 	Watch() (<-chan agent.Notice, func())
 	HasManagerPIN() bool
 	SetManagerPIN(pin string) error
+	ReplaceManagerPIN(pin string) error
 	CheckManagerPIN(pin string) error
 	AddToken(name, role string) (string, error)
 	Tokens() ([]agent.Token, error)
@@ -213,6 +214,9 @@ func Handler(a Agent, log *slog.Logger) http.Handler {
 		var req PINRequest
 		if err := decode(r, &req); err != nil {
 			return nil, err
+		}
+		if req.Replace {
+			return struct{}{}, a.ReplaceManagerPIN(req.PIN)
 		}
 		return struct{}{}, a.SetManagerPIN(req.PIN)
 	})
@@ -376,10 +380,11 @@ type PINState struct {
 	Set bool `json:"set"`
 }
 
-// PINRequest is the body of POST /v1/pin (choose the PIN of a terminal
-// that has none) and POST /v1/pin/check.
+// PINRequest is the body of POST /v1/pin (set the PIN of a terminal that
+// has none, or with Replace a new one) and POST /v1/pin/check.
 type PINRequest struct {
-	PIN string `json:"pin"`
+	PIN     string `json:"pin"`
+	Replace bool   `json:"replace,omitempty"`
 }
 
 // guard admits on the unix socket only the user the agent runs as (the

@@ -25,6 +25,7 @@ import (
 	"github.com/offline-loyalty/terminal/money"
 	"github.com/offline-loyalty/terminal/rules"
 	"github.com/offline-loyalty/terminal/sync/syncclient"
+	"golang.org/x/term"
 )
 
 // lockWait is how long a CLI verb run without a serving agent waits for
@@ -54,6 +55,7 @@ func agentVerbs(v map[string]cli.Verb) {
 	v["stats"] = cli.Verb{Usage: "stats [--day YYYY-MM-DD]", Short: "the day's figures", Run: runStats}
 	v["demo"] = cli.Verb{Usage: "demo", Short: "seed an empty data directory with a fortnight of demo store activity", Run: runDemo}
 	v["pin unlock"] = cli.Verb{Usage: "pin unlock", Short: "lift the lock on the manager PIN after too many wrong attempts", Run: runPINUnlock}
+	v["manager add"] = cli.Verb{Usage: "manager add [--replace] < PIN", Short: "set the manager PIN of this till (read from standard input; asked twice at a terminal)", Run: runManagerAdd}
 	v["token add"] = cli.Verb{Usage: "token add --name N --role pos|manager", Short: "an API token for the local API's TCP address (--api), printed once", Run: runTokenAdd}
 	v["token list"] = cli.Verb{Usage: "token list", Short: "the local API's tokens: names, roles, when made", Run: runTokenList}
 	v["token revoke"] = cli.Verb{Usage: "token revoke --name N", Short: "refuse a local API token from now on", Run: runTokenRevoke}
@@ -561,6 +563,56 @@ func runPINUnlock(ctx context.Context, args []string) error {
 			Unlocked bool `json:"unlocked"`
 		}{true}, func(w io.Writer) { fmt.Fprintln(w, "manager PIN unlocked: the count of wrong attempts starts again") })
 	})
+}
+
+func runManagerAdd(ctx context.Context, args []string) error {
+	fs, c := cli.NewFlags(prog, "manager add")
+	replace := fs.Bool("replace", false, "replace the PIN that is set (it also lifts a lock of wrong tries)")
+	var pin string
+	return withClient(ctx, fs, c, args, false, func() error {
+		var err error
+		pin, err = readPIN(os.Stdin, os.Stderr)
+		return err
+	}, func(cl *localapi.Client) error {
+		if err := cl.SetManagerPIN(ctx, pin, *replace); err != nil {
+			return err
+		}
+		return c.Print(struct {
+			Set bool `json:"set"`
+		}{true}, func(w io.Writer) { fmt.Fprintln(w, "manager PIN set: F9 and F10 on the till ask for it") })
+	})
+}
+
+// readPIN reads the PIN from in: at a terminal it asks twice without
+// echo, else it takes the first line.
+func readPIN(in *os.File, prompt io.Writer) (string, error) {
+	if fd := int(in.Fd()); term.IsTerminal(fd) {
+		fmt.Fprint(prompt, "manager PIN (4 to 12 digits): ")
+		a, err := term.ReadPassword(fd)
+		fmt.Fprintln(prompt)
+		if err != nil {
+			return "", fmt.Errorf("reading the PIN: %w", err)
+		}
+		fmt.Fprint(prompt, "the same PIN again: ")
+		b, err := term.ReadPassword(fd)
+		fmt.Fprintln(prompt)
+		if err != nil {
+			return "", fmt.Errorf("reading the PIN: %w", err)
+		}
+		if string(a) != string(b) {
+			return "", fmt.Errorf("%w: the two PINs differ", cli.ErrUsage)
+		}
+		return string(a), nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(in, 64)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading the PIN: %w", err)
+	}
+	pin := strings.TrimRight(line, "\r\n")
+	if pin == "" {
+		return "", fmt.Errorf("%w: manager add: give the PIN on standard input, e.g. echo 2468 | pos-agent manager add", cli.ErrUsage)
+	}
+	return pin, nil
 }
 
 func runTokenAdd(ctx context.Context, args []string) error {

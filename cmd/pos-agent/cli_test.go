@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/agent/localapi"
 )
 
 // bin is the pos-agent binary built once for the tests in this package.
@@ -350,5 +355,53 @@ func TestTokenVerbs(t *testing.T) {
 	}
 	if got := status(tok); got != http.StatusUnauthorized {
 		t.Fatalf("a revoked token: %d", got)
+	}
+}
+
+// TestManagerAdd: the till's manager PIN is set on the machine, from
+// standard input, while the agent serves; a second add is refused until
+// --replace; the till then checks the PIN set.
+func TestManagerAdd(t *testing.T) {
+	data := t.TempDir()
+	srv := startServe(t, data)
+	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+	add := func(pin string, args ...string) run {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"manager add", "--data", data}, args...)...)
+		cmd.Stdin = strings.NewReader(pin + "\n")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return run{out.String(), errb.String(), code}
+	}
+	if r := add("2468"); r.code != 0 {
+		t.Fatalf("manager add: %+v", r)
+	}
+	if r := add("1357"); r.code == 0 || !strings.Contains(r.stderr, "--replace") || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("a second manager add: %+v", r)
+	}
+	if r := add("12", "--replace"); r.code == 0 || !strings.Contains(r.stderr, "4 to 12 digits") {
+		t.Fatalf("a short PIN: %+v", r)
+	}
+	if r := add("1357", "--replace"); r.code != 0 {
+		t.Fatalf("manager add --replace: %+v", r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, err := localapi.Attach(ctx, filepath.Join(data, "agent.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CheckManagerPIN("2468"); !errors.Is(err, agent.ErrBadPIN) {
+		t.Fatalf("the replaced PIN: %v", err)
+	}
+	if err := r.CheckManagerPIN("1357"); err != nil {
+		t.Fatalf("the new PIN: %v", err)
 	}
 }
