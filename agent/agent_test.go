@@ -545,7 +545,7 @@ func TestAdjustAndReplaceCard(t *testing.T) {
 	if _, err := a.Adjust(ctx, agent.AdjustRequest{Card: card, Points: 250}); !errors.Is(err, agent.ErrInvalid) {
 		t.Fatalf("adjust without a reason: %v", err)
 	}
-	adj, err := a.Adjust(ctx, agent.AdjustRequest{Card: card, Points: 250, Reason: "goodwill: damaged goods", Ref: "adj-1"})
+	adj, err := a.Adjust(agent.WithManager(ctx, "test"), agent.AdjustRequest{Card: card, Points: 250, Reason: "goodwill: damaged goods", Ref: "adj-1"})
 	if err != nil || adj.Balance != 250 {
 		t.Fatalf("adjust = %+v, %v", adj, err)
 	}
@@ -743,7 +743,7 @@ func TestFollowSlips(t *testing.T) {
 		})
 	}()
 	first, second := earn("S-1", "20.00"), earn("S-2", "30.00")
-	if _, err := a.Adjust(ctx, agent.AdjustRequest{Card: card, Points: -5, Reason: "test", Ref: "S-3"}); err != nil {
+	if _, err := a.Adjust(agent.WithManager(ctx, "test"), agent.AdjustRequest{Card: card, Points: -5, Reason: "test", Ref: "S-3"}); err != nil {
 		t.Fatal(err)
 	}
 	third := earn("S-4", "40.00")
@@ -804,27 +804,67 @@ func TestCheckoutView(t *testing.T) {
 	}
 }
 
-// TestMaxAmount: a sale above the rules' largest (a few digits too many,
-// 99999999999 in the issue) is refused with the figures, writes nothing,
-// and is not quoted; one at the cap is taken.
-func TestMaxAmount(t *testing.T) {
-	a := open(t, t.TempDir(), nil)
+// TestApprovals: what a cashier may not do alone — a sale above the
+// rules' largest (a few digits too many, 99999999999 in the issue), a void
+// or refund above the approval limits, any adjustment — is refused with
+// the figures and writes nothing, unless the manager PIN comes with it or
+// the call is a manager's; a wrong PIN is refused and counted.
+func TestApprovals(t *testing.T) {
+	c := newClock()
+	a := open(t, t.TempDir(), c)
 	enroll(t, a, card)
+	if err := a.SetManagerPIN("2468"); err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	before := a.Status().Seq
 	for _, amount := range []string{"99999999999", "10000.01"} {
 		_, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: amount})
-		if !errors.Is(err, agent.ErrInvalid) || !strings.Contains(err.Error(), "over the largest sale the rules allow (10000.00 EUR)") {
+		if !errors.Is(err, agent.ErrApproval) || !strings.Contains(err.Error(), "over the largest sale a cashier takes alone (10000.00 EUR)") {
 			t.Fatalf("earn %s: %v", amount, err)
 		}
-		if _, err := a.Quote(ctx, agent.EarnRequest{Card: card, Amount: amount}); !errors.Is(err, agent.ErrInvalid) {
+		if _, err := a.Quote(ctx, agent.EarnRequest{Card: card, Amount: amount}); !errors.Is(err, agent.ErrApproval) {
 			t.Fatalf("quote %s: %v", amount, err)
 		}
 	}
-	if a.Status().Seq != before {
-		t.Fatal("a refused sale wrote an event")
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "12000.00", ManagerPIN: "1111"}); !errors.Is(err, agent.ErrBadPIN) {
+		t.Fatalf("a wrong PIN: %v", err)
 	}
-	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "10000.00"}); err != nil {
+	if _, err := a.Adjust(ctx, agent.AdjustRequest{Card: card, Points: -100000, Reason: "typo"}); !errors.Is(err, agent.ErrApproval) {
+		t.Fatalf("an adjustment without a manager: %v", err)
+	}
+	if a.Status().Seq != before {
+		t.Fatal("a refused operation wrote an event")
+	}
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "10000.00", Ref: "cap"}); err != nil {
 		t.Fatalf("a sale at the cap: %v", err)
+	}
+	c.add(2 * time.Second) // past the wait after a wrong PIN
+	big, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "12000.00", Ref: "big", ManagerPIN: "2468"})
+	if err != nil || big.Points == 0 {
+		t.Fatalf("an approved sale over the cap: %+v %v", big, err)
+	}
+	if _, err := a.Earn(agent.WithManager(ctx, "api token back-office"), agent.EarnRequest{Card: card, Amount: "15000.00", Ref: "big2"}); err != nil {
+		t.Fatalf("a manager's sale over the cap: %v", err)
+	}
+	// The default rules: voids of up to 5000 points and refunds of up to
+	// 500.00 alone. The 12000.00 sale earned more than 5000 points.
+	if _, err := a.Void(ctx, agent.VoidRequest{Ref: "big"}); !errors.Is(err, agent.ErrApproval) || !strings.Contains(err.Error(), "over the 5000 a cashier voids alone") {
+		t.Fatalf("a big void alone: %v", err)
+	}
+	if _, err := a.Refund(ctx, agent.RefundRequest{Ref: "cap", Amount: "600.00"}); !errors.Is(err, agent.ErrApproval) || !strings.Contains(err.Error(), "500.00 EUR") {
+		t.Fatalf("a big refund alone: %v", err)
+	}
+	if _, err := a.Refund(ctx, agent.RefundRequest{Ref: "cap", Amount: "400.00"}); err != nil {
+		t.Fatalf("a small refund: %v", err)
+	}
+	if _, err := a.Void(ctx, agent.VoidRequest{Ref: "big", ManagerPIN: "2468"}); err != nil {
+		t.Fatalf("an approved void: %v", err)
+	}
+	if _, err := a.Refund(ctx, agent.RefundRequest{Ref: "cap", Amount: "600.00", ManagerPIN: "2468"}); err != nil {
+		t.Fatalf("an approved refund: %v", err)
+	}
+	if _, err := a.Adjust(ctx, agent.AdjustRequest{Card: card, Points: 50, Reason: "goodwill", ManagerPIN: "2468"}); err != nil {
+		t.Fatalf("an approved adjustment: %v", err)
 	}
 }

@@ -23,6 +23,8 @@ type EarnRequest struct {
 	Amount string       `json:"amount"`
 	Ref    string       `json:"ref,omitempty"` // idempotency key; generated when empty
 	Items  []rules.Item `json:"items,omitempty"`
+	// ManagerPIN approves a sale over the rules' max_amount.
+	ManagerPIN string `json:"manager_pin,omitempty"`
 }
 
 // EarnResult is what an earn wrote. A retry with the same Ref returns the
@@ -59,6 +61,8 @@ type DonateRequest struct {
 // VoidRequest cancels a checkout of the same shift in full.
 type VoidRequest struct {
 	Ref string `json:"ref"`
+	// ManagerPIN approves a void over the rules' approval.void_points.
+	ManagerPIN string `json:"manager_pin,omitempty"`
 }
 
 // RefundRequest returns goods of a checkout: Amount (decimal text) of it.
@@ -68,6 +72,8 @@ type RefundRequest struct {
 	Ref    string `json:"ref"`
 	Amount string `json:"amount"`
 	Return string `json:"return,omitempty"`
+	// ManagerPIN approves a refund over the rules' approval.refund_amount.
+	ManagerPIN string `json:"manager_pin,omitempty"`
 }
 
 // EnrollRequest creates a member at the till.
@@ -331,6 +337,8 @@ type AdjustRequest struct {
 	Points int64  `json:"points"` // signed change
 	Reason string `json:"reason"`
 	Ref    string `json:"ref,omitempty"`
+	// ManagerPIN approves it: every adjustment needs a manager.
+	ManagerPIN string `json:"manager_pin,omitempty"`
 }
 
 // ReplaceCardRequest blocks a member's card and gives them a new one; the

@@ -35,8 +35,15 @@ func (a *Agent) Adjust(ctx context.Context, r AdjustRequest) (_ Result, err erro
 	if r.Ref == "" {
 		r.Ref = newRef()
 	}
+	approver, err := a.approver(ctx, r.ManagerPIN)
+	if err != nil {
+		return Result{}, err
+	}
 	a.resolveCard(ctx, r.Card)
 	return decodeResult[Result](a.do(ctx, r.Ref, "adjust", func(o *op, co *checkoutRecord) (any, error) {
+		if err := o.approve(approver, fmt.Errorf("an adjustment of %+d points to a balance", r.Points)); err != nil {
+			return nil, err
+		}
 		m, err := usableMember(o.tx, r.Card)
 		if err != nil {
 			return nil, err

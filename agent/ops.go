@@ -246,12 +246,16 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (_ EarnResult, err erro
 	if r.Ref == "" {
 		r.Ref = newRef()
 	}
+	approver, err := a.approver(ctx, r.ManagerPIN)
+	if err != nil {
+		return EarnResult{}, err
+	}
 	a.resolveCard(ctx, r.Card)
 	return decodeResult[EarnResult](a.do(ctx, r.Ref, "earn", func(o *op, co *checkoutRecord) (any, error) {
 		// Checked here, after a retry's stored answer: a sale taken under
 		// earlier rules still answers as it did.
-		if err := o.doc.CheckAmount(amount); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		if err := o.approve(approver, o.doc.CheckAmount(amount)); err != nil {
+			return nil, err
 		}
 		m, err := usableMember(o.tx, r.Card)
 		if err != nil {
@@ -316,8 +320,14 @@ func (a *Agent) Quote(ctx context.Context, r EarnRequest) (Quote, error) {
 	if err != nil {
 		return Quote{}, fmt.Errorf("%w: amount %q: %v", ErrInvalid, r.Amount, err)
 	}
-	if err := doc.CheckAmount(amount); err != nil {
-		return Quote{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	if why := doc.CheckAmount(amount); why != nil {
+		approver, err := a.approver(ctx, r.ManagerPIN)
+		if err != nil {
+			return Quote{}, err
+		}
+		if approver == "" {
+			return Quote{}, fmt.Errorf("%w: %v", ErrApproval, why)
+		}
 	}
 	if err := checkCard(r.Card); err != nil {
 		return Quote{}, err
@@ -562,6 +572,10 @@ func (a *Agent) Void(ctx context.Context, r VoidRequest) (_ Result, err error) {
 	if err := checkRef(r.Ref); err != nil {
 		return Result{}, err
 	}
+	approver, err := a.approver(ctx, r.ManagerPIN)
+	if err != nil {
+		return Result{}, err
+	}
 	return decodeResult[Result](a.do(ctx, r.Ref, "void", func(o *op, co *checkoutRecord) (any, error) {
 		m, err := o.checkoutMember(co, r.Ref)
 		if err != nil {
@@ -574,6 +588,9 @@ func (a *Agent) Void(ctx context.Context, r VoidRequest) (_ Result, err error) {
 			return nil, fmt.Errorf("%w: checkout %s is from %s, not today's shift: use refund", ErrVoid, r.Ref, co.Day)
 		}
 		delta := -(co.Earned - co.Clawed) + co.Burned
+		if err := o.approve(approver, o.doc.CheckVoid(delta)); err != nil {
+			return nil, err
+		}
 		if err := o.checkClawback(m, delta); err != nil {
 			return nil, err
 		}
@@ -616,6 +633,10 @@ func (a *Agent) Refund(ctx context.Context, r RefundRequest) (_ Result, err erro
 	if r.Return != "" {
 		key = "refund:return:" + r.Return
 	}
+	approver, err := a.approver(ctx, r.ManagerPIN)
+	if err != nil {
+		return Result{}, err
+	}
 	return decodeResult[Result](a.do(ctx, r.Ref, key, func(o *op, co *checkoutRecord) (any, error) {
 		m, err := o.checkoutMember(co, r.Ref)
 		if err != nil {
@@ -629,6 +650,9 @@ func (a *Agent) Refund(ctx context.Context, r RefundRequest) (_ Result, err erro
 		case amount > co.Amount-co.Refunded:
 			return nil, fmt.Errorf("%w: only %s of checkout %s is left to return", ErrRefund,
 				money.Format(co.Amount-co.Refunded, o.doc.Currency), r.Ref)
+		}
+		if err := o.approve(approver, o.doc.CheckRefund(amount)); err != nil {
+			return nil, err
 		}
 		clawTotal := mulDiv(co.Earned, co.Refunded+amount, co.Amount)
 		claw := clawTotal - co.Clawed

@@ -19,6 +19,7 @@ var reasons = []struct {
 	{ErrPINWait, "pin_wait"},
 	{ErrPINLocked, "pin_locked"},
 	{ErrBadToken, "bad_token"},
+	{ErrApproval, "approval_required"},
 	{ErrInsufficientPoints, "insufficient_points"},
 	{ErrOfflineLimit, "offline_limit"},
 	{ErrCardExists, "card_exists"},

@@ -35,6 +35,7 @@ type Document struct {
 	Charities    []Charity    `json:"charities"`
 	OfflineLimit OfflineLimit `json:"offline_limit"`
 	Refund       RefundRules  `json:"refund"`
+	Approval     Approval     `json:"approval"`
 	// Optional parts of the program; absent means the program has none.
 	Surprise    *Surprise    `json:"surprise,omitempty"`
 	WelcomeBack *WelcomeBack `json:"welcome_back,omitempty"`
@@ -49,16 +50,51 @@ type EarnRules struct {
 	PointsPerUnit int64 `json:"points_per_unit"`
 	// ExcludedCategories never earn (gift cards, tobacco, ...).
 	ExcludedCategories []string `json:"excluded_categories"`
-	// MaxAmount is the largest sale a till takes, minor units; 0 sets no
-	// cap. A typo of a few digits too many is refused, not earned.
+	// MaxAmount is the largest sale a cashier takes alone, minor units; 0
+	// sets no cap. Above it a manager approves the sale, so a typo of a
+	// few digits too many is caught, not earned.
 	MaxAmount int64 `json:"max_amount,omitempty"`
 }
 
-// CheckAmount refuses a sale above the rules' largest (Earn.MaxAmount).
+// CheckAmount says why a sale needs a manager's approval: it is above the
+// rules' largest (Earn.MaxAmount). nil when it does not.
 func (d *Document) CheckAmount(amount int64) error {
 	if d.Earn.MaxAmount > 0 && amount > d.Earn.MaxAmount {
-		return fmt.Errorf("amount %s %s is over the largest sale the rules allow (%s %s): check the amount",
+		return fmt.Errorf("amount %s %s is over the largest sale a cashier takes alone (%s %s): check the amount",
 			money.Format(amount, d.Currency), d.Currency, money.Format(d.Earn.MaxAmount, d.Currency), d.Currency)
+	}
+	return nil
+}
+
+// Approval is what a cashier may not do alone: above these limits the till
+// asks for a manager's approval (the manager PIN, or a call with a manager's
+// API token). Adjusting a balance always needs one; a limit of 0 sets none.
+type Approval struct {
+	// VoidPoints is the most points a void may take back or give back
+	// without a manager.
+	VoidPoints int64 `json:"void_points,omitempty"`
+	// RefundAmount is the largest refund without a manager, minor units.
+	RefundAmount int64 `json:"refund_amount,omitempty"`
+}
+
+// CheckVoid says why a void that moves points (either way) needs a
+// manager; nil when it does not.
+func (d *Document) CheckVoid(points int64) error {
+	if points < 0 {
+		points = -points
+	}
+	if d.Approval.VoidPoints > 0 && points > d.Approval.VoidPoints {
+		return fmt.Errorf("a void of %d points is over the %d a cashier voids alone", points, d.Approval.VoidPoints)
+	}
+	return nil
+}
+
+// CheckRefund says why a refund of amount needs a manager; nil when it
+// does not.
+func (d *Document) CheckRefund(amount int64) error {
+	if d.Approval.RefundAmount > 0 && amount > d.Approval.RefundAmount {
+		return fmt.Errorf("a refund of %s %s is over the %s %s a cashier refunds alone",
+			money.Format(amount, d.Currency), d.Currency, money.Format(d.Approval.RefundAmount, d.Currency), d.Currency)
 	}
 	return nil
 }
@@ -251,6 +287,12 @@ func (d *Document) Validate() error {
 	}
 	if d.Earn.MaxAmount < 0 || d.Earn.MaxAmount > money.MaxAmount {
 		p.addf("earn.max_amount: between 0 (no cap) and %d minor units", money.MaxAmount)
+	}
+	if d.Approval.VoidPoints < 0 || d.Approval.VoidPoints > maxBonus {
+		p.addf("approval.void_points: between 0 (no limit) and %d", maxBonus)
+	}
+	if d.Approval.RefundAmount < 0 || d.Approval.RefundAmount > money.MaxAmount {
+		p.addf("approval.refund_amount: between 0 (no limit) and %d minor units", money.MaxAmount)
 	}
 	if d.Discount.Points < 0 || d.Discount.Value < 0 || d.Discount.MinPoints < 0 {
 		p.addf("discount: must not be negative")

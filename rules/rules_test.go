@@ -93,6 +93,8 @@ func TestTierProblems(t *testing.T) {
 		"discount points": func(m map[string]any) { m["discount"].(map[string]any)["points"] = 1e15 },
 		"max amount":      func(m map[string]any) { m["earn"].(map[string]any)["max_amount"] = -1 },
 		"max amount huge": func(m map[string]any) { m["earn"].(map[string]any)["max_amount"] = 1e18 },
+		"void approval":   func(m map[string]any) { m["approval"].(map[string]any)["void_points"] = -1 },
+		"refund approval": func(m map[string]any) { m["approval"].(map[string]any)["refund_amount"] = 1e18 },
 	} {
 		m := base()
 		change(m)

@@ -361,11 +361,27 @@ func (c *checkout) earn() {
 		}
 		req.Amount, req.Ref, req.Items = c.basket.Amount, c.basket.Ref, c.basket.Items
 	}
+	c.submitEarn(req)
+}
+
+// submitEarn records the sale req; one the rules let no cashier take alone
+// goes to a manager's approval first.
+func (c *checkout) submitEarn(req agent.EarnRequest) {
 	run(c.t.br, func(ctx context.Context) (agent.EarnResult, error) { return c.t.ag.Earn(ctx, req) },
 		func(r agent.EarnResult, err error) {
+			if errors.Is(err, agent.ErrApproval) && req.ManagerPIN == "" {
+				c.askApproval(err, func(pin string) {
+					req.ManagerPIN = pin
+					c.submitEarn(req)
+				})
+				return
+			}
 			if err != nil {
 				c.t.fail(err)
 				return
+			}
+			if c.form != nil {
+				c.back() // from the approval
 			}
 			if req.Ref == c.basket.Ref {
 				c.earned = r.Ref

@@ -141,7 +141,11 @@ func (f *fixture) wantMsg(sub string, imp widget.Importance) {
 	}
 }
 
+// earn types amount at a cashier's pace (not a scanner's burst) and
+// presses Earn.
 func (f *fixture) earn(amount string) {
+	at := clock
+	f.term.co.amount.clock = func() time.Time { at = at.Add(200 * time.Millisecond); return at }
 	test.Type(f.term.co.amount, amount)
 	f.tap(f.term.co.earnBtn)
 }

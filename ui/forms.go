@@ -176,9 +176,15 @@ func (c *checkout) showVoid(v agent.CheckoutView) {
 	}
 	items = append(items, &widget.FormItem{Text: lang.L("Receipt"), Widget: label(v.Ref)})
 	ref := v.Ref
-	f := c.newForm(lang.L("Void this checkout?"), lang.L("Void"), items, func() {
-		run(c.t.br, func(ctx context.Context) (agent.Result, error) { return c.t.ag.Void(ctx, agent.VoidRequest{Ref: ref}) },
+	var submit func(pin string)
+	submit = func(pin string) {
+		req := agent.VoidRequest{Ref: ref, ManagerPIN: pin}
+		run(c.t.br, func(ctx context.Context) (agent.Result, error) { return c.t.ag.Void(ctx, req) },
 			func(r agent.Result, err error) {
+				if errors.Is(err, agent.ErrApproval) && pin == "" {
+					c.askApproval(err, submit)
+					return
+				}
 				if err != nil {
 					c.t.fail(err)
 					return
@@ -187,8 +193,29 @@ func (c *checkout) showVoid(v agent.CheckoutView) {
 					map[string]any{"Ref": ref, "Points": signed(r.Points), "Balance": r.Balance}), r)
 				c.lastRef = ""
 			})
-	})
+	}
+	f := c.newForm(lang.L("Void this checkout?"), lang.L("Void"), items, func() { submit("") })
 	c.show(f, f.submit)
+}
+
+// askApproval asks a manager to approve what the agent refused to a
+// cashier alone (why says what and why): the manager types the PIN, and
+// again makes the same call with it. Esc cancels; a wrong PIN leaves the
+// form open and is counted by the agent.
+func (c *checkout) askApproval(why error, again func(pin string)) {
+	pin := c.t.newEntry(lang.L("PIN"))
+	pin.Password = true
+	about := widget.NewLabel(why.Error())
+	about.Wrapping = fyne.TextWrapWord
+	f := c.newForm(lang.L("A manager's approval"), lang.L("Approve"), []*widget.FormItem{
+		{Text: "", Widget: about},
+		{Text: lang.L("Manager PIN"), Widget: pin},
+	}, func() {
+		p := pin.Text
+		pin.SetText("")
+		again(p)
+	})
+	c.show(f, pin)
 }
 
 // checkoutKinds names what was done on a checkout, in the cashier's words.
@@ -227,16 +254,29 @@ func (c *checkout) openRefund() {
 			c.t.fail(errors.New(lang.L("Type the receipt number of the checkout")))
 			return
 		}
-		run(c.t.br, func(ctx context.Context) (agent.Result, error) { return c.t.ag.Refund(ctx, req) },
-			func(r agent.Result, err error) {
-				if err != nil {
-					c.t.fail(err)
-					return
-				}
-				c.done(lang.L("Refund on {{.Ref}}: {{.Points}} pts. New balance {{.Balance}} pts",
-					map[string]any{"Ref": req.Ref, "Points": signed(r.Points), "Balance": r.Balance}), r)
-			})
+		c.submitRefund(req)
 	}), amt)
+}
+
+// submitRefund records the refund req, through a manager's approval when
+// the rules want one.
+func (c *checkout) submitRefund(req agent.RefundRequest) {
+	run(c.t.br, func(ctx context.Context) (agent.Result, error) { return c.t.ag.Refund(ctx, req) },
+		func(r agent.Result, err error) {
+			if errors.Is(err, agent.ErrApproval) && req.ManagerPIN == "" {
+				c.askApproval(err, func(pin string) {
+					req.ManagerPIN = pin
+					c.submitRefund(req)
+				})
+				return
+			}
+			if err != nil {
+				c.t.fail(err)
+				return
+			}
+			c.done(lang.L("Refund on {{.Ref}}: {{.Points}} pts. New balance {{.Balance}} pts",
+				map[string]any{"Ref": req.Ref, "Points": signed(r.Points), "Balance": r.Balance}), r)
+		})
 }
 
 // describeReceipt shows in about the checkout ref names, once it is known,

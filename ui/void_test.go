@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -188,8 +189,57 @@ func TestWedgeBurstInAmount(t *testing.T) {
 	c.amount.clock = func() time.Time { at = at.Add(300 * time.Millisecond); return at }
 	test.Type(c.amount, "10000001")
 	f.key(c.amount, fyne.KeyReturn)
-	f.wantMsg("over the largest sale", widget.DangerImportance)
+	if c.form == nil || !strings.Contains(formLabels(f), "over the largest sale") {
+		t.Fatal("typed digits over the largest sale did not ask for a manager's approval")
+	}
 	if c.name.Text != "Grace Hopper" || f.member(newCard).Balance != 0 {
 		t.Fatalf("typed digits: screen %q, balance %d", c.name.Text, f.member(newCard).Balance)
+	}
+}
+
+// TestManagerApproval: a sale over the rules' largest opens a manager's
+// approval naming why; a wrong PIN leaves it open and earns nothing; the
+// right one earns the sale. A void over the limit goes the same way.
+func TestManagerApproval(t *testing.T) {
+	f := newFixture(t)
+	c := f.term.co
+	if err := f.ag.SetManagerPIN("2468"); err != nil {
+		t.Fatal(err)
+	}
+	f.scan(adaCard)
+	f.earn("12000.00")
+	if c.form == nil || !strings.Contains(formLabels(f), "over the largest sale a cashier takes alone") {
+		t.Fatalf("no approval form naming why (form open: %v)", c.form != nil)
+	}
+	pin, ok := f.w.Canvas().Focused().(*keyEntry)
+	if !ok || !pin.Password {
+		t.Fatalf("the approval's focus is %T, not the PIN", f.w.Canvas().Focused())
+	}
+	test.Type(pin, "1111")
+	f.key(pin, fyne.KeyReturn)
+	f.wantMsg("Wrong PIN", widget.DangerImportance)
+	if c.form == nil || f.member(adaCard).Balance != 0 {
+		t.Fatalf("a wrong PIN: form open %v, balance %d", c.form != nil, f.member(adaCard).Balance)
+	}
+	test.Type(pin, "2468")
+	f.key(pin, fyne.KeyReturn)
+	f.wantMsg("Earned ", widget.SuccessImportance)
+	earned := f.member(adaCard).Balance
+	if c.form != nil || earned < 12000 || c.amount.Text != "" {
+		t.Fatalf("after approval: form open %v, balance %d, amount %q", c.form != nil, f.member(adaCard).Balance, c.amount.Text)
+	}
+
+	// Voiding it takes the points back: over the 5000 a cashier voids alone.
+	f.key(c.amount, fyne.KeyF6)
+	f.key(c.form.submit, fyne.KeyReturn)
+	if !strings.Contains(formLabels(f), "over the 5000 a cashier voids alone") {
+		t.Fatalf("no approval for the big void:\n%s", formLabels(f))
+	}
+	pin = f.w.Canvas().Focused().(*keyEntry)
+	test.Type(pin, "2468")
+	f.key(pin, fyne.KeyReturn)
+	f.wantMsg(fmt.Sprintf("voided: -%d pts", earned), widget.SuccessImportance)
+	if f.member(adaCard).Balance != 0 {
+		t.Fatalf("balance %d after the approved void", f.member(adaCard).Balance)
 	}
 }

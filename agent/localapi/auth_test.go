@@ -63,7 +63,11 @@ func TestTokens(t *testing.T) {
 		}
 		return resp.StatusCode, e
 	}
+	if err := c.SetManagerPIN(ctx, "2468", false); err != nil {
+		t.Fatal(err)
+	}
 	earn := `{"card":"` + card + `","amount":"10.00"}`
+	big := `{"card":"` + card + `","amount":"12000.00","ref":"big"`
 	adjust := `{"card":"` + card + `","points":1000,"reason":"test"}`
 	for _, tc := range []struct {
 		name, method, path, tok, body string
@@ -80,6 +84,9 @@ func TestTokens(t *testing.T) {
 		{"pos exports", "GET", "/v1/export", pos.Token, "", 403, "forbidden"},
 		{"pos backs up", "GET", "/v1/backup", pos.Token, "", 403, "forbidden"},
 		{"manager adjusts", "POST", "/v1/adjust", mgr.Token, adjust, 200, ""},
+		{"pos earns over the cap", "POST", "/v1/earn", pos.Token, big + `}`, 403, "approval_required"},
+		{"pos earns over the cap, a wrong PIN", "POST", "/v1/earn", pos.Token, big + `,"manager_pin":"1111"}`, 403, "bad_pin"},
+		{"pos earns over the cap, approved", "POST", "/v1/earn", pos.Token, big + `,"manager_pin":"2468"}`, 200, ""},
 		{"manager makes a token", "POST", "/v1/tokens", mgr.Token, `{"name":"x","role":"manager"}`, 403, "forbidden"},
 	} {
 		status, e := call(tc.method, tc.path, tc.tok, tc.body)
@@ -87,8 +94,8 @@ func TestTokens(t *testing.T) {
 			t.Errorf("%s: %d %+v, want %d %s", tc.name, status, e, tc.status, tc.code)
 		}
 	}
-	if m, _ := c.Member(ctx, card); m.Balance != 1010 {
-		t.Fatalf("balance %d, want 10 earned + 1000 adjusted by the manager only", m.Balance)
+	if m, _ := c.Member(ctx, card); m.Balance < 1010+12000 {
+		t.Fatalf("balance %d, want 10 earned + 1000 adjusted by the manager + the approved 12000.00 sale", m.Balance)
 	}
 	if _, e := call("GET", "/v1/status", "", ""); !strings.Contains(e.Error, "pos-agent token add") {
 		t.Errorf("the refusal without a token does not say how to get one: %q", e.Error)

@@ -96,6 +96,7 @@ var statuses = map[string]int{
 	"forbidden":              http.StatusForbidden,
 	"no_token":               http.StatusUnauthorized,
 	"bad_token":              http.StatusUnauthorized,
+	"approval_required":      http.StatusForbidden,
 	"unsupported_media_type": http.StatusUnsupportedMediaType,
 	"disk_full":              http.StatusInsufficientStorage,
 	"corrupt":                http.StatusInternalServerError,
@@ -442,6 +443,10 @@ func guard(next http.Handler, a Agent, log *slog.Logger) http.Handler {
 				respond(w, log, nil, errMediaType)
 				return
 			}
+		}
+		if t.Role == agent.RoleManager {
+			// A manager's token approves what a cashier may not do alone.
+			r = r.WithContext(agent.WithManager(r.Context(), "api token "+t.Name))
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -39,16 +39,16 @@ func agentVerbs(v map[string]cli.Verb) {
 	v["run"] = cli.Verb{Usage: "run [--hq URL] [--scanner PORT|sim] [--api ADDR] [--metrics ADDR] [--log-format text|json] | run --attach", Short: "the terminal app, with the agent in-process or attached to pos-agent serve", Run: runRun}
 	v["join"] = cli.Verb{Usage: "join --hq URL --code CODE", Short: "register this terminal with head office using a one-time code", Run: runJoin}
 	v["serve"] = cli.Verb{Usage: "serve [--hq URL] [--scanner PORT|sim] [--api ADDR] [--metrics ADDR] [--log-format text|json]", Short: "run the agent without UI; blocks", Run: runServe}
-	v["earn"] = cli.Verb{Usage: "earn --card CARD --amount 12.50 [--ref REF] [--items FILE.json]", Short: "record a purchase and earn points", Run: runEarn}
+	v["earn"] = cli.Verb{Usage: "earn --card CARD --amount 12.50 [--ref REF] [--items FILE.json] [--approve]", Short: "record a purchase and earn points", Run: runEarn}
 	v["quote"] = cli.Verb{Usage: "quote --card CARD --amount A [--items FILE]", Short: "what a checkout would earn, with its lines; writes nothing", Run: runQuote}
 	v["redeem"] = cli.Verb{Usage: "redeem --card CARD (--reward ID | --points N) [--ref REF]", Short: "burn points for a reward or as discount", Run: runRedeem}
 	v["donate"] = cli.Verb{Usage: "donate --card CARD --points N --charity ID [--ref REF]", Short: "donate points to a charity partner", Run: runDonate}
-	v["void"] = cli.Verb{Usage: "void --ref REF", Short: "cancel a checkout of today's shift", Run: runVoid}
-	v["refund"] = cli.Verb{Usage: "refund --ref REF --amount 5.00 [--return ID]", Short: "return goods: claw back points pro rata", Run: runRefund}
+	v["void"] = cli.Verb{Usage: "void --ref REF [--approve]", Short: "cancel a checkout of today's shift", Run: runVoid}
+	v["refund"] = cli.Verb{Usage: "refund --ref REF --amount 5.00 [--return ID] [--approve]", Short: "return goods: claw back points pro rata", Run: runRefund}
 	v["enroll"] = cli.Verb{Usage: "enroll --card CARD [--name N] [--email E] [--phone P] [--birthday MM-DD] [--consent]", Short: "enroll a new member", Run: runEnroll}
 	v["expire"] = cli.Verb{Usage: "expire", Short: "write the point expiries and tier-review downgrades that are due (idempotent)", Run: runExpire}
 	v["rules check"] = cli.Verb{Usage: "rules check FILE", Short: "validate a rules document and print every problem", Run: runRulesCheck}
-	v["adjust"] = cli.Verb{Usage: "adjust --card CARD --points N --reason TEXT [--ref REF]", Short: "a manager's correction of a balance", Run: runAdjust}
+	v["adjust"] = cli.Verb{Usage: "adjust --card CARD --points N --reason TEXT [--ref REF] --approve", Short: "a manager's correction of a balance", Run: runAdjust}
 	v["replace-card"] = cli.Verb{Usage: "replace-card --card OLD --new NEW [--ref REF]", Short: "block a card and give its member a new one", Run: runReplaceCard}
 	v["member"] = cli.Verb{Usage: "member --card CARD", Short: "show a member", Run: runMember}
 	v["status"] = cli.Verb{Usage: "status", Short: "terminal, link, queue, scanner and rules state", Run: runStatus}
@@ -133,9 +133,13 @@ func runEarn(ctx context.Context, args []string) error {
 	amount := fs.String("amount", "", "purchase amount, e.g. 12.50")
 	ref := fs.String("ref", "", "checkout reference (idempotency key)")
 	itemsFile := fs.String("items", "", "basket items as a JSON file")
+	ap := approveFlag(fs)
 	var items []rules.Item
 	return withClient(ctx, fs, c, args, false, func() error {
 		if err := cli.Require("earn", map[string]string{"card": *card, "amount": *amount}); err != nil {
+			return err
+		}
+		if err := ap.read(); err != nil {
 			return err
 		}
 		if *itemsFile != "" {
@@ -146,9 +150,9 @@ func runEarn(ctx context.Context, args []string) error {
 		}
 		return nil
 	}, func(cl *localapi.Client) error {
-		res, err := cl.Earn(ctx, agent.EarnRequest{Card: *card, Amount: *amount, Ref: *ref, Items: items})
+		res, err := cl.Earn(ctx, agent.EarnRequest{Card: *card, Amount: *amount, Ref: *ref, Items: items, ManagerPIN: ap.pin})
 		if err != nil {
-			return err
+			return ap.explain(err)
 		}
 		return c.Print(res, func(w io.Writer) {
 			fmt.Fprintf(w, "%+d points for %s, balance %d (ref %s, seq %d)\n", res.Points, res.Member, res.Balance, res.Ref, res.Seq)
@@ -239,12 +243,16 @@ func runDonate(ctx context.Context, args []string) error {
 func runVoid(ctx context.Context, args []string) error {
 	fs, c := cli.NewFlags(prog, "void")
 	ref := fs.String("ref", "", "checkout reference")
+	ap := approveFlag(fs)
 	return withClient(ctx, fs, c, args, false, func() error {
-		return cli.Require("void", map[string]string{"ref": *ref})
-	}, func(cl *localapi.Client) error {
-		res, err := cl.Void(ctx, agent.VoidRequest{Ref: *ref})
-		if err != nil {
+		if err := cli.Require("void", map[string]string{"ref": *ref}); err != nil {
 			return err
+		}
+		return ap.read()
+	}, func(cl *localapi.Client) error {
+		res, err := cl.Void(ctx, agent.VoidRequest{Ref: *ref, ManagerPIN: ap.pin})
+		if err != nil {
+			return ap.explain(err)
 		}
 		return printResult(c, res)
 	})
@@ -255,12 +263,16 @@ func runRefund(ctx context.Context, args []string) error {
 	ref := fs.String("ref", "", "checkout reference")
 	amount := fs.String("amount", "", "amount returned, e.g. 5.00")
 	ret := fs.String("return", "", "id of this return, to tell several partial returns apart")
+	ap := approveFlag(fs)
 	return withClient(ctx, fs, c, args, false, func() error {
-		return cli.Require("refund", map[string]string{"ref": *ref, "amount": *amount})
-	}, func(cl *localapi.Client) error {
-		res, err := cl.Refund(ctx, agent.RefundRequest{Ref: *ref, Amount: *amount, Return: *ret})
-		if err != nil {
+		if err := cli.Require("refund", map[string]string{"ref": *ref, "amount": *amount}); err != nil {
 			return err
+		}
+		return ap.read()
+	}, func(cl *localapi.Client) error {
+		res, err := cl.Refund(ctx, agent.RefundRequest{Ref: *ref, Amount: *amount, Return: *ret, ManagerPIN: ap.pin})
+		if err != nil {
+			return ap.explain(err)
 		}
 		return printResult(c, res)
 	})
@@ -292,12 +304,16 @@ func runAdjust(ctx context.Context, args []string) error {
 	points := fs.Int64("points", 0, "signed change to the balance")
 	reason := fs.String("reason", "", "why")
 	ref := fs.String("ref", "", "reference (idempotency key)")
+	ap := approveFlag(fs)
 	return withClient(ctx, fs, c, args, false, func() error {
-		return cli.Require("adjust", map[string]string{"card": *card, "reason": *reason})
-	}, func(cl *localapi.Client) error {
-		res, err := cl.Adjust(ctx, agent.AdjustRequest{Card: *card, Points: *points, Reason: *reason, Ref: *ref})
-		if err != nil {
+		if err := cli.Require("adjust", map[string]string{"card": *card, "reason": *reason}); err != nil {
 			return err
+		}
+		return ap.read()
+	}, func(cl *localapi.Client) error {
+		res, err := cl.Adjust(ctx, agent.AdjustRequest{Card: *card, Points: *points, Reason: *reason, Ref: *ref, ManagerPIN: ap.pin})
+		if err != nil {
+			return ap.explain(err)
 		}
 		return printResult(c, res)
 	})
@@ -571,7 +587,7 @@ func runManagerAdd(ctx context.Context, args []string) error {
 	var pin string
 	return withClient(ctx, fs, c, args, false, func() error {
 		var err error
-		pin, err = readPIN(os.Stdin, os.Stderr)
+		pin, err = readPIN(os.Stdin, os.Stderr, true)
 		return err
 	}, func(cl *localapi.Client) error {
 		if err := cl.SetManagerPIN(ctx, pin, *replace); err != nil {
@@ -583,15 +599,18 @@ func runManagerAdd(ctx context.Context, args []string) error {
 	})
 }
 
-// readPIN reads the PIN from in: at a terminal it asks twice without
-// echo, else it takes the first line.
-func readPIN(in *os.File, prompt io.Writer) (string, error) {
+// readPIN reads the manager PIN from in: at a terminal it asks without
+// echo (twice when it sets the PIN), else it takes the first line.
+func readPIN(in *os.File, prompt io.Writer, twice bool) (string, error) {
 	if fd := int(in.Fd()); term.IsTerminal(fd) {
-		fmt.Fprint(prompt, "manager PIN (4 to 12 digits): ")
+		fmt.Fprint(prompt, "manager PIN: ")
 		a, err := term.ReadPassword(fd)
 		fmt.Fprintln(prompt)
 		if err != nil {
 			return "", fmt.Errorf("reading the PIN: %w", err)
+		}
+		if !twice {
+			return string(a), nil
 		}
 		fmt.Fprint(prompt, "the same PIN again: ")
 		b, err := term.ReadPassword(fd)
@@ -610,9 +629,39 @@ func readPIN(in *os.File, prompt io.Writer) (string, error) {
 	}
 	pin := strings.TrimRight(line, "\r\n")
 	if pin == "" {
-		return "", fmt.Errorf("%w: manager add: give the PIN on standard input, e.g. echo 2468 | pos-agent manager add", cli.ErrUsage)
+		return "", fmt.Errorf("%w: give the manager PIN on standard input (at a terminal it is asked for)", cli.ErrUsage)
 	}
 	return pin, nil
+}
+
+// approval is the --approve flag of what a manager approves (adjust, and
+// earn, void and refund above the rules' limits): the verb reads the
+// manager PIN and sends it with the request.
+type approval struct {
+	on  *bool
+	pin string
+}
+
+func approveFlag(fs *flag.FlagSet) *approval {
+	return &approval{on: fs.Bool("approve", false, "a manager approves: read the manager PIN (asked at a terminal, else the first line of standard input)")}
+}
+
+// read reads the PIN when --approve is given.
+func (ap *approval) read() error {
+	if !*ap.on {
+		return nil
+	}
+	var err error
+	ap.pin, err = readPIN(os.Stdin, os.Stderr, false)
+	return err
+}
+
+// explain says how to get a refusal for want of a manager approved.
+func (ap *approval) explain(err error) error {
+	if errors.Is(err, agent.ErrApproval) && !*ap.on {
+		return fmt.Errorf("%w (run it again with --approve: a manager types the PIN)", err)
+	}
+	return err
 }
 
 func runTokenAdd(ctx context.Context, args []string) error {
