@@ -176,13 +176,15 @@ func TestFlowExactNumbers(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := agent.Stats{Checkouts: 1, MemberCheckouts: 1, UniqueMembers: 1, PointsIssued: 1212, PointsRedeemed: 450,
-		PointsDonated: 100, PointsReversed: 812, Enrollments: 1, Voids: 1, Refunds: 2, RedemptionRateBP: 3712}
+		PointsDonated: 100, PointsReversed: 812, Enrollments: 1, Voids: 1, Refunds: 2}
 	got := agent.Stats{Checkouts: s.Checkouts, MemberCheckouts: s.MemberCheckouts, UniqueMembers: s.UniqueMembers,
 		PointsIssued: s.PointsIssued, PointsRedeemed: s.PointsRedeemed, PointsDonated: s.PointsDonated,
-		PointsReversed: s.PointsReversed, Enrollments: s.Enrollments, Voids: s.Voids, Refunds: s.Refunds,
-		RedemptionRateBP: s.RedemptionRateBP}
+		PointsReversed: s.PointsReversed, Enrollments: s.Enrollments, Voids: s.Voids, Refunds: s.Refunds}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("stats\n got %+v\nwant %+v", got, want)
+	}
+	if s.RedemptionRateBP == nil || *s.RedemptionRateBP != 3712 {
+		t.Fatalf("redemption rate %v, want 3712 bp", s.RedemptionRateBP)
 	}
 	if s.Hours[10].PointsIssued != 1212 || s.TopRewards[0] != (agent.RewardCount{Reward: "coffee", Count: 1}) {
 		t.Fatalf("hours/top rewards: %+v %+v", s.Hours[10], s.TopRewards)
@@ -587,16 +589,16 @@ func TestRewardReturnRate(t *testing.T) {
 	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "5"}); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := a.Stats(""); s.RewardReturnBP != 0 {
-		t.Fatalf("same-day purchase counted as a return: %d bp", s.RewardReturnBP)
+	if s, _ := a.Stats(""); s.RewardReturnBP == nil || *s.RewardReturnBP != 0 {
+		t.Fatalf("same-day purchase counted as a return: %v bp", s.RewardReturnBP)
 	}
 	// One of the two redeemers comes back ten days later: 50%.
 	c.add(10 * 24 * time.Hour)
 	if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "5"}); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := a.Stats(""); s.RewardReturnBP != 5000 {
-		t.Fatalf("reward-return rate %d bp, want 5000", s.RewardReturnBP)
+	if s, _ := a.Stats(""); s.RewardReturnBP == nil || *s.RewardReturnBP != 5000 {
+		t.Fatalf("reward-return rate %v bp, want 5000", s.RewardReturnBP)
 	}
 }
 
@@ -866,5 +868,44 @@ func TestApprovals(t *testing.T) {
 	}
 	if _, err := a.Adjust(ctx, agent.AdjustRequest{Card: card, Points: 50, Reason: "goodwill", ManagerPIN: "2468"}); err != nil {
 		t.Fatalf("an approved adjustment: %v", err)
+	}
+}
+
+// TestFiguresHoldTogether: a fresh till has no redemption or reward-return
+// rate (not 0 %, not 100 %); a voided checkout leaves neither the day's
+// checkouts nor its hour's; a day of redemptions with nothing issued has no
+// redemption rate rather than 0 %.
+func TestFiguresHoldTogether(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	a := open(t, t.TempDir(), c)
+	enroll(t, a, card)
+	s, err := a.Stats("")
+	if err != nil || s.RedemptionRateBP != nil || s.RewardReturnBP != nil {
+		t.Fatalf("a fresh till's rates: %v %v (%v)", s.RedemptionRateBP, s.RewardReturnBP, err)
+	}
+	for _, ref := range []string{"keep", "void"} {
+		if _, err := a.Earn(ctx, agent.EarnRequest{Card: card, Amount: "500.00", Ref: ref}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.add(time.Hour) // the void comes an hour later: it still leaves the checkout's hour
+	if _, err := a.Void(ctx, agent.VoidRequest{Ref: "void"}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = a.Stats("")
+	var hours int64
+	for _, h := range s.Hours {
+		hours += h.Checkouts
+	}
+	if s.Checkouts != 1 || hours != 1 || s.Hours[10].Checkouts != 1 || s.Hours[11].Checkouts != 0 {
+		t.Fatalf("checkouts %d, hours sum %d (10h %d, 11h %d): want 1 everywhere", s.Checkouts, hours, s.Hours[10].Checkouts, s.Hours[11].Checkouts)
+	}
+	c.add(24 * time.Hour)
+	if _, err := a.Redeem(ctx, agent.RedeemRequest{Card: card, Points: 400}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ = a.Stats(""); s.PointsRedeemed != 400 || s.RedemptionRateBP != nil {
+		t.Fatalf("a day of 400 points redeemed and none issued: redeemed %d, rate %v", s.PointsRedeemed, s.RedemptionRateBP)
 	}
 }

@@ -248,14 +248,14 @@ type Stats struct {
 	PointsDonated    int64          `json:"points_donated"`     // to charity partners
 	PointsExpired    int64          `json:"points_expired"`     // breakage
 	PointsReversed   int64          `json:"points_reversed"`    // clawed back by voids and refunds
-	RedemptionRateBP int64          `json:"redemption_rate_bp"` // redeemed / issued
+	RedemptionRateBP *int64         `json:"redemption_rate_bp"` // redeemed / issued; null when nothing was issued
 	Enrollments      int64          `json:"enrollments"`
 	Voids            int64          `json:"voids"`
 	Refunds          int64          `json:"refunds"`
 	WelcomeBack      int64          `json:"welcome_back"`
 	TierDistribution map[string]int `json:"tier_distribution"` // members known to the terminal, by tier
 	TopRewards       []RewardCount  `json:"top_rewards"`
-	RewardReturnBP   int64          `json:"reward_return_bp"` // members who redeemed in the last 30 days and came back
+	RewardReturnBP   *int64         `json:"reward_return_bp"` // of members who redeemed, those who came back within 30 days; null when nobody redeemed
 	LiabilityPoints  int64          `json:"liability_points"` // outstanding points of members known here
 	Liability        int64          `json:"liability"`        // minor units: points × value per point × (1 − breakage)
 	Hours            [24]HourStats  `json:"hours"`

@@ -172,10 +172,14 @@ func (o *op) countReversal(e *ledger.Event, co *checkoutRecord) error {
 		if e.Type == ledger.Void {
 			d.Voids++
 			if co.Day == o.day && co.Amount > 0 {
-				// A voided checkout of today no longer counts as a checkout.
+				// A voided checkout of today no longer counts as a
+				// checkout: not in the day's figures, not in its hour's.
 				d.Checkouts--
 				d.MemberCheckouts--
 				d.MemberSpend -= e.Amount
+				h := &d.Hours[co.Time.In(o.a.loc).Hour()]
+				h.Checkouts--
+				h.MemberCheckouts--
 			}
 		} else {
 			d.Refunds++
@@ -233,7 +237,7 @@ func (a *Agent) Stats(day string) (Stats, error) {
 		}
 		redeemers, _ := strconv.ParseInt(tx.Meta("rr_redeemers"), 10, 64)
 		returned, _ := strconv.ParseInt(tx.Meta("rr_returned"), 10, 64)
-		s.RewardReturnBP = ratioBP(returned, redeemers)
+		s.RewardReturnBP = rateBP(returned, redeemers)
 		return nil
 	})
 	if err != nil {
@@ -249,7 +253,7 @@ func (a *Agent) Stats(day string) (Stats, error) {
 	}
 	s.PointsIssued, s.PointsRedeemed, s.PointsDonated = d.Issued, d.Redeemed, d.Donated
 	s.PointsExpired, s.PointsReversed = d.Expired, d.Reversed
-	s.RedemptionRateBP = ratioBP(d.Redeemed, d.Issued)
+	s.RedemptionRateBP = rateBP(d.Redeemed, d.Issued)
 	s.Enrollments, s.Voids, s.Refunds, s.WelcomeBack = d.Enrollments, d.Voids, d.Refunds, d.WelcomeBack
 	s.Hours = d.Hours
 	for r, n := range rewards {
@@ -271,10 +275,15 @@ func (a *Agent) Stats(day string) (Stats, error) {
 	return s, nil
 }
 
-// ratioBP is num/den in basis points, 0 when den is 0.
-func ratioBP(num, den int64) int64 {
-	if den <= 0 || num <= 0 {
-		return 0
+// rateBP is num/den in basis points, nil (no rate: not 0 %, not 100 %)
+// when den is not positive.
+func rateBP(num, den int64) *int64 {
+	if den <= 0 {
+		return nil
 	}
-	return mulDiv(num, 10000, den)
+	v := int64(0)
+	if num > 0 {
+		v = mulDiv(num, 10000, den)
+	}
+	return &v
 }

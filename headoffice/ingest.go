@@ -606,8 +606,12 @@ func FiguresOf(e ledger.Event, terminal, store string) (Figures, *MemberDay) {
 		f.Enrollments = 1
 	case ledger.Void, ledger.Refund:
 		// Counted on the day of the reversal: sales and points issued are
-		// net of what was taken back.
+		// net of what was taken back, and a voided sale (a void is of the
+		// shift's own checkouts) is no checkout, as the till counts it.
 		f.Sales, f.Issued, f.Reversals = -e.Amount, e.Points, 1
+		if e.Type == ledger.Void && e.Amount > 0 {
+			f.Checkouts = -1
+		}
 	case ledger.Adjust:
 		f.Adjusted = e.Points
 	case ledger.Expire:

@@ -307,12 +307,22 @@ func figureValues(s agent.Stats) []string {
 		strconv.FormatInt(s.PointsRedeemed, 10),
 		strconv.FormatInt(s.PointsDonated, 10),
 		strconv.FormatInt(s.PointsExpired, 10),
-		hundredths(s.RedemptionRateBP) + " %",
+		percent(s.RedemptionRateBP),
 		strconv.FormatInt(s.Enrollments, 10),
 		strconv.FormatInt(s.WelcomeBack, 10),
-		hundredths(s.RewardReturnBP) + " %",
+		percent(s.RewardReturnBP),
 		money.Format(s.Liability, cur) + " " + cur,
 	}
+}
+
+// percent writes a rate in basis points as a percentage, and a rate that
+// has no value (nothing to divide by: nothing issued, nobody redeemed) as a
+// dash, not as 0 % or 100 %.
+func percent(bp *int64) string {
+	if bp == nil {
+		return "—"
+	}
+	return hundredths(*bp) + " %"
 }
 
 // hundredths writes an integer count of hundredths as a decimal: 1234 → "12.34".
