@@ -42,4 +42,5 @@ if [ ! -f "$demo/.joined" ]; then
 fi
 
 echo "run-demo: head office on $hq_addr (log: $demo/headoffice.log); opening the terminal app" >&2
-bin/pos-agent run --data "$demo/till" --hq "$hq_url" --scanner sim
+# In a window: a developer's desktop, not a till (a till runs full screen).
+bin/pos-agent run --data "$demo/till" --hq "$hq_url" --scanner sim --window 1024x768

@@ -26,7 +26,7 @@ type barChart struct {
 
 // chartHeight is the height a chart asks for: tall enough to read at a
 // glance on a 768-pixel screen next to the figure cards.
-const chartHeight = 170
+const chartHeight = 110
 
 func newBarChart() *barChart {
 	b := &barChart{}

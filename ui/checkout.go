@@ -40,9 +40,7 @@ type checkout struct {
 	cardLabel, pending, spend *widget.Label
 	visit, expiring           *widget.Label
 	welcome, birthday         *widget.Label
-	progress                  *widget.ProgressBar
-	progressLabel             *widget.Label
-	progressBox               *fyne.Container
+	progress                  *meter // the way to the next tier, and what it takes
 
 	// The work area: the sale, the reward grid or a form.
 	work     *fyne.Container
@@ -77,24 +75,27 @@ func newCheckout(t *terminal) *checkout {
 	c.tier = newPill()
 	c.cardLabel, c.pending, c.spend = widget.NewLabel(""), widget.NewLabel(""), widget.NewLabel("")
 	c.visit, c.expiring = widget.NewLabel(""), widget.NewLabel("")
+	// The longer facts wrap: the member's panel never widens the screen.
+	for _, l := range []*widget.Label{c.pending, c.spend, c.visit, c.expiring} {
+		l.Wrapping = fyne.TextWrapWord
+	}
 	c.welcome = widget.NewLabelWithStyle(lang.L("Welcome back!"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	c.welcome.Importance = widget.SuccessImportance
 	c.birthday = widget.NewLabelWithStyle(lang.L("Happy birthday!"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	c.birthday.Importance = widget.WarningImportance
 	c.expiring.Importance = widget.WarningImportance
-	c.progress = widget.NewProgressBar()
-	c.progress.TextFormatter = func() string { return "" }
-	c.progressLabel = widget.NewLabel("")
-	c.progressBox = container.NewVBox(c.progressLabel, c.progress)
+	c.progress = newMeter()
 	c.memberBox = container.NewVBox(
-		c.name, c.cardLabel, container.NewHBox(c.tier.root),
-		widget.NewLabel(lang.L("Points balance")), c.balance, c.pending,
-		c.progressBox, c.expiring, c.welcome, c.birthday, c.spend, c.visit,
+		c.name, container.NewHBox(c.tier.root, c.cardLabel),
+		c.balance, c.pending,
+		c.progress, c.expiring, c.welcome, c.birthday, c.spend, c.visit,
 	)
 	c.emptyBox = container.NewVBox(bigText(lang.L("No member"), sizeLarge),
 		widget.NewLabel(lang.L("Scan a card to start, or press F8 to enroll a new member.")))
 	c.emptyBox.Objects[1].(*widget.Label).Wrapping = fyne.TextWrapWord
-	memberCard := widget.NewCard("", "", container.NewStack(c.memberBox, c.emptyBox))
+	// The member's facts scroll on a small screen rather than push the
+	// sale's buttons and the message line off it.
+	memberCard := widget.NewCard("", "", container.NewVScroll(container.NewStack(c.memberBox, c.emptyBox)))
 	c.showMember()
 
 	c.amount = t.newEntry(lang.L("Amount, e.g. 12.50"))
@@ -257,9 +258,8 @@ func (c *checkout) setMember(m agent.MemberView) {
 	if m.Pending != 0 {
 		c.pending.SetText(lang.L("Not yet confirmed by head office: {{.Points}} pts", map[string]any{"Points": signed(m.Pending)}))
 	}
-	c.progressBox.Hidden = f.NextTier == ""
-	c.progress.SetValue(min(max(f.Progress, 0), 1))
-	c.progressLabel.SetText(lang.L("{{.Amount}} more to {{.Tier}}",
+	c.progress.Hidden = f.NextTier == ""
+	c.progress.set(f.Progress, lang.L("{{.Amount}} more to {{.Tier}}",
 		map[string]any{"Amount": c.money(f.SpendToNext), "Tier": f.NextTier}))
 	c.expiring.Hidden = f.Expiring <= 0
 	c.expiring.SetText(lang.L("{{.Points}} pts expire on {{.Date}}",

@@ -12,6 +12,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/offline-loyalty/terminal/agent"
@@ -42,7 +43,9 @@ const (
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	test.NewTempApp(t)
+	// The till's own theme (its text and padding sizes), as Run sets it,
+	// so that what is measured is what a cashier sees.
+	test.NewTempApp(t).Settings().SetTheme(terminalTheme{theme.DefaultTheme()})
 	ag, err := agent.Open(context.Background(), t.TempDir(), agent.Options{Now: func() time.Time { return clock }})
 	if err != nil {
 		t.Fatal(err)

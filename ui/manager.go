@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -58,16 +59,17 @@ type manager struct {
 	days       *barChart
 	tiers      *barChart
 	top        *widget.Label
-	queue      *widget.Label
-	queueBar   *widget.ProgressBar
+	sync       *widget.Label // the queue, the oldest unsent event, the last sync
+	queueBar   *meter
 	queuePeak  uint64 // largest queue since it was last empty: the catch-up's start
-	oldest     *widget.Label
-	lastSync   *widget.Label
-	scanner    *widget.Label
 	exportBtn  *keyButton
 	stats      agent.Stats
 	dayHistory []agent.Stats
 }
+
+// figureCardWidth is the narrowest a figure card gets: its title on at
+// most two lines.
+const figureCardWidth = 135
 
 // figureNames are the section 3 figures shown as cards, in order.
 var figureNames = []string{
@@ -88,26 +90,30 @@ func newManager(t *terminal) *manager {
 	m.gate = container.NewCenter(container.NewGridWrap(fyne.NewSize(360, 240),
 		container.NewVBox(m.gateTitle, m.pin, m.pinBtn)))
 
-	cards := container.NewGridWithColumns(7)
+	var cardList []fyne.CanvasObject
 	for _, name := range figureNames {
 		v := widget.NewLabelWithStyle("-", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 		m.figures[name] = v
 		title := widget.NewLabel(lang.L(name))
-		title.Truncation = fyne.TextTruncateEllipsis
+		title.Wrapping = fyne.TextWrapWord
 		title.SizeName = theme.SizeNameCaptionText
-		cards.Add(widget.NewCard("", "", container.NewVBox(title, v)))
+		cardList = append(cardList, widget.NewCard("", "", container.NewVBox(title, v)))
 	}
+	cards := newCardGrid(figureCardWidth, 7, cardList...)
 	m.hours, m.days, m.tiers = newBarChart(), newBarChart(), newBarChart()
 	m.top = widget.NewLabel("")
-	m.queue, m.oldest, m.lastSync, m.scanner = widget.NewLabel(""), widget.NewLabel(""), widget.NewLabel(""), widget.NewLabel("")
-	m.queueBar = widget.NewProgressBar()
+	m.sync = widget.NewLabel("")
+	m.top.Wrapping, m.sync.Wrapping = fyne.TextWrapWord, fyne.TextWrapWord
+	m.queueBar = newMeter()
 	m.exportBtn = t.newButton(lang.L("Export CSV"), theme.DocumentSaveIcon(), m.export)
 	lock := t.newButton(lang.L("Lock")+" (Esc)", theme.LogoutIcon(), t.showCheckout)
 	head := container.NewBorder(nil, nil, bigText(lang.L("Today in this store"), sizeLarge), container.NewHBox(m.exportBtn, lock))
 	charts := container.NewGridWithColumns(2,
 		widget.NewCard("", lang.L("Checkouts by hour today"), m.hours.box),
 		widget.NewCard("", lang.L("Points issued and redeemed, last 14 days"), m.days.box))
-	sync := container.NewVBox(m.queue, m.queueBar, m.oldest, m.lastSync, m.scanner)
+	// One label of three lines and the catch-up bar: no taller than the
+	// chart beside it (the scanner's state is on the status bar).
+	sync := container.NewVBox(m.sync, m.queueBar)
 	lower := container.NewGridWithColumns(3,
 		widget.NewCard("", lang.L("Top rewards"), m.top),
 		widget.NewCard("", lang.L("Members by tier"), m.tiers.box),
@@ -270,7 +276,6 @@ func (m *manager) show(days []agent.Stats) {
 // setStatus follows the link and scanner between refreshes.
 func (m *manager) setStatus(st agent.Status) {
 	m.showSync(agent.SyncHealth{Queue: st.Queue, OldestUnsent: st.OldestUnsent, LastSync: st.LastSync})
-	m.scanner.SetText(lang.L("Scanner: {{.State}}", map[string]any{"State": lang.L(st.Scanner)}))
 }
 
 func (m *manager) showSync(h agent.SyncHealth) {
@@ -279,12 +284,15 @@ func (m *manager) showSync(h agent.SyncHealth) {
 		m.queueBar.Hide()
 	} else {
 		m.queuePeak = max(m.queuePeak, h.Queue)
-		m.queueBar.SetValue(float64(m.queuePeak-h.Queue) / float64(m.queuePeak))
+		sent := float64(m.queuePeak-h.Queue) / float64(m.queuePeak)
+		m.queueBar.set(sent, lang.L("{{.Sent}} of {{.Peak}} sent", map[string]any{"Sent": m.queuePeak - h.Queue, "Peak": m.queuePeak}))
 		m.queueBar.Show()
 	}
-	m.queue.SetText(lang.L("Queue: {{.Queue}} events to send", map[string]any{"Queue": h.Queue}))
-	m.oldest.SetText(lang.L("Oldest unsent: {{.Time}}", map[string]any{"Time": m.when(h.OldestUnsent)}))
-	m.lastSync.SetText(lang.L("Last sync: {{.Time}}", map[string]any{"Time": m.when(h.LastSync)}))
+	m.sync.SetText(strings.Join([]string{
+		lang.L("Queue: {{.Queue}} events to send", map[string]any{"Queue": h.Queue}),
+		lang.L("Oldest unsent: {{.Time}}", map[string]any{"Time": m.when(h.OldestUnsent)}),
+		lang.L("Last sync: {{.Time}}", map[string]any{"Time": m.when(h.LastSync)}),
+	}, "\n"))
 }
 
 func (m *manager) when(t *time.Time) string {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/agent/demo"
 	"github.com/offline-loyalty/terminal/internal/xvfbtest"
+	"github.com/offline-loyalty/terminal/ui/i18n"
 )
 
 // The screenshot test runs the real app (GL driver, software Mesa) under
@@ -37,6 +39,10 @@ const (
 
 var shots = []string{"checkout.png", "manager.png"}
 
+// shotScreens are the screens the screenshots are taken on, the app full
+// screen on each as a till runs it.
+var shotScreens = []string{"800x600", "1024x768", "1920x1080"}
+
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(shotEnv); dir != "" {
 		if err := screenshots(dir); err != nil {
@@ -48,41 +54,66 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestScreenshots saves PNGs of the checkout and the manager screens of the
-// real app at 1024x768 and checks their size.
+// TestScreenshots runs the real app full screen under Xvfb at 800x600,
+// 1024x768 and 1920x1080, in English and in Turkish, through a checkout and
+// the manager screen: on each the app checks that no text on screen is cut
+// short (cutTexts), and the PNGs must be the screen's size and not one flat
+// colour. UPDATE_SCREENSHOTS=1 writes them to docs/screenshots (the
+// 1024x768 English ones under their plain names).
 func TestScreenshots(t *testing.T) {
-	out := t.TempDir()
-	if os.Getenv(updateEnv) == "1" {
-		out, _ = filepath.Abs(filepath.Join("..", "docs", "screenshots"))
-		if err := os.MkdirAll(out, 0o755); err != nil {
-			t.Fatal(err)
+	update := os.Getenv(updateEnv) == "1"
+	docs, _ := filepath.Abs(filepath.Join("..", "docs", "screenshots"))
+	for _, size := range shotScreens {
+		for _, code := range i18n.Languages {
+			t.Run(size+"-"+code, func(t *testing.T) {
+				out := t.TempDir()
+				display := xvfbtest.StartSize(t, size)
+				ctx, cancel := context.WithTimeout(context.Background(), shotTimeout)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+				cmd.Env = append(os.Environ(), shotEnv+"="+out, "DISPLAY="+display, "LIBGL_ALWAYS_SOFTWARE=1", "LANGUAGE="+code, "LC_ALL=")
+				if b, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("the app under Xvfb: %v\n%s", err, b)
+				}
+				for _, name := range shots {
+					img := readPNG(t, filepath.Join(out, name))
+					if b := img.Bounds(); fmt.Sprintf("%dx%d", b.Dx(), b.Dy()) != size {
+						t.Errorf("%s is %dx%d, want %s", name, b.Dx(), b.Dy(), size)
+					}
+					if blank(img) {
+						t.Errorf("%s is one flat color: nothing was drawn", name)
+					}
+					if update {
+						dst := strings.TrimSuffix(name, ".png") + "-" + size + "-" + code + ".png"
+						if size == "1024x768" && code == "en" {
+							dst = name
+						}
+						b, err := os.ReadFile(filepath.Join(out, name))
+						if err == nil {
+							err = os.WriteFile(filepath.Join(docs, dst), b, 0o644)
+						}
+						if err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			})
 		}
 	}
-	display := xvfbtest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), shotTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), shotEnv+"="+out, "DISPLAY="+display, "LIBGL_ALWAYS_SOFTWARE=1", "LANGUAGE=en", "LC_ALL=")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("the app under Xvfb: %v\n%s", err, b)
+}
+
+func readPNG(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, name := range shots {
-		f, err := os.Open(filepath.Join(out, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := png.Decode(f)
-		f.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if b := img.Bounds(); b.Dx() != int(WindowSize.Width) || b.Dy() != int(WindowSize.Height) {
-			t.Errorf("%s is %dx%d, want %vx%v", name, b.Dx(), b.Dy(), WindowSize.Width, WindowSize.Height)
-		}
-		if blank(img) {
-			t.Errorf("%s is one flat color: nothing was drawn", name)
-		}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
+	return img
 }
 
 func blank(img image.Image) bool {
@@ -124,7 +155,7 @@ func screenshots(dir string) error {
 		return err
 	}
 	var shotErr error
-	d := Deps{Agent: ag, ExportDir: data}
+	d := Deps{Agent: ag, ExportDir: data} // full screen
 	d.ready = func(t *terminal) {
 		defer cancel()
 		shotErr = drive(t, dir)
@@ -146,12 +177,31 @@ func drive(t *terminal, dir string) error {
 	step(func() { t.co.scanned(Scan{Kind: "card", Card: demo.Members[1].Card}) })
 	step(func() { t.co.amount.SetText("23.40"); t.co.earn() })
 	step(func() { t.co.openRewards() })
+	var cut []string
+	check := func(screen string) {
+		fyne.DoAndWait(func() {
+			if min, have := t.w.Content().MinSize(), t.w.Canvas().Size(); min.Width > have.Width+1 || min.Height > have.Height+1 {
+				cut = append(cut, fmt.Sprintf("%s: needs %v of the screen's %v", screen, min, have))
+			}
+			for _, c := range cutTexts(t.w.Content()) {
+				cut = append(cut, screen+": "+c)
+			}
+		})
+	}
+	check("checkout")
 	if err := capture(filepath.Join(dir, "checkout.png")); err != nil {
 		return err
 	}
 	step(func() { t.co.back(); t.showManager() })
 	step(func() { t.mgr.pin.SetText("2468"); t.mgr.submitPIN() })
-	return capture(filepath.Join(dir, "manager.png"))
+	check("manager")
+	if err := capture(filepath.Join(dir, "manager.png")); err != nil {
+		return err
+	}
+	if cut != nil {
+		return fmt.Errorf("text cut short at %v: %s", t.w.Canvas().Size(), strings.Join(cut, "; "))
+	}
+	return nil
 }
 
 // capture saves the X screen with xwd: reading GL's front buffer back

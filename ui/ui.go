@@ -115,13 +115,16 @@ type Deps struct {
 	Logger    *slog.Logger
 	// Now is the wall clock; nil is time.Now.
 	Now func() time.Time
+	// Window is the window's size; zero opens the terminal full screen, as
+	// a till runs it.
+	Window fyne.Size
 
 	// ready, when set, is called on its own goroutine once the window is
 	// built; the screenshot test drives the real app through it.
 	ready func(*terminal)
 }
 
-// Run opens the terminal window at WindowSize and blocks until it is closed
+// Run opens the terminal full screen (or in a window of d.Window) and blocks until it is closed
 // or ctx is cancelled. It is the only place the app object is created.
 func Run(ctx context.Context, d Deps) error {
 	language := ""
@@ -136,7 +139,12 @@ func Run(ctx context.Context, d Deps) error {
 	w := a.NewWindow(lang.L("Loyalty terminal"))
 	t := newTerminal(d, w)
 	w.SetContent(t.content())
-	w.Resize(WindowSize)
+	if d.Window.IsZero() {
+		w.Resize(WindowSize) // when it leaves full screen
+		w.SetFullScreen(true)
+	} else {
+		w.Resize(d.Window)
+	}
 	w.SetMaster()
 	stop := t.start(ctx)
 	closed := make(chan struct{})

@@ -243,3 +243,23 @@ func TestManagerApproval(t *testing.T) {
 		t.Fatalf("balance %d after the approved void", f.member(adaCard).Balance)
 	}
 }
+
+// TestTierProgressReadsTrue: at 0 % the tier bar shows no fill (its track
+// is not the fill's colour), half way it is half filled, and it says what
+// the next tier takes.
+func TestTierProgressReadsTrue(t *testing.T) {
+	f := newFixture(t)
+	c := f.term.co
+	f.scan(adaCard)
+	r := test.WidgetRenderer(c.progress).(*meterRenderer)
+	if c.progress.value != 0 || r.fill.Visible() || c.progress.text != "500.00 EUR more to Silver" {
+		t.Fatalf("at 0 %%: value %v, fill shown %v, text %q", c.progress.value, r.fill.Visible(), c.progress.text)
+	}
+	if r.track.FillColor == r.fill.FillColor {
+		t.Fatal("the empty track is drawn in the fill's colour")
+	}
+	f.earn("250")
+	if c.progress.value != 0.5 || !r.fill.Visible() || r.fill.Size().Width*2 != r.track.Size().Width {
+		t.Fatalf("half way: value %v, fill %v of %v", c.progress.value, r.fill.Size(), r.track.Size())
+	}
+}

@@ -109,6 +109,8 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 		{"stats", "--day", "yesterday"},
 		{"run", "--attach"},
 		{"run", "--attach", "--scanner", "sim"},
+		{"run", "--window", "100x100"},
+		{"run", "--window", "wide"},
 	}
 	for _, args := range cases {
 		for _, asJSON := range []bool{false, true} {

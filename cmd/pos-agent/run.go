@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
+
+	"fyne.io/fyne/v2"
 
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/agent/localapi"
@@ -26,7 +30,12 @@ func runRun(ctx context.Context, args []string) error {
 	fs, c := cli.NewFlags(prog, "run")
 	sf := addServeFlags(fs)
 	attach := fs.Bool("attach", false, "show the app over the agent pos-agent serve runs on the data directory")
+	window := fs.String("window", "", "open in a window of this size, e.g. 1024x768, instead of full screen")
 	log, err := parseServe(fs, c, sf, "run", args)
+	if err != nil {
+		return err
+	}
+	size, err := parseWindow(*window)
 	if err != nil {
 		return err
 	}
@@ -36,7 +45,7 @@ func runRun(ctx context.Context, args []string) error {
 				return fmt.Errorf("%w: run --attach: --%s belongs to the pos-agent serve the app attaches to", cli.ErrUsage, name)
 			}
 		}
-		return runAttached(ctx, c.Data, log)
+		return runAttached(ctx, c.Data, size, log)
 	}
 	a, srv, err := openAgent(ctx, c, sf, log)
 	if err != nil {
@@ -59,6 +68,7 @@ func runRun(ctx context.Context, args []string) error {
 		Wedge:     wedge(dec),
 		ExportDir: c.Data,
 		Logger:    log,
+		Window:    size,
 	}
 	sc, err := startScanner(ctx, a, *sf.scanner, dec, log)
 	if err != nil {
@@ -85,7 +95,7 @@ func runRun(ctx context.Context, args []string) error {
 // runAttached runs the app as a client of the agent serving dir: its scans
 // arrive as the agent's notices; the settings, the scanner and the printer
 // belong to the serving process.
-func runAttached(ctx context.Context, dir string, log *slog.Logger) error {
+func runAttached(ctx context.Context, dir string, size fyne.Size, log *slog.Logger) error {
 	sock := agent.SocketPath(dir)
 	if !serving(sock) {
 		return fmt.Errorf("run --attach: no agent is serving %s: start pos-agent serve --data %s", dir, dir)
@@ -95,7 +105,22 @@ func runAttached(ctx context.Context, dir string, log *slog.Logger) error {
 		return fmt.Errorf("run --attach: %w", err)
 	}
 	log.Info("pos-agent app attached", "data", dir)
-	return ui.Run(ctx, ui.Deps{Agent: r, Wedge: wedge(scanDecoder(dir)), ExportDir: dir, Logger: log})
+	return ui.Run(ctx, ui.Deps{Agent: r, Wedge: wedge(scanDecoder(dir)), ExportDir: dir, Logger: log, Window: size})
+}
+
+// parseWindow reads --window WIDTHxHEIGHT (640x480 to 7680x4320); "" is
+// full screen (the zero size).
+func parseWindow(s string) (fyne.Size, error) {
+	if s == "" {
+		return fyne.Size{}, nil
+	}
+	ws, hs, ok := strings.Cut(s, "x")
+	w, err1 := strconv.Atoi(ws)
+	h, err2 := strconv.Atoi(hs)
+	if !ok || err1 != nil || err2 != nil || w < 640 || h < 480 || w > 7680 || h > 4320 {
+		return fyne.Size{}, fmt.Errorf("%w: --window %q: WIDTHxHEIGHT, e.g. 1024x768 (640x480 at least)", cli.ErrUsage, s)
+	}
+	return fyne.NewSize(float32(w), float32(h)), nil
 }
 
 // wedge decodes what a keyboard-wedge scanner (or the cashier) typed.

@@ -15,9 +15,15 @@ import (
 // startWait bounds the wait for Xvfb's socket to appear.
 const startWait = 10 * time.Second
 
-// Start starts Xvfb on a free display, stopped when the test ends, and
-// returns the display (":N").
+// Start starts Xvfb with a 1024x768 screen on a free display, stopped when
+// the test ends, and returns the display (":N").
 func Start(t *testing.T) string {
+	t.Helper()
+	return StartSize(t, "1024x768")
+}
+
+// StartSize is Start with a screen of size (WIDTHxHEIGHT).
+func StartSize(t *testing.T, size string) string {
 	t.Helper()
 	xvfb, err := exec.LookPath("Xvfb")
 	if err != nil {
@@ -29,7 +35,7 @@ func Start(t *testing.T) string {
 			break
 		}
 	}
-	cmd := exec.Command(xvfb, ":"+strconv.Itoa(n), "-screen", "0", "1024x768x24", "-nolisten", "tcp")
+	cmd := exec.Command(xvfb, ":"+strconv.Itoa(n), "-screen", "0", size+"x24", "-nolisten", "tcp")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
