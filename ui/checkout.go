@@ -242,6 +242,7 @@ func (c *checkout) refreshMember() {
 func (c *checkout) clearMember() {
 	c.member, c.card = nil, ""
 	c.showMember()
+	c.showCustomer()
 }
 
 func (c *checkout) setMember(m agent.MemberView) {
@@ -272,6 +273,7 @@ func (c *checkout) setMember(m agent.MemberView) {
 		c.visit.SetText(lang.L("Last visit: {{.Date}}", map[string]any{"Date": m.LastVisit.In(c.t.now().Location()).Format("2006-01-02")}))
 	}
 	c.showMember()
+	c.showCustomer()
 	if c.work.Objects[0] == c.rewards.root {
 		c.rewards.fill()
 	}
@@ -285,6 +287,18 @@ func (c *checkout) showMember() {
 		c.emptyBox.Hide()
 		c.memberBox.Show()
 		c.memberBox.Refresh()
+	}
+}
+
+// showCustomer puts what the cashier sees of the member on the customer
+// display, when there is one.
+func (c *checkout) showCustomer() {
+	if cd := c.t.cust; cd != nil {
+		toNext := ""
+		if !c.progress.Hidden {
+			toNext = c.progress.text
+		}
+		cd.show(c.member, c.lines.Text, toNext)
 	}
 }
 

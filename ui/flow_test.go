@@ -41,7 +41,11 @@ const (
 	newCard = "2000000000999"
 )
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with before run on the terminal before its
+// screens are built (e.g. to give it a customer display).
+func newFixtureWith(t *testing.T, before func(*terminal)) *fixture {
 	t.Helper()
 	// The till's own theme (its text and padding sizes), as Run sets it,
 	// so that what is measured is what a cashier sees.
@@ -78,6 +82,9 @@ func newFixture(t *testing.T) *fixture {
 		f.mu.Lock()
 		f.queue = append(f.queue, fn)
 		f.mu.Unlock()
+	}
+	if before != nil {
+		before(f.term)
 	}
 	f.w.SetContent(f.term.content())
 	f.w.Resize(WindowSize)

@@ -34,6 +34,7 @@ type terminal struct {
 	co      *checkout
 	mgr     *manager
 	set     *settingsScreen
+	cust    *customerDisplay // nil without one
 }
 
 func newTerminal(d Deps, w fyne.Window) *terminal {

@@ -28,6 +28,10 @@ import (
 // AppID is the Fyne application id; it names the app's preferences folder.
 const AppID = "com.offline-loyalty.terminal"
 
+// customerSize is the customer display's window: a small second screen
+// (move it there, or make it full screen, as the system allows).
+var customerSize = fyne.NewSize(800, 480)
+
 // WindowSize is the smallest screen the terminal is laid out for.
 var WindowSize = fyne.NewSize(1024, 768)
 
@@ -118,6 +122,9 @@ type Deps struct {
 	// Window is the window's size; zero opens the terminal full screen, as
 	// a till runs it.
 	Window fyne.Size
+	// CustomerDisplay opens a second window facing the customer: their
+	// points, what the sale earned and their progress.
+	CustomerDisplay bool
 
 	// ready, when set, is called on its own goroutine once the window is
 	// built; the screenshot test drives the real app through it.
@@ -138,6 +145,12 @@ func Run(ctx context.Context, d Deps) error {
 	a.Settings().SetTheme(terminalTheme{theme.DefaultTheme()})
 	w := a.NewWindow(lang.L("Loyalty terminal"))
 	t := newTerminal(d, w)
+	if d.CustomerDisplay {
+		cw := a.NewWindow(lang.L("Customer display"))
+		t.cust = newCustomerDisplay(cw)
+		cw.Resize(customerSize)
+		cw.Show()
+	}
 	w.SetContent(t.content())
 	if d.Window.IsZero() {
 		w.Resize(WindowSize) // when it leaves full screen

@@ -31,6 +31,7 @@ func runRun(ctx context.Context, args []string) error {
 	sf := addServeFlags(fs)
 	attach := fs.Bool("attach", false, "show the app over the agent pos-agent serve runs on the data directory")
 	window := fs.String("window", "", "open in a window of this size, e.g. 1024x768, instead of full screen")
+	customer := fs.Bool("customer-display", false, "also open a window facing the customer (their points, the sale's lines, their progress)")
 	log, err := parseServe(fs, c, sf, "run", args)
 	if err != nil {
 		return err
@@ -45,7 +46,7 @@ func runRun(ctx context.Context, args []string) error {
 				return fmt.Errorf("%w: run --attach: --%s belongs to the pos-agent serve the app attaches to", cli.ErrUsage, name)
 			}
 		}
-		return runAttached(ctx, c.Data, size, log)
+		return runAttached(ctx, c.Data, ui.Deps{Window: size, CustomerDisplay: *customer}, log)
 	}
 	a, srv, err := openAgent(ctx, c, sf, log)
 	if err != nil {
@@ -69,6 +70,8 @@ func runRun(ctx context.Context, args []string) error {
 		ExportDir: c.Data,
 		Logger:    log,
 		Window:    size,
+
+		CustomerDisplay: *customer,
 	}
 	sc, err := startScanner(ctx, a, *sf.scanner, dec, log)
 	if err != nil {
@@ -95,7 +98,7 @@ func runRun(ctx context.Context, args []string) error {
 // runAttached runs the app as a client of the agent serving dir: its scans
 // arrive as the agent's notices; the settings, the scanner and the printer
 // belong to the serving process.
-func runAttached(ctx context.Context, dir string, size fyne.Size, log *slog.Logger) error {
+func runAttached(ctx context.Context, dir string, look ui.Deps, log *slog.Logger) error {
 	sock := agent.SocketPath(dir)
 	if !serving(sock) {
 		return fmt.Errorf("run --attach: no agent is serving %s: start pos-agent serve --data %s", dir, dir)
@@ -105,7 +108,9 @@ func runAttached(ctx context.Context, dir string, size fyne.Size, log *slog.Logg
 		return fmt.Errorf("run --attach: %w", err)
 	}
 	log.Info("pos-agent app attached", "data", dir)
-	return ui.Run(ctx, ui.Deps{Agent: r, Wedge: wedge(scanDecoder(dir)), ExportDir: dir, Logger: log, Window: size})
+	d := look // the window's size and the customer display
+	d.Agent, d.Wedge, d.ExportDir, d.Logger = r, wedge(scanDecoder(dir)), dir, log
+	return ui.Run(ctx, d)
 }
 
 // parseWindow reads --window WIDTHxHEIGHT (640x480 to 7680x4320); "" is
