@@ -28,6 +28,9 @@ import (
 // AppID is the Fyne application id; it names the app's preferences folder.
 const AppID = "com.offline-loyalty.terminal"
 
+// Size is a window's size in pixels.
+type Size struct{ Width, Height int }
+
 // customerSize is the customer display's window: a small second screen
 // (move it there, or make it full screen, as the system allows).
 var customerSize = fyne.NewSize(800, 480)
@@ -121,7 +124,7 @@ type Deps struct {
 	Now func() time.Time
 	// Window is the window's size; zero opens the terminal full screen, as
 	// a till runs it.
-	Window fyne.Size
+	Window Size
 	// CustomerDisplay opens a second window facing the customer: their
 	// points, what the sale earned and their progress.
 	CustomerDisplay bool
@@ -152,11 +155,11 @@ func Run(ctx context.Context, d Deps) error {
 		cw.Show()
 	}
 	w.SetContent(t.content())
-	if d.Window.IsZero() {
+	if d.Window == (Size{}) {
 		w.Resize(WindowSize) // when it leaves full screen
 		w.SetFullScreen(true)
 	} else {
-		w.Resize(d.Window)
+		w.Resize(fyne.NewSize(float32(d.Window.Width), float32(d.Window.Height)))
 	}
 	w.SetMaster()
 	stop := t.start(ctx)

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"fyne.io/fyne/v2"
-
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/agent/localapi"
 	"github.com/offline-loyalty/terminal/drivers/portlist"
@@ -115,17 +113,17 @@ func runAttached(ctx context.Context, dir string, look ui.Deps, log *slog.Logger
 
 // parseWindow reads --window WIDTHxHEIGHT (640x480 to 7680x4320); "" is
 // full screen (the zero size).
-func parseWindow(s string) (fyne.Size, error) {
+func parseWindow(s string) (ui.Size, error) {
 	if s == "" {
-		return fyne.Size{}, nil
+		return ui.Size{}, nil
 	}
 	ws, hs, ok := strings.Cut(s, "x")
 	w, err1 := strconv.Atoi(ws)
 	h, err2 := strconv.Atoi(hs)
 	if !ok || err1 != nil || err2 != nil || w < 640 || h < 480 || w > 7680 || h > 4320 {
-		return fyne.Size{}, fmt.Errorf("%w: --window %q: WIDTHxHEIGHT, e.g. 1024x768 (640x480 at least)", cli.ErrUsage, s)
+		return ui.Size{}, fmt.Errorf("%w: --window %q: WIDTHxHEIGHT, e.g. 1024x768 (640x480 at least)", cli.ErrUsage, s)
 	}
-	return fyne.NewSize(float32(w), float32(h)), nil
+	return ui.Size{Width: w, Height: h}, nil
 }
 
 // wedge decodes what a keyboard-wedge scanner (or the cashier) typed.
