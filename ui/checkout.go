@@ -18,7 +18,6 @@ import (
 
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/cardnum"
-	"github.com/offline-loyalty/terminal/money"
 	"github.com/offline-loyalty/terminal/rules"
 )
 
@@ -305,7 +304,7 @@ func (c *checkout) showCustomer() {
 // money formats minor units in the rules' currency.
 func (c *checkout) money(v int64) string {
 	cur := c.t.ag.Rules().Currency
-	return money.Format(v, cur) + " " + cur
+	return localMoney(v, cur)
 }
 
 func signed(v int64) string {

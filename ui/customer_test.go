@@ -29,7 +29,7 @@ func TestCustomerDisplay(t *testing.T) {
 	if cd.idle.Visible() || cd.greeting.Text != "Hello, Ada Lovelace!" || cd.balance.Text != "0 pts" || cd.tier.text.Text != "Bronze" {
 		t.Fatalf("the member: greeting %q, balance %q, tier %q", cd.greeting.Text, cd.balance.Text, cd.tier.text.Text)
 	}
-	if cd.progress.Hidden || cd.progress.text != "500.00 EUR more to Silver" {
+	if cd.progress.Hidden || cd.progress.text != "€500.00 more to Silver" {
 		t.Fatalf("the way to the next tier: %q (hidden %v)", cd.progress.text, cd.progress.Hidden)
 	}
 	f.earn("12.50")

@@ -305,7 +305,7 @@ func TestEnrollVoidRefundDonateDiscount(t *testing.T) {
 	f.wantMsg("Please check the input (points as discount goes in steps of 100 points)", widget.DangerImportance)
 	pts.SetText("200")
 	f.key(pts, fyne.KeyReturn)
-	f.wantMsg("Discount of 2.00 EUR for 200 pts. New balance 150 pts", widget.SuccessImportance)
+	f.wantMsg("Discount of €2.00 for 200 pts. New balance 150 pts", widget.SuccessImportance)
 	if got := f.member(newCard).Balance; got != 150 || c.balance.Text != "150 pts" {
 		t.Fatalf("agent %d, screen %q, want 150", got, c.balance.Text)
 	}

@@ -23,7 +23,6 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/offline-loyalty/terminal/agent"
-	"github.com/offline-loyalty/terminal/money"
 )
 
 // historyDays is how many days the issued-vs-redeemed chart covers.
@@ -310,7 +309,7 @@ func figureValues(s agent.Stats) []string {
 		strconv.FormatInt(s.MemberCheckouts, 10),
 		strconv.FormatInt(s.UniqueMembers, 10),
 		hundredths(s.FrequencyX100),
-		money.Format(s.AvgOrderValue, cur) + " " + cur,
+		localMoney(s.AvgOrderValue, cur),
 		strconv.FormatInt(s.PointsIssued, 10),
 		strconv.FormatInt(s.PointsRedeemed, 10),
 		strconv.FormatInt(s.PointsDonated, 10),
@@ -319,7 +318,7 @@ func figureValues(s agent.Stats) []string {
 		strconv.FormatInt(s.Enrollments, 10),
 		strconv.FormatInt(s.WelcomeBack, 10),
 		percent(s.RewardReturnBP),
-		money.Format(s.Liability, cur) + " " + cur,
+		localMoney(s.Liability, cur),
 	}
 }
 

@@ -33,7 +33,7 @@ func newSettingsScreen(t *terminal) *settingsScreen {
 	s := &settingsScreen{t: t}
 	s.hq, s.code = t.newEntry("wss://hq.example.com/v1/sync"), t.newEntry(lang.L("One-time join code"))
 	s.scanner, s.printer = t.newSelect(nil), t.newSelect(nil)
-	s.language = t.newSelect(i18n.Languages)
+	s.language = t.newSelect(languageNames())
 	s.currency = widget.NewLabel("")
 	s.joined = widget.NewLabel(lang.L("This terminal has joined head office: its address changes only with a new join."))
 	s.joined.Wrapping = fyne.TextWrapWord
@@ -55,7 +55,7 @@ func newSettingsScreen(t *terminal) *settingsScreen {
 		),
 		s.joined,
 		widget.NewLabel(lang.L("The currency comes with head office's rules.")),
-		widget.NewLabel(lang.L("The scanner, printer and language change when the terminal restarts.")),
+		widget.NewLabel(lang.L("The scanner and printer change when the terminal restarts; the language at once.")),
 		container.NewGridWithColumns(2, t.newButton(lang.L("Back")+" (Esc)", theme.NavigateBackIcon(), t.showCheckout), s.save),
 	))
 	return s
@@ -83,7 +83,11 @@ func (s *settingsScreen) open() {
 		s.hq.SetText(v.cfg.HQURL)
 		s.scanner.SetSelected(portOption(v.cfg.ScannerPort))
 		s.printer.SetSelected(portOption(v.cfg.PrinterPort))
-		s.language.SetSelected(v.cfg.Language)
+		code := v.cfg.Language
+		if code == "" {
+			code = i18n.Current()
+		}
+		s.language.SetSelected(languageName(code))
 		s.currency.SetText(v.cfg.Currency)
 		if v.cfg.Joined {
 			s.hq.Disable()
@@ -127,7 +131,7 @@ func portValue(sel string) string {
 
 func (s *settingsScreen) config() Config {
 	return Config{HQURL: strings.TrimSpace(s.hq.Text), ScannerPort: portValue(s.scanner.Selected),
-		PrinterPort: portValue(s.printer.Selected), Language: s.language.Selected}
+		PrinterPort: portValue(s.printer.Selected), Language: languageCode(s.language.Selected)}
 }
 
 func (s *settingsScreen) doSave() {
@@ -138,8 +142,45 @@ func (s *settingsScreen) doSave() {
 				s.t.fail(err)
 				return
 			}
+			if c.Language != "" && c.Language != i18n.Current() {
+				if err := i18n.Use(c.Language); err != nil {
+					s.t.fail(err)
+					return
+				}
+				s.t.relocalize(lang.L("Settings saved"))
+				return
+			}
 			s.t.say(lang.L("Settings saved"))
 		})
+}
+
+// languages name each language in itself, as a language list does.
+var languages = map[string]string{"en": "English", "tr": "Türkçe"}
+
+// languageNames are the languages offered, by name, in i18n's order.
+func languageNames() []string {
+	out := make([]string, len(i18n.Languages))
+	for i, code := range i18n.Languages {
+		out[i] = languageName(code)
+	}
+	return out
+}
+
+func languageName(code string) string {
+	if n, ok := languages[code]; ok {
+		return n
+	}
+	return code
+}
+
+// languageCode is the code of the language named name ("" for none).
+func languageCode(name string) string {
+	for code, n := range languages {
+		if n == name {
+			return code
+		}
+	}
+	return ""
 }
 
 func (s *settingsScreen) doJoin() {

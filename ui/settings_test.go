@@ -11,6 +11,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/ui/i18n"
 )
 
 // agentSettings is the settings screen's backend over the agent alone, as
@@ -85,9 +86,11 @@ func TestSettingsHeadOfficeURL(t *testing.T) {
 	if !s.hq.Disabled() || !s.join.Disabled() || !s.joined.Visible() || !strings.Contains(s.joined.Text, "joined head office") {
 		t.Fatalf("after a join: URL disabled %v, join disabled %v, note %v %q", s.hq.Disabled(), s.join.Disabled(), s.joined.Visible(), s.joined.Text)
 	}
-	s.language.SetSelected("tr")
+	s.language.SetSelected("Türkçe")
 	f.tap(s.save)
-	f.wantMsg("Settings saved", widget.SuccessImportance)
+	defer func() { _ = i18n.Use("en") }()
+	f.wantMsg("Ayarlar kaydedildi", widget.SuccessImportance) // the screens are Turkish now
+	s = f.term.set                                            // built again in Turkish
 	if got := f.ag.Settings(); got.Language != "tr" || got.HQURL != hq {
 		t.Fatalf("saved %+v, want language tr and the joined URL kept", got)
 	}
@@ -112,5 +115,47 @@ func TestSettingsHeadOfficeURL(t *testing.T) {
 	f.settle()
 	if s.root.Visible() {
 		t.Fatal("the settings stayed unlocked after the checkout screen")
+	}
+}
+
+// TestLiveLanguageSwitch: the language list names languages in
+// themselves and shows the one on screen; choosing Türkçe and saving
+// switches every screen at once, without a restart, keeping the member on
+// the sale and the settings open; money is then written the Turkish way.
+func TestLiveLanguageSwitch(t *testing.T) {
+	t.Setenv("LANGUAGE", "")
+	t.Setenv("LC_ALL", "")
+	defer func() { _ = i18n.Use("en") }()
+	f := newFixture(t)
+	f.term.d.Settings = agentSettings{f.ag}
+	if err := f.ag.SetManagerPIN("2468"); err != nil {
+		t.Fatal(err)
+	}
+	f.scan(adaCard)
+	f.term.hotkey(&fyne.KeyEvent{Name: fyne.KeyF10})
+	f.settle()
+	test.Type(f.term.mgr.pin, "2468")
+	f.key(f.term.mgr.pin, fyne.KeyReturn)
+	s := f.term.set
+	if got := s.language.Options; strings.Join(got, ",") != "English,Türkçe" || s.language.Selected != "English" {
+		t.Fatalf("language list %v, selected %q", got, s.language.Selected)
+	}
+	s.language.SetSelected("Türkçe")
+	f.tap(s.save)
+	if f.ag.Settings().Language != "tr" {
+		t.Fatalf("saved language %q", f.ag.Settings().Language)
+	}
+	s = f.term.set
+	if !s.root.Visible() || s.language.Selected != "Türkçe" || f.term.msg.Text != "Ayarlar kaydedildi" || f.term.msg.Importance != widget.SuccessImportance {
+		t.Fatalf("after the switch: settings shown %v, language %q, message %q", s.root.Visible(), s.language.Selected, f.term.msg.Text)
+	}
+	f.term.hotkey(&fyne.KeyEvent{Name: fyne.KeyF1})
+	f.settle()
+	c := f.term.co
+	if c.member == nil || c.member.Name != "Ada Lovelace" || !strings.Contains(c.earnBtn.Text, "Puan kazan") {
+		t.Fatalf("the checkout after the switch: member %v, Earn button %q", c.member, c.earnBtn.Text)
+	}
+	if !strings.Contains(c.progress.text, "500,00 €") {
+		t.Fatalf("money in Turkish: %q", c.progress.text)
 	}
 }

@@ -76,6 +76,26 @@ func (t *terminal) content() fyne.CanvasObject {
 	return root
 }
 
+// relocalize rebuilds the screens in the language now in use (after the
+// settings changed it), keeping the member on the sale and showing the
+// settings again, and then says msg: no restart.
+func (t *terminal) relocalize(msg string) {
+	card, unlocked := t.co.card, t.mgr.unlocked
+	if t.cust != nil {
+		t.cust = newCustomerDisplay(t.cust.w)
+	}
+	t.w.SetContent(t.content())
+	t.mgr.unlocked = unlocked
+	t.refreshStatus()
+	t.co.refreshBasket()
+	t.showSettings()
+	if card != "" {
+		t.co.lookupSaying(card, msg)
+		return
+	}
+	t.say(msg)
+}
+
 // strayRune takes what is typed while no field has the focus (after a
 // click on the screen's background or a button): on the checkout screen it
 // goes to the field the sale is at — the amount with a member on screen,

@@ -57,7 +57,7 @@ func TestVoidNamesTheCheckout(t *testing.T) {
 		t.Fatal("F6 opened no form")
 	}
 	text := formLabels(f)
-	for _, want := range []string{"Void this checkout?", "Sale", "Ada Lovelace", "300.00 EUR", "+300 earned", ref} {
+	for _, want := range []string{"Void this checkout?", "Sale", "Ada Lovelace", "€300.00", "+300 earned", ref} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the void form lacks %q:\n%s", want, text)
 		}
@@ -100,7 +100,7 @@ func TestRefundNamesTheCheckout(t *testing.T) {
 	f.earn("200")
 	f.key(c.amount, fyne.KeyF7)
 	text := formLabels(f)
-	for _, want := range []string{"Sale", "Ada Lovelace", "200.00 EUR", "+200 earned"} {
+	for _, want := range []string{"Sale", "Ada Lovelace", "€200.00", "+200 earned"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the refund form lacks %q:\n%s", want, text)
 		}
@@ -109,7 +109,7 @@ func TestRefundNamesTheCheckout(t *testing.T) {
 	amt.SetText("50")
 	f.key(amt, fyne.KeyReturn)
 	f.key(c.amount, fyne.KeyF7)
-	if text := formLabels(f); !strings.Contains(text, "50.00 EUR returned already") {
+	if text := formLabels(f); !strings.Contains(text, "€50.00 returned already") {
 		t.Errorf("the refund form does not say what was returned:\n%s", text)
 	}
 	refE := c.form.root.(*fyne.Container).Objects[1].(*widget.Form).Items[0].Widget.(*keyEntry)
@@ -252,7 +252,7 @@ func TestTierProgressReadsTrue(t *testing.T) {
 	c := f.term.co
 	f.scan(adaCard)
 	r := test.WidgetRenderer(c.progress).(*meterRenderer)
-	if c.progress.value != 0 || r.fill.Visible() || c.progress.text != "500.00 EUR more to Silver" {
+	if c.progress.value != 0 || r.fill.Visible() || c.progress.text != "€500.00 more to Silver" {
 		t.Fatalf("at 0 %%: value %v, fill shown %v, text %q", c.progress.value, r.fill.Visible(), c.progress.text)
 	}
 	if r.track.FillColor == r.fill.FillColor {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 
 	"fyne.io/fyne/v2/lang"
 )
@@ -40,5 +41,32 @@ func Use(code string) error {
 			return err
 		}
 	}
-	return lang.AddTranslationsFS(translations, "translations")
+	if err := lang.AddTranslationsFS(translations, "translations"); err != nil {
+		return err
+	}
+	current = code
+	if current == "" {
+		current = systemLanguage()
+	}
+	return nil
+}
+
+// current is the language Use chose last.
+var current = "en"
+
+// Current is the code of the language on screen ("en", "tr").
+func Current() string { return current }
+
+// systemLanguage is the language of the locale environment, as Fyne reads
+// it, when the screens have it; else English.
+func systemLanguage() string {
+	for _, v := range []string{"LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"} {
+		if s := os.Getenv(v); len(s) >= 2 {
+			if code := strings.ToLower(s[:2]); slices.Contains(Languages, code) {
+				return code
+			}
+			return "en"
+		}
+	}
+	return "en"
 }
