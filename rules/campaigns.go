@@ -8,8 +8,9 @@ import (
 
 // Campaign is a time-limited or conditional bonus on earning.
 type Campaign struct {
-	ID   string `json:"id"`
-	Name string `json:"name"` // shown on the explanation line: "+50 Double Points Tuesday"
+	ID    string `json:"id"`
+	Name  string `json:"name"`            // shown on the explanation line: "+50 Double Points Tuesday"
+	Names Names  `json:"names,omitempty"` // the name in other languages
 	// When: all given parts must hold; an empty part always holds.
 	From     string   `json:"from,omitempty"`     // first day, YYYY-MM-DD (store time)
 	To       string   `json:"to,omitempty"`       // last day, YYYY-MM-DD
@@ -43,6 +44,7 @@ func (d *Document) validateCampaigns(p *problems) {
 	for i, c := range d.Campaigns {
 		path := fmt.Sprintf("campaigns[%d]", i)
 		p.uniqueID(path, c.ID, seen)
+		c.Names.check(p, path+".names")
 		if c.Name == "" {
 			p.addf("%s.name: required (it is the explanation line)", path)
 		}

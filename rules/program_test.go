@@ -23,7 +23,7 @@ func lineText(r EarnResult) string {
 // path, and a decoding problem with its place.
 func TestProblemsAll(t *testing.T) {
 	doc := strings.Replace(string(defaultJSON), `"version": 1`, `"version": 0`, 1)
-	doc = strings.Replace(doc, `{"id": "double-tuesday", "name": "Double Points Tuesday", "weekdays": ["tue"], "multiplier_bp": 20000}`,
+	doc = strings.Replace(doc, `{"id": "double-tuesday", "name": "Double Points Tuesday", "names": {"tr": "Salı çift puan"}, "weekdays": ["tue"], "multiplier_bp": 20000}`,
 		`{"id": "a", "name": "A", "bonus": 5}, {"id": "b", "name": "B", "bonus": 5, "tiers": ["diamond"]},
 		 {"id": "c", "name": "C", "bonus": 5, "from": "24.11.2026"}`, 1)
 	doc = strings.Replace(doc, `"months": 12`, `"months": 0`, 1)

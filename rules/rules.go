@@ -16,6 +16,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/offline-loyalty/terminal/money"
 )
@@ -103,6 +104,7 @@ func (d *Document) CheckRefund(amount int64) error {
 type Reward struct {
 	ID     string `json:"id"`
 	Name   string `json:"name"`
+	Names  Names  `json:"names,omitempty"` // the name in other languages
 	Points int64  `json:"points"`
 	Tier   string `json:"tier,omitempty"` // lowest tier allowed to redeem it; empty for all
 	// From and To bound the days it can be redeemed (YYYY-MM-DD, store
@@ -126,8 +128,36 @@ type Discount struct {
 
 // Charity is a partner that members can donate points to.
 type Charity struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Names Names  `json:"names,omitempty"` // the name in other languages
+}
+
+// Names are an entry's name in other languages than its Name's, by
+// two-letter language code: {"tr": "Gümüş"}. The till shows the one of the
+// language on screen, else Name.
+type Names map[string]string
+
+// In is the name in language code, or fallback.
+func (n Names) In(code, fallback string) string {
+	if s := n[code]; s != "" {
+		return s
+	}
+	return fallback
+}
+
+// maxName is the longest name in another language, in bytes.
+const maxName = 80
+
+func (n Names) check(p *problems, path string) {
+	for code, s := range n {
+		if len(code) != 2 || strings.ToLower(code) != code || strings.Trim(code, "abcdefghijklmnopqrstuvwxyz") != "" {
+			p.addf("%s: %q is not a two-letter language code like \"tr\"", path, code)
+		}
+		if s == "" || len(s) > maxName || !utf8.ValidString(s) {
+			p.addf("%s.%s: a name of 1 to %d bytes of UTF-8", path, code, maxName)
+		}
+	}
 }
 
 // OfflineLimit bounds the points one member may burn per day while the
@@ -315,6 +345,7 @@ func (d *Document) validateCatalog(p *problems) {
 	for i, r := range d.Catalog {
 		path := fmt.Sprintf("catalog[%d]", i)
 		p.uniqueID(path, r.ID, seen)
+		r.Names.check(p, path+".names")
 		if r.Points <= 0 || r.Points > maxBonus {
 			p.addf("%s.points: between 1 and %d", path, maxBonus)
 		}
@@ -325,6 +356,7 @@ func (d *Document) validateCatalog(p *problems) {
 	}
 	seen = map[string]bool{}
 	for i, c := range d.Charities {
+		c.Names.check(p, fmt.Sprintf("charities[%d].names", i))
 		if c.ID == "" || seen[c.ID] {
 			p.addf("charities[%d].id: missing or used twice", i)
 		}

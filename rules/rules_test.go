@@ -94,6 +94,10 @@ func TestTierProblems(t *testing.T) {
 		"max amount":      func(m map[string]any) { m["earn"].(map[string]any)["max_amount"] = -1 },
 		"max amount huge": func(m map[string]any) { m["earn"].(map[string]any)["max_amount"] = 1e18 },
 		"void approval":   func(m map[string]any) { m["approval"].(map[string]any)["void_points"] = -1 },
+		"names code": func(m map[string]any) {
+			m["tiers"].([]any)[1].(map[string]any)["names"] = map[string]any{"Turkish": "Gümüş"}
+		},
+		"names empty":     func(m map[string]any) { m["catalog"].([]any)[0].(map[string]any)["names"] = map[string]any{"tr": ""} },
 		"refund approval": func(m map[string]any) { m["approval"].(map[string]any)["refund_amount"] = 1e18 },
 	} {
 		m := base()

@@ -10,6 +10,8 @@ import (
 type Tier struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	// Names are the name in other languages, by code: {"tr": "Gümüş"}.
+	Names Names `json:"names,omitempty"`
 	// MinSpend is the qualifying spend over the last 12 months, minor units.
 	MinSpend int64 `json:"min_spend"`
 	// MultiplierBP multiplies base points, in basis points (15000 = x1.5).
@@ -30,6 +32,7 @@ func (d *Document) validateTiers(p *problems) {
 	}
 	seen := map[string]bool{}
 	for i, t := range d.Tiers {
+		t.Names.check(p, fmt.Sprintf("tiers[%d].names", i))
 		switch {
 		case t.ID == "" || t.Name == "":
 			p.addf("tiers[%d]: needs an id and a name", i)

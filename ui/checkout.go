@@ -246,7 +246,7 @@ func (c *checkout) clearMember() {
 
 func (c *checkout) setMember(m agent.MemberView) {
 	c.member = &m
-	f := factsOf(m)
+	f := factsOf(m, c.t.ag.Rules())
 	c.name.Text = m.Name
 	if m.Name == "" {
 		c.name.Text = lang.L("Member")
@@ -297,7 +297,7 @@ func (c *checkout) showCustomer() {
 		if !c.progress.Hidden {
 			toNext = c.progress.text
 		}
-		cd.show(c.member, c.lines.Text, toNext)
+		cd.show(c.member, c.t.ag.Rules(), c.lines.Text, toNext)
 	}
 }
 
@@ -404,7 +404,7 @@ func (c *checkout) submitEarn(req agent.EarnRequest) {
 			c.amount.SetText("")
 			var lines []string
 			for _, l := range r.Lines {
-				lines = append(lines, fmt.Sprintf("%s  %s", signed(l.Points), l.Label))
+				lines = append(lines, fmt.Sprintf("%s  %s", signed(l.Points), lineLabel(c.t.ag.Rules(), l.Label)))
 			}
 			c.lines.SetText(strings.Join(lines, "\n"))
 			if c.member != nil {
@@ -415,7 +415,7 @@ func (c *checkout) submitEarn(req agent.EarnRequest) {
 			msg := lang.L("Earned {{.Points}} pts. New balance {{.Balance}} pts. Receipt {{.Ref}}",
 				map[string]any{"Points": r.Points, "Balance": r.Balance, "Ref": r.Ref})
 			if r.NewTierName != "" {
-				msg += " " + lang.L("Now {{.Tier}} tier!", map[string]any{"Tier": r.NewTierName})
+				msg += " " + lang.L("Now {{.Tier}} tier!", map[string]any{"Tier": tierLabel(c.t.ag.Rules(), r.NewTier, r.NewTierName)})
 			}
 			c.t.say(msg)
 			c.refreshMember()

@@ -9,6 +9,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/rules"
 )
 
 // customerDisplay is the second window a till may face its customer with
@@ -40,19 +41,20 @@ func newCustomerDisplay(w fyne.Window) *customerDisplay {
 	d.idle.Wrapping = fyne.TextWrapWord
 	d.member = container.NewVBox(d.greeting, container.NewCenter(d.tier.root), d.balance, d.progress, d.lines)
 	w.SetContent(container.NewPadded(container.NewStack(container.NewCenter(d.idle), d.member)))
-	d.show(nil, "", "")
+	d.show(nil, nil, "", "")
 	return d
 }
 
 // show puts member (nil: nobody) on the display with the lines the sale
-// earned and what the next tier takes (toNext, "" at the top tier).
-func (d *customerDisplay) show(m *agent.MemberView, lines, toNext string) {
+// earned and what the next tier takes (toNext, "" at the top tier); doc is
+// the rules in force, which name the tiers.
+func (d *customerDisplay) show(m *agent.MemberView, doc *rules.Document, lines, toNext string) {
 	if m == nil {
 		d.member.Hide()
 		d.idle.Show()
 		return
 	}
-	f := factsOf(*m)
+	f := factsOf(*m, doc)
 	name := m.Name
 	if name == "" {
 		name = lang.L("Member")

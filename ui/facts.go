@@ -2,10 +2,14 @@ package ui
 
 import (
 	"slices"
+	"strings"
 	"time"
+
+	"fyne.io/fyne/v2/lang"
 
 	"github.com/offline-loyalty/terminal/agent"
 	"github.com/offline-loyalty/terminal/rules"
+	"github.com/offline-loyalty/terminal/ui/i18n"
 )
 
 // MemberFacts is what the member panel shows of an agent.MemberView, in
@@ -21,12 +25,19 @@ type MemberFacts struct {
 	Birthday    bool      // it is the member's birthday (month)
 }
 
-// factsOf takes the panel's facts from the agent's view of the member.
-func factsOf(m agent.MemberView) MemberFacts {
+// factsOf takes the panel's facts from the agent's view of the member, the
+// tiers named in the language on screen by doc, the rules in force.
+func factsOf(m agent.MemberView, doc *rules.Document) MemberFacts {
 	f := MemberFacts{Tier: m.TierName, NextTier: m.NextTierName, SpendToNext: m.SpendToNext,
 		Progress: float64(m.TierProgress) / 1000, Expiring: m.Expiring, WelcomeBack: m.WelcomeBack, Birthday: m.BirthdayMonth}
 	if m.ExpiresOn != nil {
 		f.ExpiresOn = *m.ExpiresOn
+	}
+	if m.Tier != "" {
+		f.Tier = tierLabel(doc, m.Tier, m.TierName)
+	}
+	if m.NextTier != "" {
+		f.NextTier = tierLabel(doc, m.NextTier, m.NextTierName)
 	}
 	return f
 }
@@ -37,13 +48,43 @@ func locked(m agent.MemberView, tier string) bool {
 	return tier != "" && !slices.Contains(m.OpenTiers, tier)
 }
 
-// tierLabel is a tier's display name in the rules in force, or its id when
-// the rules have no such tier.
-func tierLabel(doc *rules.Document, id string) string {
+// tierLabel is a tier's name in the language on screen in the rules in
+// force, or fallback when the rules have no such tier.
+func tierLabel(doc *rules.Document, id, fallback string) string {
 	for _, t := range doc.Tiers {
 		if t.ID == id {
-			return t.Name
+			return t.Names.In(i18n.Current(), t.Name)
 		}
 	}
-	return id
+	return fallback
+}
+
+// rewardLabel is a reward's name in the language on screen.
+func rewardLabel(r rules.Reward) string { return r.Names.In(i18n.Current(), r.Name) }
+
+// lineLabel is an earn line's label in the language on screen: the base,
+// welcome-back and surprise lines are the program's words, a campaign's
+// line its name in the rules, a tier's line the tier's name and multiplier.
+// A label it does not know (rules since changed) stays as the agent wrote
+// it.
+func lineLabel(doc *rules.Document, label string) string {
+	switch label {
+	case "base":
+		return lang.L("base")
+	case "welcome back":
+		return lang.L("welcome back")
+	case "surprise":
+		return lang.L("surprise")
+	}
+	for _, c := range doc.Campaigns {
+		if c.Name == label {
+			return c.Names.In(i18n.Current(), c.Name)
+		}
+	}
+	for _, t := range doc.Tiers {
+		if rest, ok := strings.CutPrefix(label, t.Name+" x"); ok {
+			return t.Names.In(i18n.Current(), t.Name) + " x" + rest
+		}
+	}
+	return label
 }

@@ -14,6 +14,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/offline-loyalty/terminal/agent"
+	"github.com/offline-loyalty/terminal/ui/i18n"
 )
 
 // form is a small panel of the work area: a title, fields, and a submit
@@ -93,7 +94,7 @@ func (c *checkout) openDonate() {
 	}
 	names := make([]string, len(charities))
 	for i, ch := range charities {
-		names[i] = ch.Name
+		names[i] = ch.Names.In(i18n.Current(), ch.Name)
 	}
 	sel := c.t.newSelect(names)
 	sel.SetSelectedIndex(0)
@@ -117,7 +118,7 @@ func (c *checkout) openDonate() {
 					return
 				}
 				c.done(lang.L("Donated {{.Points}} pts to {{.Charity}}. New balance {{.Balance}} pts",
-					map[string]any{"Points": -r.Points, "Charity": ch.Name, "Balance": r.Balance}), r)
+					map[string]any{"Points": -r.Points, "Charity": ch.Names.In(i18n.Current(), ch.Name), "Balance": r.Balance}), r)
 			})
 	}), e)
 }

@@ -253,7 +253,7 @@ func (m *manager) show(days []agent.Stats) {
 	var tierLabels []string
 	var tierCounts []int64
 	for _, id := range tierIDs {
-		tierLabels = append(tierLabels, fmt.Sprintf("%s %d", tierLabel(doc, id), s.TierDistribution[id]))
+		tierLabels = append(tierLabels, fmt.Sprintf("%s %d", tierLabel(doc, id, id), s.TierDistribution[id]))
 		tierCounts = append(tierCounts, int64(s.TierDistribution[id]))
 	}
 	m.tiers.set(tierLabels, series{lang.L("Members"), colorBars, tierCounts})
@@ -261,7 +261,7 @@ func (m *manager) show(days []agent.Stats) {
 	for i, r := range s.TopRewards {
 		name := r.Reward
 		if rw, ok := m.t.ag.Rules().Reward(r.Reward); ok {
-			name = rw.Name
+			name = rewardLabel(rw)
 		}
 		top += fmt.Sprintf("%d. %s  × %d\n", i+1, name, r.Count)
 	}

@@ -73,13 +73,13 @@ func newRewardsPanel(c *checkout) *rewardsPanel {
 	p.grid.UpdateItem = func(i widget.GridWrapItemID, o fyne.CanvasObject) {
 		r := p.list[i]
 		box := o.(*fyne.Container).Objects[1].(*fyne.Container)
-		box.Objects[0].(*widget.Label).SetText(r.Name)
+		box.Objects[0].(*widget.Label).SetText(rewardLabel(r.Reward))
 		box.Objects[1].(*widget.Label).SetText(lang.L("{{.Points}} pts", map[string]any{"Points": r.Points}))
 		state := box.Objects[2].(*widget.Label)
 		switch {
 		case r.locked:
 			state.Importance = widget.DangerImportance
-			state.SetText(lang.L("Locked: {{.Tier}} tier", map[string]any{"Tier": tierLabel(p.c.t.ag.Rules(), r.Tier)}))
+			state.SetText(lang.L("Locked: {{.Tier}} tier", map[string]any{"Tier": tierLabel(p.c.t.ag.Rules(), r.Tier, r.Tier)}))
 		case !r.affordable:
 			state.Importance = widget.WarningImportance
 			state.SetText(lang.L("Not enough points"))
@@ -92,7 +92,7 @@ func newRewardsPanel(c *checkout) *rewardsPanel {
 		r := p.list[i]
 		p.chosen = &r
 		p.ref = newRef()
-		p.ask.SetText(lang.L("Redeem {{.Name}} for {{.Points}} pts?", map[string]any{"Name": r.Name, "Points": r.Points}))
+		p.ask.SetText(lang.L("Redeem {{.Name}} for {{.Points}} pts?", map[string]any{"Name": rewardLabel(r.Reward), "Points": r.Points}))
 		p.confirm.Enable()
 		p.c.t.clearFailure()
 	}
@@ -162,6 +162,6 @@ func (p *rewardsPanel) redeem() {
 				return
 			}
 			p.c.done(lang.L("Redeemed {{.Name}} for {{.Points}} pts. New balance {{.Balance}} pts",
-				map[string]any{"Name": r.Name, "Points": -res.Points, "Balance": res.Balance}), res)
+				map[string]any{"Name": rewardLabel(r.Reward), "Points": -res.Points, "Balance": res.Balance}), res)
 		})
 }

@@ -158,4 +158,17 @@ func TestLiveLanguageSwitch(t *testing.T) {
 	if !strings.Contains(c.progress.text, "500,00 €") {
 		t.Fatalf("money in Turkish: %q", c.progress.text)
 	}
+	// The rules' names in Turkish: tiers, the earn lines, rewards.
+	if c.tier.text.Text != "Bronz" || !strings.Contains(c.progress.text, "Gümüş") {
+		t.Fatalf("tier names in Turkish: %q, %q", c.tier.text.Text, c.progress.text)
+	}
+	f.earn("12.50")
+	if !strings.Contains(c.lines.Text, "temel") {
+		t.Fatalf("earn lines in Turkish: %q", c.lines.Text)
+	}
+	c.openRewards()
+	f.settle()
+	if len(c.rewards.list) == 0 || rewardLabel(c.rewards.list[0].Reward) != "Bedava kahve" {
+		t.Fatalf("reward names in Turkish: %+v", c.rewards.list)
+	}
 }
