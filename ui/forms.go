@@ -206,7 +206,7 @@ func (c *checkout) showVoid(v agent.CheckoutView) {
 func (c *checkout) askApproval(why error, again func(pin string)) {
 	pin := c.t.newEntry(lang.L("PIN"))
 	pin.Password = true
-	about := widget.NewLabel(why.Error())
+	about := widget.NewLabel(describe(why))
 	about.Wrapping = fyne.TextWrapWord
 	f := c.newForm(lang.L("A manager's approval"), lang.L("Approve"), []*widget.FormItem{
 		{Text: "", Widget: about},

@@ -289,6 +289,7 @@ var refusals = []struct {
 	{agent.ErrBadPIN, "Wrong PIN"},
 	{agent.ErrPINWait, "Too many wrong PINs: wait a moment and try again"},
 	{agent.ErrPINLocked, "The manager PIN is locked after too many wrong attempts"},
+	{agent.ErrApproval, "A manager must approve this"},
 	{agent.ErrInvalid, "Please check the input"},
 	{context.DeadlineExceeded, "The terminal did not answer in time; please try again"},
 }
