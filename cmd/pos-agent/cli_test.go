@@ -51,7 +51,14 @@ type run struct {
 
 func posAgent(t *testing.T, args ...string) run {
 	t.Helper()
+	return posAgentIn(t, "", args...)
+}
+
+// posAgentIn is posAgent with stdin on its standard input.
+func posAgentIn(t *testing.T, stdin string, args ...string) run {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -313,12 +320,7 @@ func TestCurlDrivesTheAPI(t *testing.T) {
 // it without its secret; after token revoke it is refused.
 func TestTokenVerbs(t *testing.T) {
 	data := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	srv := startServe(t, data, "--api", addr)
 	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
 	add := posAgent(t, "token add", "--data", data, "--name", "till-pos", "--role", "pos")
@@ -369,18 +371,7 @@ func TestManagerAdd(t *testing.T) {
 	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
 	add := func(pin string, args ...string) run {
 		t.Helper()
-		cmd := exec.Command(bin, append([]string{"manager add", "--data", data}, args...)...)
-		cmd.Stdin = strings.NewReader(pin + "\n")
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return run{out.String(), errb.String(), code}
+		return posAgentIn(t, pin+"\n", append([]string{"manager add", "--data", data}, args...)...)
 	}
 	if r := add("2468"); r.code != 0 {
 		t.Fatalf("manager add: %+v", r)
@@ -406,4 +397,16 @@ func TestManagerAdd(t *testing.T) {
 	if err := r.CheckManagerPIN("1357"); err != nil {
 		t.Fatalf("the new PIN: %v", err)
 	}
+}
+
+// freeAddr is a loopback TCP address nothing listens on (for a server the
+// test starts next).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

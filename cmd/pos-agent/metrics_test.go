@@ -22,12 +22,7 @@ import (
 // masked.
 func TestMetrics(t *testing.T) {
 	data := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	logf := filepath.Join(t.TempDir(), "serve.log")
 	f, err := os.Create(logf)
 	if err != nil {
