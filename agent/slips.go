@@ -21,7 +21,8 @@ type Slip struct {
 	Lines   []ledger.Line // how the points were made up
 	// NewTier is the display name of the tier the earn raised the member
 	// to ("" when it did not), for the slip to announce.
-	NewTier string
+	NewTier   string
+	NewTierID string // its id in the rules
 	// What the member should know as the slip is printed: points expiring
 	// in the next 30 days and the first day they go, the next tier with
 	// the spend still needed for it (minor units of Currency) and the way
@@ -29,6 +30,7 @@ type Slip struct {
 	Expiring     int64
 	ExpiresOn    time.Time
 	NextTier     string
+	NextTierID   string // its id in the rules
 	SpendToNext  int64
 	TierProgress int64
 	Currency     string
@@ -98,6 +100,7 @@ func (a *Agent) slip(e ledger.Event) (Slip, error) {
 		var v MemberView
 		a.memberFacts(&v, m)
 		s.Expiring, s.NextTier, s.SpendToNext, s.TierProgress, s.Currency = v.Expiring, v.NextTierName, v.SpendToNext, v.TierProgress, a.Rules().Currency
+		s.NextTierID = v.NextTier
 		if v.ExpiresOn != nil {
 			s.ExpiresOn = *v.ExpiresOn
 		}
@@ -107,7 +110,7 @@ func (a *Agent) slip(e ledger.Event) (Slip, error) {
 		}
 		var r EarnResult
 		if raw, ok := co.Results["earn"]; ok && json.Unmarshal(raw, &r) == nil && r.Seq == e.Seq {
-			s.Balance, s.NewTier = r.Balance, r.NewTierName
+			s.Balance, s.NewTier, s.NewTierID = r.Balance, r.NewTierName, r.NewTier
 		}
 		return nil
 	})

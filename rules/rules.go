@@ -146,6 +146,34 @@ func (n Names) In(code, fallback string) string {
 	return fallback
 }
 
+// LineLabel is an earn line's label (EarnResult.Lines) in language code:
+// a campaign's line is its name there, a tier's line the tier's name there
+// with its multiplier; any other label (the base, welcome back, surprise
+// lines, the caller's words) comes back as it is.
+func (d *Document) LineLabel(label, code string) string {
+	for _, c := range d.Campaigns {
+		if c.Name == label {
+			return c.Names.In(code, c.Name)
+		}
+	}
+	for _, t := range d.Tiers {
+		if rest, ok := strings.CutPrefix(label, t.Name+" x"); ok {
+			return t.Names.In(code, t.Name) + " x" + rest
+		}
+	}
+	return label
+}
+
+// TierName is tier id's name in language code ("" for an unknown tier).
+func (d *Document) TierName(id, code string) string {
+	for _, t := range d.Tiers {
+		if t.ID == id {
+			return t.Names.In(code, t.Name)
+		}
+	}
+	return ""
+}
+
 // maxName is the longest name in another language, in bytes.
 const maxName = 80
 

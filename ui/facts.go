@@ -2,7 +2,6 @@ package ui
 
 import (
 	"slices"
-	"strings"
 	"time"
 
 	"fyne.io/fyne/v2/lang"
@@ -51,10 +50,8 @@ func locked(m agent.MemberView, tier string) bool {
 // tierLabel is a tier's name in the language on screen in the rules in
 // force, or fallback when the rules have no such tier.
 func tierLabel(doc *rules.Document, id, fallback string) string {
-	for _, t := range doc.Tiers {
-		if t.ID == id {
-			return t.Names.In(i18n.Current(), t.Name)
-		}
+	if n := doc.TierName(id, i18n.Current()); n != "" {
+		return n
 	}
 	return fallback
 }
@@ -63,10 +60,8 @@ func tierLabel(doc *rules.Document, id, fallback string) string {
 func rewardLabel(r rules.Reward) string { return r.Names.In(i18n.Current(), r.Name) }
 
 // lineLabel is an earn line's label in the language on screen: the base,
-// welcome-back and surprise lines are the program's words, a campaign's
-// line its name in the rules, a tier's line the tier's name and multiplier.
-// A label it does not know (rules since changed) stays as the agent wrote
-// it.
+// welcome-back and surprise lines are the program's words, a campaign's or
+// tier's line the rules' name (rules.Document.LineLabel).
 func lineLabel(doc *rules.Document, label string) string {
 	switch label {
 	case "base":
@@ -76,15 +71,5 @@ func lineLabel(doc *rules.Document, label string) string {
 	case "surprise":
 		return lang.L("surprise")
 	}
-	for _, c := range doc.Campaigns {
-		if c.Name == label {
-			return c.Names.In(i18n.Current(), c.Name)
-		}
-	}
-	for _, t := range doc.Tiers {
-		if rest, ok := strings.CutPrefix(label, t.Name+" x"); ok {
-			return t.Names.In(i18n.Current(), t.Name) + " x" + rest
-		}
-	}
-	return label
+	return doc.LineLabel(label, i18n.Current())
 }

@@ -38,17 +38,38 @@ func TestSlipAfterEarn(t *testing.T) {
 	if _, err := a.Earn(ctx, agent.EarnRequest{Card: "2000000000015", Amount: "42.00"}); err != nil {
 		t.Fatal(err)
 	}
-	var got bytes.Buffer
-	buf := make([]byte, 4096)
-	deadline := time.Now().Add(10 * time.Second)
-	for !bytes.Contains(got.Bytes(), []byte{0x1d, 'V'}) && time.Now().Before(deadline) {
-		_ = ptmx.SetReadDeadline(time.Now().Add(time.Second))
-		n, _ := ptmx.Read(buf)
-		got.Write(buf[:n])
+	// slip reads one slip, to its cut.
+	slip := func() []byte {
+		var got bytes.Buffer
+		buf := make([]byte, 4096)
+		deadline := time.Now().Add(10 * time.Second)
+		for !bytes.Contains(got.Bytes(), []byte{0x1d, 'V'}) && time.Now().Before(deadline) {
+			_ = ptmx.SetReadDeadline(time.Now().Add(time.Second))
+			n, _ := ptmx.Read(buf)
+			got.Write(buf[:n])
+		}
+		return got.Bytes()
 	}
-	for _, want := range []string{"LOYALTY SLIP", "Ada Lovelace", "*********0015", "base", "New balance", "42"} {
-		if !bytes.Contains(got.Bytes(), []byte(want)) {
-			t.Errorf("slip lacks %q:\n%q", want, got.String())
+	got := slip()
+	for _, want := range []string{"LOYALTY SLIP", "Ada Lovelace", "*********0015", "base", "New balance", "42", "for Silver"} {
+		if !bytes.Contains(got, []byte(want)) {
+			t.Errorf("slip lacks %q:\n%q", want, got)
+		}
+	}
+	// In Turkish once the till's language is: the slip's words, the earn
+	// lines and the tier's name from the rules, in code page 857.
+	set := a.Settings()
+	set.Language = "tr"
+	if err := a.SaveSettings(set); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Earn(ctx, agent.EarnRequest{Card: "2000000000015", Amount: "10.00"}); err != nil {
+		t.Fatal(err)
+	}
+	got = slip()
+	for _, want := range []string{"SADAKAT F\x98\x9e\x98", "temel", "Yeni bakiye", "G\x81m\x81\x9f i\x87in"} {
+		if !bytes.Contains(got, []byte(want)) {
+			t.Errorf("the Turkish slip lacks %q:\n%q", want, got)
 		}
 	}
 }

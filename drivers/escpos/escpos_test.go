@@ -50,12 +50,12 @@ func TestRender(t *testing.T) {
 			t.Errorf("line over %d columns: %q", Width, line)
 		}
 	}
-	top := Render(Slip{Card: "X1", Member: "Bob\x1b@\u00e9"})
+	top := Render(Slip{Card: "X1", Member: "Bob\x1b@\u00e9\u4e16"})
 	if strings.Contains(string(top), "more for") || strings.Contains(string(top), "expire") {
 		t.Error("top tier, nothing expiring: no tier or expiry lines")
 	}
-	if !strings.Contains(string(top), "Member: Bob?@?") {
-		t.Errorf("control and non-ASCII characters must be replaced: %q", top)
+	if !strings.Contains(string(top), "Member: Bob?@\x82?") {
+		t.Errorf("control characters and what code page 857 lacks must be replaced, é printed as 0x82: %q", top)
 	}
 	if strings.Contains(string(top), "Welcome to") {
 		t.Error("no tier change: no welcome line")
@@ -118,3 +118,25 @@ func FuzzRender(f *testing.F) {
 }
 
 func printableBytes(b []byte) []byte { return []byte(printableOnly(string(b))) }
+
+// TestRenderTurkish: the slip's words come in the language given, in code
+// page 857 (selected at the start), Turkish letters as its bytes, the euro
+// sign as EUR; every line still fits the roll.
+func TestRenderTurkish(t *testing.T) {
+	words := Words{Title: "SADAKAT FİŞİ", Member: "Üye: %s", Card: "Kart: %s", Earned: "Kazanılan puan",
+		Balance: "Yeni bakiye", NewTier: "%s seviyesine hoş geldiniz!", Expire: "%d puanın süresi %s doluyor", NextTier: "%[2]s: %[1]s daha"}
+	b := Render(Slip{Card: "2000000000015", Member: "Şule Güneş", Earned: 12, Balance: 112, NextTier: "Gümüş", ToNext: "488,00 €", Words: &words})
+	if !bytes.HasPrefix(b, []byte("\x1b@\x1bt\x0d")) {
+		t.Fatalf("code page 857 is not selected first: %q", b[:6])
+	}
+	for _, want := range []string{"SADAKAT F\x98\x9e\x98", "\x9aye: \x9eule G\x81ne\x9f", "Kazan\x8dlan puan", "G\x81m\x81\x9f: 488,00 EUR daha"} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("the slip lacks %q: %q", want, b)
+		}
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if len(line) > Width+8 { // the commands at a line's start are not printed
+			t.Errorf("line over %d columns: %q", Width, line)
+		}
+	}
+}
