@@ -85,7 +85,10 @@ func Render(s Slip) []byte {
 	var b []byte
 	text := func(str string) { b = append(b, printable(str)...); b = append(b, '\n') }
 	// columns' line is printable already: it is not encoded twice.
-	row := func(left string, n int64) { b = append(b, columns(left, strconv.FormatInt(n, 10))...); b = append(b, '\n') }
+	row := func(left string, n int64) {
+		b = append(b, columns(left, strconv.FormatInt(n, 10))...)
+		b = append(b, '\n')
+	}
 	b = append(b, cmdInit...)
 	b = append(b, cmdCodePage857...)
 	b = append(b, cmdCenter...)
