@@ -869,6 +869,32 @@ func TestApprovals(t *testing.T) {
 	if _, err := a.Adjust(ctx, agent.AdjustRequest{Card: card, Points: 50, Reason: "goodwill", ManagerPIN: "2468"}); err != nil {
 		t.Fatalf("an approved adjustment: %v", err)
 	}
+	// Each approved event records who approved it; the rest record nobody.
+	approvers := map[string]string{}
+	if err := a.Export(func(b []byte) error {
+		e, err := ledger.Decode(b)
+		if err == nil && e.Type != ledger.Enroll {
+			approvers[string(e.Type)+" "+e.Ref] = e.Approver
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for ev, want := range map[string]string{"earn cap": "", "earn big": "manager PIN", "earn big2": "api token back-office",
+		"void big": "manager PIN"} {
+		if got, ok := approvers[ev]; !ok || got != want {
+			t.Errorf("%s: approver %q (found %v), want %q", ev, got, ok, want)
+		}
+	}
+	adjusted := 0
+	for ev, who := range approvers {
+		if strings.HasPrefix(ev, "adjust ") && who == "manager PIN" {
+			adjusted++
+		}
+	}
+	if adjusted != 1 {
+		t.Errorf("%d adjustments approved by the manager PIN, want 1: %v", adjusted, approvers)
+	}
 }
 
 // TestFiguresHoldTogether: a fresh till has no redemption or reward-return

@@ -36,14 +36,15 @@ func (a *Agent) approver(ctx context.Context, pin string) (string, error) {
 }
 
 // approve lets through what why (nil: nothing) says needs a manager when
-// approver approved it, and logs who did.
-func (o *op) approve(approver string, why error) error {
+// approver approved it, logs who did, and returns who to record on the
+// event ("" when nothing needed approval).
+func (o *op) approve(approver string, why error) (string, error) {
 	if why == nil {
-		return nil
+		return "", nil
 	}
 	if approver == "" {
-		return fmt.Errorf("%w: %v", ErrApproval, why)
+		return "", fmt.Errorf("%w: %v", ErrApproval, why)
 	}
 	o.a.log.Info("manager approved", "why", why.Error(), "by", approver)
-	return nil
+	return approver, nil
 }

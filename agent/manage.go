@@ -41,7 +41,8 @@ func (a *Agent) Adjust(ctx context.Context, r AdjustRequest) (_ Result, err erro
 	}
 	a.resolveCard(ctx, r.Card)
 	return decodeResult[Result](a.do(ctx, r.Ref, "adjust", func(o *op, co *checkoutRecord) (any, error) {
-		if err := o.approve(approver, fmt.Errorf("an adjustment of %+d points to a balance", r.Points)); err != nil {
+		approvedBy, err := o.approve(approver, fmt.Errorf("an adjustment of %+d points to a balance", r.Points))
+		if err != nil {
 			return nil, err
 		}
 		m, err := usableMember(o.tx, r.Card)
@@ -51,7 +52,7 @@ func (a *Agent) Adjust(ctx context.Context, r AdjustRequest) (_ Result, err erro
 		if err := o.checkClawback(m, r.Points); err != nil {
 			return nil, err
 		}
-		e := ledger.Event{Type: ledger.Adjust, Member: m.ID, Card: r.Card, Points: r.Points, Ref: r.Ref, Reason: r.Reason}
+		e := ledger.Event{Type: ledger.Adjust, Member: m.ID, Card: r.Card, Points: r.Points, Ref: r.Ref, Reason: r.Reason, Approver: approvedBy}
 		if err := o.appendEvent(&e); err != nil {
 			return nil, err
 		}

@@ -254,7 +254,8 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (_ EarnResult, err erro
 	return decodeResult[EarnResult](a.do(ctx, r.Ref, "earn", func(o *op, co *checkoutRecord) (any, error) {
 		// Checked here, after a retry's stored answer: a sale taken under
 		// earlier rules still answers as it did.
-		if err := o.approve(approver, o.doc.CheckAmount(amount)); err != nil {
+		approvedBy, err := o.approve(approver, o.doc.CheckAmount(amount))
+		if err != nil {
 			return nil, err
 		}
 		m, err := usableMember(o.tx, r.Card)
@@ -274,7 +275,8 @@ func (a *Agent) Earn(ctx context.Context, r EarnRequest) (_ EarnResult, err erro
 		}
 		res := o.doc.EvaluateEarn(rules.Checkout{Ref: r.Ref, Amount: amount, Items: r.Items, Time: o.now.In(o.a.loc), Store: o.tx.Meta("store"),
 			CampaignUsed: used, SurpriseUsed: surprise, Draw: d, Drawn: true}, m.ruleMember(), o.a.minorPerUnit())
-		e := ledger.Event{Type: ledger.Earn, Member: m.ID, Card: r.Card, Points: res.Points, Amount: amount, Ref: r.Ref, Lines: toLedgerLines(res.Lines)}
+		e := ledger.Event{Type: ledger.Earn, Member: m.ID, Card: r.Card, Points: res.Points, Amount: amount, Ref: r.Ref, Lines: toLedgerLines(res.Lines),
+			Approver: approvedBy}
 		if err := o.appendEvent(&e); err != nil {
 			return nil, err
 		}
@@ -588,14 +590,15 @@ func (a *Agent) Void(ctx context.Context, r VoidRequest) (_ Result, err error) {
 			return nil, fmt.Errorf("%w: checkout %s is from %s, not today's shift: use refund", ErrVoid, r.Ref, co.Day)
 		}
 		delta := -(co.Earned - co.Clawed) + co.Burned
-		if err := o.approve(approver, o.doc.CheckVoid(delta)); err != nil {
+		approvedBy, err := o.approve(approver, o.doc.CheckVoid(delta))
+		if err != nil {
 			return nil, err
 		}
 		if err := o.checkClawback(m, delta); err != nil {
 			return nil, err
 		}
 		e := ledger.Event{Type: ledger.Void, Member: m.ID, Card: co.Card, Points: delta, Amount: co.Amount - co.Refunded,
-			Ref: r.Ref, Target: co.EarnEvent, Reason: "void"}
+			Ref: r.Ref, Target: co.EarnEvent, Reason: "void", Approver: approvedBy}
 		if err := o.appendEvent(&e); err != nil {
 			return nil, err
 		}
@@ -651,7 +654,8 @@ func (a *Agent) Refund(ctx context.Context, r RefundRequest) (_ Result, err erro
 			return nil, fmt.Errorf("%w: only %s of checkout %s is left to return", ErrRefund,
 				money.Format(co.Amount-co.Refunded, o.doc.Currency), r.Ref)
 		}
-		if err := o.approve(approver, o.doc.CheckRefund(amount)); err != nil {
+		approvedBy, err := o.approve(approver, o.doc.CheckRefund(amount))
+		if err != nil {
 			return nil, err
 		}
 		clawTotal := mulDiv(co.Earned, co.Refunded+amount, co.Amount)
@@ -660,7 +664,7 @@ func (a *Agent) Refund(ctx context.Context, r RefundRequest) (_ Result, err erro
 			return nil, err
 		}
 		e := ledger.Event{Type: ledger.Refund, Member: m.ID, Card: co.Card, Points: -claw, Amount: amount,
-			Ref: r.Ref, Target: co.EarnEvent, Reason: r.Return}
+			Ref: r.Ref, Target: co.EarnEvent, Reason: r.Return, Approver: approvedBy}
 		if err := o.appendEvent(&e); err != nil {
 			return nil, err
 		}

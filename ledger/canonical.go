@@ -48,6 +48,7 @@ func decodeCanonical(b []byte) (e Event, hashAt int, ok bool) {
 	e.Phone = r.optStr(`,"phone":`)
 	e.Consent = r.opt(`,"consent":true`)
 	e.Birthday = r.optStr(`,"birthday":`)
+	e.Approver = r.optStr(`,"approver":`)
 	e.PrevHash = r.str(`,"prev_hash":`)
 	hashAt = r.i + len(`,"hash":"`)
 	e.Hash = r.str(`,"hash":`)

@@ -23,7 +23,7 @@ func shapes() []Event {
 		{Type: Donate, Member: "m1", Points: -50, Charity: "foodbank"},
 		{Type: Void, Member: "m1", Points: -1234, Target: "ep-2", Reason: "cashier"},
 		{Type: Refund, Member: "m1", Points: -MaxPoints, Amount: money.MaxAmount, Target: "ep-2"},
-		{Type: Adjust, Member: "m1", Points: 0, Reason: "goodwill"},
+		{Type: Adjust, Member: "m1", Points: 0, Reason: "goodwill", Approver: "api token back-office"},
 		{Type: Expire, Member: "m1", Points: -300, Reason: "earned 2025-09"},
 		{Type: TierChange, Member: "m1", Tier: "silver"},
 		{Type: CardReplace, Member: "m1", Card: "4000000000000002", NewCard: "4000000000000010"},

@@ -82,6 +82,7 @@ type Event struct {
 	Phone        string    `json:"phone,omitempty"`
 	Consent      bool      `json:"consent,omitempty"`  // enroll: marketing consent
 	Birthday     string    `json:"birthday,omitempty"` // enroll: MM-DD
+	Approver     string    `json:"approver,omitempty"` // who approved what a cashier may not do alone ("manager PIN", "api token NAME")
 	PrevHash     string    `json:"prev_hash"`          // Hash of the event with Seq-1; empty for Seq 1
 	Hash         string    `json:"hash"`               // SHA-256 of the canonical encoding
 }
@@ -304,7 +305,7 @@ func (e Event) check() error {
 		}
 	}
 	for _, s := range []string{e.Terminal, e.Epoch, e.ID, e.Member, e.Card, e.Ref, e.Store, e.Reward,
-		e.Charity, e.Target, e.Reason, e.Tier, e.NewCard, e.Name, e.Email, e.Phone, e.Currency, e.Birthday} {
+		e.Charity, e.Target, e.Reason, e.Tier, e.NewCard, e.Name, e.Email, e.Phone, e.Currency, e.Birthday, e.Approver} {
 		if len(s) > maxText {
 			return bad("seq %d: a text field is longer than %d bytes", e.Seq, maxText)
 		}
