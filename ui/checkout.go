@@ -380,15 +380,11 @@ func (c *checkout) earn() {
 // submitEarn records the sale req; one the rules let no cashier take alone
 // goes to a manager's approval first.
 func (c *checkout) submitEarn(req agent.EarnRequest) {
-	run(c.t.br, func(ctx context.Context) (agent.EarnResult, error) { return c.t.ag.Earn(ctx, req) },
+	withApproval(c, func(ctx context.Context, pin string) (agent.EarnResult, error) {
+		req.ManagerPIN = pin
+		return c.t.ag.Earn(ctx, req)
+	},
 		func(r agent.EarnResult, err error) {
-			if errors.Is(err, agent.ErrApproval) && req.ManagerPIN == "" {
-				c.askApproval(err, func(pin string) {
-					req.ManagerPIN = pin
-					c.submitEarn(req)
-				})
-				return
-			}
 			if err != nil {
 				c.t.fail(err)
 				return

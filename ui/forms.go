@@ -177,26 +177,39 @@ func (c *checkout) showVoid(v agent.CheckoutView) {
 	}
 	items = append(items, &widget.FormItem{Text: lang.L("Receipt"), Widget: label(v.Ref)})
 	ref := v.Ref
-	var submit func(pin string)
-	submit = func(pin string) {
-		req := agent.VoidRequest{Ref: ref, ManagerPIN: pin}
-		run(c.t.br, func(ctx context.Context) (agent.Result, error) { return c.t.ag.Void(ctx, req) },
-			func(r agent.Result, err error) {
-				if errors.Is(err, agent.ErrApproval) && pin == "" {
-					c.askApproval(err, submit)
-					return
-				}
-				if err != nil {
-					c.t.fail(err)
-					return
-				}
-				c.done(lang.L("Checkout {{.Ref}} voided: {{.Points}} pts. New balance {{.Balance}} pts",
-					map[string]any{"Ref": ref, "Points": signed(r.Points), "Balance": r.Balance}), r)
-				c.lastRef = ""
-			})
+	submit := func() {
+		withApproval(c, func(ctx context.Context, pin string) (agent.Result, error) {
+			return c.t.ag.Void(ctx, agent.VoidRequest{Ref: ref, ManagerPIN: pin})
+		}, func(r agent.Result, err error) {
+			if err != nil {
+				c.t.fail(err)
+				return
+			}
+			c.done(lang.L("Checkout {{.Ref}} voided: {{.Points}} pts. New balance {{.Balance}} pts",
+				map[string]any{"Ref": ref, "Points": signed(r.Points), "Balance": r.Balance}), r)
+			c.lastRef = ""
+		})
 	}
-	f := c.newForm(lang.L("Void this checkout?"), lang.L("Void"), items, func() { submit("") })
+	f := c.newForm(lang.L("Void this checkout?"), lang.L("Void"), items, submit)
 	c.show(f, f.submit)
+}
+
+// withApproval makes call without a PIN; when the agent refuses it for want
+// of a manager's approval, the approval form asks for the manager PIN and
+// makes call again with it (a wrong one leaves the form open, done saying
+// why). done gets every other answer, on the UI goroutine.
+func withApproval[T any](c *checkout, call func(ctx context.Context, pin string) (T, error), done func(T, error)) {
+	var try func(pin string)
+	try = func(pin string) {
+		run(c.t.br, func(ctx context.Context) (T, error) { return call(ctx, pin) }, func(v T, err error) {
+			if errors.Is(err, agent.ErrApproval) && pin == "" {
+				c.askApproval(err, try)
+				return
+			}
+			done(v, err)
+		})
+	}
+	try("")
 }
 
 // askApproval asks a manager to approve what the agent refused to a
@@ -262,22 +275,17 @@ func (c *checkout) openRefund() {
 // submitRefund records the refund req, through a manager's approval when
 // the rules want one.
 func (c *checkout) submitRefund(req agent.RefundRequest) {
-	run(c.t.br, func(ctx context.Context) (agent.Result, error) { return c.t.ag.Refund(ctx, req) },
-		func(r agent.Result, err error) {
-			if errors.Is(err, agent.ErrApproval) && req.ManagerPIN == "" {
-				c.askApproval(err, func(pin string) {
-					req.ManagerPIN = pin
-					c.submitRefund(req)
-				})
-				return
-			}
-			if err != nil {
-				c.t.fail(err)
-				return
-			}
-			c.done(lang.L("Refund on {{.Ref}}: {{.Points}} pts. New balance {{.Balance}} pts",
-				map[string]any{"Ref": req.Ref, "Points": signed(r.Points), "Balance": r.Balance}), r)
-		})
+	withApproval(c, func(ctx context.Context, pin string) (agent.Result, error) {
+		req.ManagerPIN = pin
+		return c.t.ag.Refund(ctx, req)
+	}, func(r agent.Result, err error) {
+		if err != nil {
+			c.t.fail(err)
+			return
+		}
+		c.done(lang.L("Refund on {{.Ref}}: {{.Points}} pts. New balance {{.Balance}} pts",
+			map[string]any{"Ref": req.Ref, "Points": signed(r.Points), "Balance": r.Balance}), r)
+	})
 }
 
 // describeReceipt shows in about the checkout ref names, once it is known,
