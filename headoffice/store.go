@@ -43,6 +43,10 @@ type Store interface {
 type ReadTx interface {
 	// Meta returns a metadata value (nil when unset).
 	Meta(key string) ([]byte, error)
+	// MetaRange calls fn for every metadata value whose key starts with
+	// prefix, in byte order of the keys (reverse: from the last), until fn
+	// returns an error; ErrStop ends it without one.
+	MetaRange(prefix string, reverse bool, fn func(key string, v []byte) error) error
 	Terminal(id string) (Terminal, bool, error)
 	Terminals(fn func(Terminal) error) error
 	// Chain returns the head of (terminal, epoch)'s chain; zero when none
@@ -96,6 +100,7 @@ type ReadTx interface {
 type Tx interface {
 	ReadTx
 	SetMeta(key string, v []byte) error
+	DeleteMeta(key string) error
 	PutTerminal(Terminal) error
 	// CodeTerminal returns the terminal a join code hash was issued for
 	// ("" when none); in a write transaction it locks the code, so that a
@@ -145,6 +150,9 @@ type Tx interface {
 // AllStores stands for every store: in Changes, a change every terminal
 // must see; in a member's feed, a member no store has seen yet.
 const AllStores = "*"
+
+// ErrStop ends an iteration early without an error.
+var ErrStop = errors.New("stop")
 
 // ErrCorrupt is a stored record the store cannot read.
 var ErrCorrupt = errors.New("head office data is corrupt")

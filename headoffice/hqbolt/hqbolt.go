@@ -524,6 +524,53 @@ func (t *Tx) Meta(key string) ([]byte, error) {
 // SetMeta writes a metadata value.
 func (t *Tx) SetMeta(key string, v []byte) error { return t.tx.Bucket(bMeta).Put([]byte(key), v) }
 
+// DeleteMeta removes a metadata value.
+func (t *Tx) DeleteMeta(key string) error { return t.tx.Bucket(bMeta).Delete([]byte(key)) }
+
+// MetaRange calls fn for the metadata values under prefix, in key order or
+// reversed.
+func (t *Tx) MetaRange(prefix string, reverse bool, fn func(string, []byte) error) error {
+	c := t.tx.Bucket(bMeta).Cursor()
+	p := []byte(prefix)
+	var k, v []byte
+	next := c.Next
+	if reverse {
+		next = c.Prev
+		// The first key past every key with the prefix, then one back.
+		if end := prefixEnd(p); end == nil {
+			k, v = c.Last()
+		} else if k, _ = c.Seek(end); k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+	} else {
+		k, v = c.Seek(p)
+	}
+	for ; k != nil && bytes.HasPrefix(k, p); k, v = next() {
+		if err := fn(string(k), bytes.Clone(v)); err != nil {
+			if errors.Is(err, headoffice.ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// prefixEnd is the smallest key greater than every key starting with p (nil
+// when there is none: p is all 0xff).
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
 // Terminal reads a terminal.
 func (t *Tx) Terminal(id string) (headoffice.Terminal, bool, error) {
 	var v headoffice.Terminal

@@ -157,6 +157,52 @@ func (t *Tx) SetMeta(key string, v []byte) error {
 	return err
 }
 
+// DeleteMeta removes a metadata value.
+func (t *Tx) DeleteMeta(key string) error {
+	if err := t.begin(); err != nil {
+		return err
+	}
+	_, err := t.q.Exec(t.ctx, `DELETE FROM meta WHERE key = $1`, key)
+	return err
+}
+
+// MetaRange calls fn for the metadata values under prefix, in key order
+// (the column's collation is C, byte order) or reversed.
+func (t *Tx) MetaRange(prefix string, reverse bool, fn func(string, []byte) error) error {
+	if err := t.read(); err != nil {
+		return err
+	}
+	order := "ASC"
+	if reverse {
+		order = "DESC"
+	}
+	// A prefix ending in ASCII bounds the range for the index; the test
+	// of the prefix stays for any other.
+	upper := "\U0010FFFF"
+	if n := len(prefix); n > 0 && prefix[n-1] < 0x7f {
+		upper = prefix[:n-1] + string(prefix[n-1]+1)
+	}
+	rows, err := t.q.Query(t.ctx, `SELECT key, value FROM meta WHERE key >= $1 AND key < $2 AND starts_with(key, $1) ORDER BY key `+order, prefix, upper)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var v []byte
+		if err := rows.Scan(&k, &v); err != nil {
+			return err
+		}
+		if err := fn(k, v); err != nil {
+			if errors.Is(err, headoffice.ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 func decode[T any](what, key string, doc []byte) (T, error) {
 	var v T
 	if err := json.Unmarshal(doc, &v); err != nil {

@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) headoffice.Store) {
 		{"Flags", flags},
 		{"Changes", changes},
 		{"Restored", restored},
+		{"MetaRange", metaRange},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
@@ -289,6 +290,53 @@ func putEventsLarge(t *testing.T, s headoffice.Store) {
 	view(t, s, func(tx headoffice.ReadTx) error { return tx.Events("T", func([]byte) error { n++; return nil }) })
 	if n != 1002 {
 		t.Fatalf("%d events stored, want 1002", n)
+	}
+}
+
+// metaRange: a prefix reads its keys only, in order or reversed, stops on
+// ErrStop, and a deleted key is gone.
+func metaRange(t *testing.T, s headoffice.Store) {
+	update(t, s, func(tx headoffice.Tx) error {
+		for _, k := range []string{"a", "audit.", "audit/1", "audit/2", "audit/3", "audit0", "b", "zé1", "zéa", "~~"} {
+			if err := tx.SetMeta(k, []byte("v"+k)); err != nil {
+				return err
+			}
+		}
+		return tx.DeleteMeta("audit/2")
+	})
+	read := func(prefix string, reverse bool, max int) []string {
+		var keys []string
+		view(t, s, func(tx headoffice.ReadTx) error {
+			return tx.MetaRange(prefix, reverse, func(k string, v []byte) error {
+				if string(v) != "v"+k {
+					t.Errorf("%s = %q", k, v)
+				}
+				keys = append(keys, k)
+				if len(keys) == max {
+					return headoffice.ErrStop
+				}
+				return nil
+			})
+		})
+		return keys
+	}
+	for _, c := range []struct {
+		prefix  string
+		reverse bool
+		max     int
+		want    []string
+	}{
+		{"audit/", false, 0, []string{"audit/1", "audit/3"}},
+		{"audit/", true, 0, []string{"audit/3", "audit/1"}},
+		{"audit/", true, 1, []string{"audit/3"}},
+		{"audit", false, 0, []string{"audit.", "audit/1", "audit/3", "audit0"}},
+		{"zé", true, 0, []string{"zéa", "zé1"}},
+		{"~", false, 0, []string{"~~"}},
+		{"c", false, 0, nil},
+	} {
+		if got := read(c.prefix, c.reverse, c.max); !slices.Equal(got, c.want) {
+			t.Errorf("MetaRange(%q, reverse %v): %q, want %q", c.prefix, c.reverse, got, c.want)
+		}
 	}
 }
 
