@@ -132,3 +132,45 @@ func Format(v int64, currency string) string {
 	}
 	return fmt.Sprintf("%s%d.%0*d", sign, v/p, exp, v%p)
 }
+
+// currencySymbols are the signs Local writes for the currencies it knows;
+// any other currency is written with its code.
+var currencySymbols = map[string]string{"EUR": "€", "TRY": "₺", "USD": "$", "GBP": "£"}
+
+// Local writes v minor units of cur as the language lang ("en", "tr")
+// writes money: "€1,234.50" in English, "1.234,50 ₺" in Turkish; a
+// currency with no symbol here keeps its code ("1,234.50 CHF"). The digits
+// are Format's, exact: only separators and the sign are placed here.
+func Local(v int64, cur, lang string) string {
+	plain := Format(v, cur)
+	sign := ""
+	if rest, ok := strings.CutPrefix(plain, "-"); ok {
+		sign, plain = "-", rest
+	}
+	units, frac, hasFrac := strings.Cut(plain, ".")
+	group, point := ",", "."
+	turkish := lang == "tr"
+	if turkish {
+		group, point = ".", ","
+	}
+	var b strings.Builder
+	for i, r := range units {
+		if i > 0 && (len(units)-i)%3 == 0 {
+			b.WriteString(group)
+		}
+		b.WriteRune(r)
+	}
+	num := b.String()
+	if hasFrac {
+		num += point + frac
+	}
+	sym, known := currencySymbols[cur]
+	switch {
+	case !known:
+		return sign + num + " " + cur
+	case turkish:
+		return sign + num + " " + sym
+	default:
+		return sign + sym + num
+	}
+}

@@ -90,3 +90,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestLocal: money is written as each language writes it, with the exact
+// digits of the minor units.
+func TestLocal(t *testing.T) {
+	cases := map[string][]struct {
+		v    int64
+		cur  string
+		want string
+	}{
+		"en": {{123450, "EUR", "€1,234.50"}, {5, "EUR", "€0.05"}, {-123456789, "USD", "-$1,234,567.89"}, {123450, "CHF", "1,234.50 CHF"}, {1234, "JPY", "1,234 JPY"}},
+		"tr": {{123450, "TRY", "1.234,50 ₺"}, {123450, "EUR", "1.234,50 €"}, {99, "TRY", "0,99 ₺"}, {100000000, "TRY", "1.000.000,00 ₺"}},
+	}
+	for lang, cs := range cases {
+		for _, c := range cs {
+			if got := Local(c.v, c.cur, lang); got != c.want {
+				t.Errorf("%s: %d %s = %q, want %q", lang, c.v, c.cur, got, c.want)
+			}
+		}
+	}
+}

@@ -25,7 +25,6 @@ import (
 	"github.com/offline-loyalty/terminal/money"
 	"github.com/offline-loyalty/terminal/rules"
 	"github.com/offline-loyalty/terminal/sync/syncclient"
-	"golang.org/x/term"
 )
 
 // lockWait is how long a CLI verb run without a serving agent waits for
@@ -587,7 +586,7 @@ func runManagerAdd(ctx context.Context, args []string) error {
 	var pin string
 	return withClient(ctx, fs, c, args, false, func() error {
 		var err error
-		pin, err = readPIN(os.Stdin, os.Stderr, true)
+		pin, err = cli.ReadSecret(os.Stdin, os.Stderr, "manager PIN", true, 64)
 		return err
 	}, func(cl *localapi.Client) error {
 		if err := cl.SetManagerPIN(ctx, pin, *replace); err != nil {
@@ -597,41 +596,6 @@ func runManagerAdd(ctx context.Context, args []string) error {
 			Set bool `json:"set"`
 		}{true}, func(w io.Writer) { fmt.Fprintln(w, "manager PIN set: F9 and F10 on the till ask for it") })
 	})
-}
-
-// readPIN reads the manager PIN from in: at a terminal it asks without
-// echo (twice when it sets the PIN), else it takes the first line.
-func readPIN(in *os.File, prompt io.Writer, twice bool) (string, error) {
-	if fd := int(in.Fd()); term.IsTerminal(fd) {
-		fmt.Fprint(prompt, "manager PIN: ")
-		a, err := term.ReadPassword(fd)
-		fmt.Fprintln(prompt)
-		if err != nil {
-			return "", fmt.Errorf("reading the PIN: %w", err)
-		}
-		if !twice {
-			return string(a), nil
-		}
-		fmt.Fprint(prompt, "the same PIN again: ")
-		b, err := term.ReadPassword(fd)
-		fmt.Fprintln(prompt)
-		if err != nil {
-			return "", fmt.Errorf("reading the PIN: %w", err)
-		}
-		if string(a) != string(b) {
-			return "", fmt.Errorf("%w: the two PINs differ", cli.ErrUsage)
-		}
-		return string(a), nil
-	}
-	line, err := bufio.NewReader(io.LimitReader(in, 64)).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("reading the PIN: %w", err)
-	}
-	pin := strings.TrimRight(line, "\r\n")
-	if pin == "" {
-		return "", fmt.Errorf("%w: give the manager PIN on standard input (at a terminal it is asked for)", cli.ErrUsage)
-	}
-	return pin, nil
 }
 
 // approval is the --approve flag of what a manager approves (adjust, and
@@ -652,7 +616,7 @@ func (ap *approval) read() error {
 		return nil
 	}
 	var err error
-	ap.pin, err = readPIN(os.Stdin, os.Stderr, false)
+	ap.pin, err = cli.ReadSecret(os.Stdin, os.Stderr, "manager PIN", false, 64)
 	return err
 }
 
