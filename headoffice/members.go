@@ -101,7 +101,8 @@ func (o *Office) ImportMembers(ctx context.Context, r io.Reader) (int, error) {
 				return err
 			}
 		}
-		return nil
+		return o.audit(tx, Change{Operator: Actor(ctx), Action: "members.import", Subject: "members",
+			After: fmt.Sprintf("%d rows, %d members", len(rows), len(sorted))})
 	})
 	if err != nil {
 		return 0, err
@@ -191,6 +192,7 @@ func (o *Office) MergeMembers(ctx context.Context, into, from, by string) (Membe
 		case a.MergedInto != "" || b.MergedInto != "":
 			return fmt.Errorf("%w: a member merged already is not merged again", ErrInvalid)
 		}
+		b0 := b.Balance
 		bal := a.Balance + b.Balance
 		if bal > MaxBalance || bal < -MaxBalance {
 			return fmt.Errorf("%w: the merged balance would be out of range", ErrInvalid)
@@ -239,6 +241,10 @@ func (o *Office) MergeMembers(ctx context.Context, into, from, by string) (Membe
 			}
 		}
 		out = a
+		if err := o.audit(tx, Change{Operator: or(by, Actor(ctx)), Action: "member.merge", Subject: "member " + into,
+			Before: fmt.Sprintf("balance %d; member %s balance %d", a.Balance-b0, from, b0), After: fmt.Sprintf("balance %d; %s merged into it", a.Balance, from)}); err != nil {
+			return err
+		}
 		return tx.AddFlag(Flag{Time: now, Kind: "member_merged", Member: into,
 			Detail: fmt.Sprintf("member %s merged into %s by %s", from, into, or(by, "an operator"))})
 	})

@@ -83,6 +83,9 @@ type Office struct {
 	workers sync.WaitGroup
 	metrics *metrics
 
+	signInDelay time.Duration
+	audits      atomic.Uint64 // audit entries written by this process
+
 	stop    chan struct{}
 	stopped chan struct{}
 }
@@ -94,6 +97,9 @@ type Options struct {
 	// Metrics, when set, is where the Office registers its figures
 	// (headoffice_store_*, headoffice_flags_raised_total).
 	Metrics prometheus.Registerer
+	// SignInDelay is how much longer each wrong console password past the
+	// second waits for its answer (one second when zero).
+	SignInDelay time.Duration
 }
 
 // New returns head office over store. It creates head office's QR signing
@@ -107,6 +113,10 @@ func New(ctx context.Context, store Store, opts Options) (*Office, error) {
 	}
 	if o.now == nil {
 		o.now = time.Now
+	}
+	o.signInDelay = opts.SignInDelay
+	if o.signInDelay <= 0 {
+		o.signInDelay = time.Second
 	}
 	key, err := o.loadQRKey(ctx)
 	if err != nil {

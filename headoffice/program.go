@@ -41,7 +41,11 @@ func (o *Office) SetRules(ctx context.Context, doc []byte) (int, error) {
 		if uint64(d.Version) <= ahead.Seq {
 			return fmt.Errorf("%w: version %d is not above version %d, which terminal %s runs (published before head office was restored from an older copy); publish it as version %d or above", ErrInvalid, d.Version, ahead.Seq, ahead.Terminal, ahead.Seq+1)
 		}
-		return tx.PutRules(d.Version, doc)
+		if err := tx.PutRules(d.Version, doc); err != nil {
+			return err
+		}
+		return o.audit(tx, Change{Operator: Actor(ctx), Action: "rules.publish", Subject: "rules",
+			Before: fmt.Sprintf("version %d", cur), After: fmt.Sprintf("version %d", d.Version)})
 	})
 	if err != nil {
 		return 0, err

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -65,11 +66,19 @@ func (o *Office) AddTerminal(ctx context.Context, store, name string) (terminal,
 				return err
 			}
 		}
+		before := "not registered"
+		if ok {
+			before = "registered, not joined"
+		}
 		t = Terminal{ID: terminal, Store: store, Name: name, CodeHash: hashCode(code), CodeExpires: now.Add(codeLife), Created: now}
 		if err := tx.SetCode(t.CodeHash, terminal); err != nil {
 			return err
 		}
-		return tx.PutTerminal(t)
+		if err := tx.PutTerminal(t); err != nil {
+			return err
+		}
+		return o.audit(tx, Change{Operator: Actor(ctx), Action: "terminal.add", Subject: "terminal " + terminal,
+			Before: before, After: "join code issued, valid until " + t.CodeExpires.UTC().Format("2006-01-02 15:04 UTC")})
 	})
 	return terminal, code, err
 }
@@ -136,4 +145,56 @@ func (o *Office) Durable(ctx context.Context, terminal, epoch string) (uint64, e
 		return err
 	})
 	return seq, err
+}
+
+// TerminalState is a registered terminal as the console lists it.
+type TerminalState struct {
+	Terminal
+	Joined bool
+	// Events is how many of its events head office holds, over its epochs
+	// (the heads of its chains), and Epochs how many databases it had.
+	Events uint64
+	Epochs int
+	// Flags are the flags raised on its events.
+	Flags int
+}
+
+// TerminalList returns every registered terminal by store and id, with
+// what head office holds of it.
+func (o *Office) TerminalList(ctx context.Context) ([]TerminalState, error) {
+	var out []TerminalState
+	err := o.store.View(ctx, func(tx ReadTx) error {
+		byID := map[string]int{}
+		if err := tx.Terminals(func(t Terminal) error {
+			joined := t.Key != nil
+			t.CodeHash, t.Key = nil, nil
+			byID[t.ID] = len(out)
+			out = append(out, TerminalState{Terminal: t, Joined: joined})
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.Chains(func(terminal, _ string, c Chain) error {
+			if i, ok := byID[terminal]; ok {
+				out[i].Events += c.LastSeq
+				out[i].Epochs++
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Flags(func(f Flag) error {
+			if i, ok := byID[f.Terminal]; ok {
+				out[i].Flags++
+			}
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Store != out[j].Store {
+			return out[i].Store < out[j].Store
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, err
 }

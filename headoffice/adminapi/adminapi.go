@@ -84,6 +84,34 @@ func Handler(o *headoffice.Office) http.Handler {
 		v, err := s.MergeMembers(r.Context(), req.Into, req.From, req.By)
 		respond(w, v, err)
 	})
+	mux.HandleFunc("POST /admin/operators", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Name     string `json:"name"`
+			Role     string `json:"role"`
+			Password string `json:"password"`
+		}
+		if err := decodeBody(r, &req); err != nil {
+			writeError(w, err)
+			return
+		}
+		err := s.AddOperator(r.Context(), req.Name, req.Role, req.Password, headoffice.Actor(r.Context()))
+		respond(w, map[string]string{"name": req.Name, "role": req.Role}, err)
+	})
+	mux.HandleFunc("GET /admin/operators", func(w http.ResponseWriter, r *http.Request) {
+		ops, err := s.Operators(r.Context())
+		respond(w, ops, err)
+	})
+	mux.HandleFunc("POST /admin/operators/disable", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Name string `json:"name"`
+		}
+		if err := decodeBody(r, &req); err != nil {
+			writeError(w, err)
+			return
+		}
+		err := s.DisableOperator(r.Context(), req.Name, headoffice.Actor(r.Context()))
+		respond(w, map[string]string{"disabled": req.Name}, err)
+	})
 	mux.HandleFunc("GET /admin/audit/surprise", func(w http.ResponseWriter, r *http.Request) {
 		a, err := s.AuditSurprise(r.Context(), r.URL.Query().Get("day"))
 		respond(w, a, err)
@@ -112,6 +140,18 @@ func Handler(o *headoffice.Office) http.Handler {
 		}
 	})
 	return mux
+}
+
+// decodeBody reads a JSON request body into v, refusing unknown fields.
+func decodeBody(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody))
+	if err == nil {
+		err = strictjson.Decode(body, v)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", headoffice.ErrInvalid, err)
+	}
+	return nil
 }
 
 // streamError is the trailer of a JSON-lines answer that stopped on an error.

@@ -1,0 +1,131 @@
+package headoffice_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/offline-loyalty/terminal/headoffice"
+	"github.com/offline-loyalty/terminal/headoffice/hqtest"
+)
+
+// TestOperators: accounts are checked when added, listed without their
+// hashes, and every change is in the audit log with who made it, newest
+// first; on both stores.
+func TestOperators(t *testing.T) { eachStore(t, operators) }
+
+func operators(t *testing.T, s headoffice.Store) {
+	ctx := context.Background()
+	o := hqtest.Office(t, s, headoffice.Options{SignInDelay: time.Millisecond})
+	for _, c := range []struct{ name, role, password, want string }{
+		{"A", "admin", "long enough pw", "lower-case"},
+		{"bob", "root", "long enough pw", `role "root"`},
+		{"bob", "admin", "short", "10 to 128"},
+		{"bob", "admin", strings.Repeat("x", 129), "10 to 128"},
+	} {
+		err := o.AddOperator(ctx, c.name, c.role, c.password, "test")
+		if !errors.Is(err, headoffice.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("AddOperator(%q, %q): %v, want %q", c.name, c.role, err, c.want)
+		}
+	}
+	if err := o.AddOperator(ctx, "bob", "support", "long enough pw", "cli"); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.AddOperator(ctx, "bob", "admin", "long enough pw", "cli"); err == nil {
+		t.Error("the same name added twice")
+	}
+	ops, err := o.Operators(ctx)
+	if err != nil || len(ops) != 1 || ops[0].Name != "bob" || ops[0].Role != "support" || ops[0].Hash != "" {
+		t.Fatalf("operators %+v %v", ops, err)
+	}
+	if _, _, err := o.SignIn(ctx, "bob", "long enough pw", "10.0.0.1"); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	if _, _, err := o.SignIn(ctx, "bob", "long enough pW", "10.0.0.1"); !errors.Is(err, headoffice.ErrSignIn) {
+		t.Fatalf("a wrong password: %v", err)
+	}
+	if err := o.DisableOperator(ctx, "bob", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := o.SignIn(ctx, "bob", "long enough pw", "10.0.0.2"); !errors.Is(err, headoffice.ErrSignIn) {
+		t.Fatalf("a disabled operator signs in: %v", err)
+	}
+	log, err := o.AuditLog(ctx, "", 10)
+	if err != nil || len(log) != 2 {
+		t.Fatalf("audit log %+v %v", log, err)
+	}
+	if log[0].Action != "operator.disable" || log[0].Operator != "alice" || !strings.Contains(log[0].After, "1 sessions ended") ||
+		log[1].Action != "operator.add" || log[1].Operator != "cli" {
+		t.Errorf("audit log %+v", log)
+	}
+}
+
+// TestAddressLockout: wrong passwords from one address lock it for every
+// name, and a right password from it does not unlock it.
+func TestAddressLockout(t *testing.T) {
+	ctx := context.Background()
+	o := hqtest.Office(t, hqtest.Bolt(t), headoffice.Options{SignInDelay: time.Millisecond})
+	for _, n := range []string{"ann", "bea"} {
+		if err := o.AddOperator(ctx, n, "analyst", "long enough pw", "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		name := []string{"ann", "bea", "cid", "dan", "eve"}[i]
+		_, _, err := o.SignIn(ctx, name, "guess", "10.0.0.9")
+		if want := map[bool]error{true: headoffice.ErrLocked, false: headoffice.ErrSignIn}[i == 4]; !errors.Is(err, want) {
+			t.Fatalf("guess %d: %v, want %v", i+1, err, want)
+		}
+	}
+	if _, _, err := o.SignIn(ctx, "ann", "long enough pw", "10.0.0.9"); !errors.Is(err, headoffice.ErrLocked) {
+		t.Fatalf("the right password from a locked address: %v", err)
+	}
+	if _, _, err := o.SignIn(ctx, "ann", "long enough pw", "10.0.0.10"); err != nil {
+		t.Fatalf("from another address: %v", err)
+	}
+}
+
+// TestAdjustMember: a correction needs a reason, stays in bounds, never
+// takes a balance below zero, moves the lots and the figures, and is in
+// the audit log.
+func TestAdjustMember(t *testing.T) { eachStore(t, adjustMember) }
+
+func adjustMember(t *testing.T, s headoffice.Store) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	o := hqtest.Office(t, s, headoffice.Options{Now: func() time.Time { return now }})
+	if _, err := o.ImportMembers(ctx, strings.NewReader("card,member,name,email,tier,balance\nC1,M1,A,a@x,bronze,100\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		points int64
+		reason string
+		want   string
+	}{
+		{0, "x", "1 to 1000000"}, {1_000_001, "x", "1 to 1000000"}, {5, " ", "needs a reason"}, {-101, "typo", "would make it negative"},
+	} {
+		if _, err := o.AdjustMember(ctx, "M1", c.points, c.reason, "sam"); !errors.Is(err, headoffice.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("adjust %d %q: %v, want %q", c.points, c.reason, err, c.want)
+		}
+	}
+	if _, err := o.AdjustMember(ctx, "M9", 5, "x", "sam"); !errors.Is(err, headoffice.ErrNotFound) {
+		t.Errorf("adjust of nobody: %v", err)
+	}
+	m, err := o.AdjustMember(ctx, "M1", 50, "missed earn", "sam")
+	if err != nil || m.Balance != 150 || m.Lots["2026-12"] != 50 {
+		t.Fatalf("adjust +50: %+v %v", m, err)
+	}
+	if m, err = o.AdjustMember(ctx, "M1", -30, "double earn", "sam"); err != nil || m.Balance != 120 || m.Lots["2026-12"] != 20 {
+		t.Fatalf("adjust -30: %+v %v", m, err)
+	}
+	rep, err := o.Report(ctx, "2026-12-04", "2026-12-04", "")
+	if err != nil || len(rep.Stores) != 1 || rep.Stores[0].Store != headoffice.ConsoleTerminal || rep.Stores[0].PointsAdjusted != 20 {
+		t.Errorf("report %+v %v, want head office's +20", rep.Stores, err)
+	}
+	d, err := o.Member(ctx, "M1")
+	if err != nil || len(d.Changes) != 2 || d.Changes[0].Reason != "double earn" || d.Changes[0].Before != "balance 150" || d.Changes[1].Operator != "sam" {
+		t.Errorf("member's changes %+v %v", d.Changes, err)
+	}
+}

@@ -1,0 +1,164 @@
+package headoffice
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"sort"
+	"time"
+
+	"github.com/offline-loyalty/terminal/rules"
+)
+
+// Overview is the console's first page: a period's report with its days,
+// and what the points outstanding are worth.
+type Overview struct {
+	Report
+	Total StoreFigures  `json:"total"` // the stores added up
+	Days  []DayFigures  `json:"days"`  // each day of the period with figures, oldest first
+	Rules RulesSnapshot `json:"rules"`
+	// AverageOrder is sales per checkout, minor units (0 without checkouts).
+	AverageOrder int64 `json:"average_order"`
+	// RedemptionPermille is points redeemed per thousand issued in the
+	// period (nil when none were issued: a rate of nothing is no rate).
+	RedemptionPermille *int64 `json:"redemption_permille"`
+	// BreakagePermille is the share of all points ever issued that expired,
+	// per thousand: the estimate of how much of the liability will never be
+	// redeemed.
+	BreakagePermille int64 `json:"breakage_permille"`
+	// LiabilityValue is the points outstanding in money, minor units:
+	// points × value per point × (1 − breakage).
+	LiabilityValue int64 `json:"liability_value"`
+}
+
+// RulesSnapshot is what of the running rules the overview uses.
+type RulesSnapshot struct {
+	Version  int    `json:"version"`
+	Currency string `json:"currency"`
+}
+
+// DayFigures are one day's figures across the period's stores.
+type DayFigures struct {
+	Day       string `json:"day"`
+	Checkouts int64  `json:"checkouts"`
+	Sales     int64  `json:"sales"`
+	Issued    int64  `json:"issued"`
+	Redeemed  int64  `json:"redeemed"`
+}
+
+// Overview reports the days from..to (YYYY-MM-DD, inclusive) for store (""
+// for all), with the figures of each day and the liability's worth under
+// the running rules.
+func (o *Office) Overview(ctx context.Context, from, to, store string) (Overview, error) {
+	rep, err := o.Report(ctx, from, to, store)
+	if err != nil {
+		return Overview{}, err
+	}
+	first, err1 := time.Parse(time.DateOnly, from)
+	last, err2 := time.Parse(time.DateOnly, to)
+	switch {
+	case err1 != nil || err2 != nil:
+		return Overview{}, fmt.Errorf("%w: an overview needs both ends of its period", ErrInvalid)
+	case last.Before(first):
+		return Overview{}, fmt.Errorf("%w: the period ends (%s) before it starts (%s)", ErrInvalid, to, from)
+	case last.Sub(first) > maxOverviewDays*24*time.Hour:
+		return Overview{}, fmt.Errorf("%w: an overview covers at most %d days", ErrInvalid, maxOverviewDays)
+	}
+	ov := Overview{Report: rep, Total: StoreFigures{Store: "all"}}
+	for _, s := range rep.Stores {
+		ov.Total.add(s)
+	}
+	// Every day of the period has its place on the chart, with or
+	// without figures.
+	days := map[string]*DayFigures{}
+	for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
+		days[d.Format(time.DateOnly)] = &DayFigures{Day: d.Format(time.DateOnly)}
+	}
+	var issuedEver, expiredEver int64
+	doc := rules.Default()
+	err = o.store.View(ctx, func(tx ReadTx) error {
+		raw, _, err := tx.Rules()
+		if err != nil {
+			return err
+		}
+		if raw != nil {
+			if d, err := rules.Parse(raw); err == nil {
+				doc = d
+			}
+		}
+		if err := tx.Figures(from, to, func(f Figures) error {
+			if store != "" && f.Store != store {
+				return nil
+			}
+			d := days[f.Day]
+			if d == nil {
+				return nil
+			}
+			d.Checkouts = SatAdd(d.Checkouts, f.Checkouts)
+			d.Sales = SatAdd(d.Sales, f.Sales)
+			d.Issued = SatAdd(d.Issued, f.Issued)
+			d.Redeemed = SatAdd(d.Redeemed, f.Redeemed)
+			return nil
+		}); err != nil {
+			return err
+		}
+		// Breakage is measured over the whole history, not the period.
+		return tx.Figures("", "", func(f Figures) error {
+			issuedEver = SatAdd(issuedEver, f.Issued)
+			expiredEver = SatAdd(expiredEver, f.Expired)
+			return nil
+		})
+	})
+	if err != nil {
+		return Overview{}, err
+	}
+	for _, d := range days {
+		ov.Days = append(ov.Days, *d)
+	}
+	sort.Slice(ov.Days, func(i, j int) bool { return ov.Days[i].Day < ov.Days[j].Day })
+	ov.Rules = RulesSnapshot{Version: doc.Version, Currency: doc.Currency}
+	if ov.Total.Checkouts > 0 {
+		ov.AverageOrder = ov.Total.Sales / ov.Total.Checkouts
+	}
+	if ov.Total.PointsIssued > 0 {
+		r := ov.Total.PointsRedeemed * 1000 / ov.Total.PointsIssued
+		ov.RedemptionPermille = &r
+	}
+	if issuedEver > 0 {
+		ov.BreakagePermille = min(expiredEver*1000/issuedEver, 1000)
+	}
+	ov.LiabilityValue = liabilityValue(rep.Liability, doc.Discount.Value, doc.Discount.Points, ov.BreakagePermille)
+	return ov, nil
+}
+
+// maxOverviewDays bounds an overview's period (a year and a bit).
+const maxOverviewDays = 400
+
+// liabilityValue is points × value/per × (1000 − breakage)/1000 in minor
+// units, rounded down, computed without overflow.
+func liabilityValue(points, value, per, breakagePermille int64) int64 {
+	if points <= 0 || value <= 0 || per <= 0 {
+		return 0
+	}
+	v := new(big.Int).Mul(big.NewInt(points), big.NewInt(value))
+	v.Mul(v, big.NewInt(1000-breakagePermille))
+	v.Quo(v, new(big.Int).Mul(big.NewInt(per), big.NewInt(1000)))
+	if !v.IsInt64() {
+		return 1<<63 - 1
+	}
+	return v.Int64()
+}
+
+func (s *StoreFigures) add(o StoreFigures) {
+	s.Events = SatAdd(s.Events, o.Events)
+	s.Checkouts = SatAdd(s.Checkouts, o.Checkouts)
+	s.Sales = SatAdd(s.Sales, o.Sales)
+	s.PointsIssued = SatAdd(s.PointsIssued, o.PointsIssued)
+	s.PointsRedeemed = SatAdd(s.PointsRedeemed, o.PointsRedeemed)
+	s.PointsDonated = SatAdd(s.PointsDonated, o.PointsDonated)
+	s.PointsAdjusted = SatAdd(s.PointsAdjusted, o.PointsAdjusted)
+	s.PointsExpired = SatAdd(s.PointsExpired, o.PointsExpired)
+	s.Reversals = SatAdd(s.Reversals, o.Reversals)
+	s.Enrollments = SatAdd(s.Enrollments, o.Enrollments)
+	s.Members = SatAdd(s.Members, o.Members)
+}
