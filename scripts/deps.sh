@@ -3,9 +3,10 @@
 # machine: the C toolchain and X11/GL headers for Fyne's cgo build, Xvfb and
 # xwd for screenshots, socat for pty tests, curl to test the local API as
 # scripts call it, PostgreSQL for head office's tests (the tests start their
-# own server), the packaging tools (mingw-w64 for the Windows build, NSIS,
-# osslsigncode, openssl, dpkg-dev, systemd for systemd-analyze,
-# desktop-file-utils), and staticcheck and nfpm (pinned) into ./bin.
+# own server), Chromium for the console's browser tests, the packaging
+# tools (mingw-w64 for the Windows build, NSIS, osslsigncode, openssl,
+# dpkg-dev, systemd for systemd-analyze, desktop-file-utils), and
+# staticcheck and nfpm (pinned) into ./bin.
 # `deps.sh demo` installs only what building and running the demo need
 # (make run). Idempotent and quick when everything is already there.
 set -euo pipefail
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 apt_pkgs=(gcc pkg-config libgl1-mesa-dev xorg-dev libxkbcommon-dev libgl1-mesa-dri)
 if [ "${1:-}" != demo ]; then
-  apt_pkgs+=(xvfb xauth x11-apps socat curl shellcheck postgresql
+  apt_pkgs+=(xvfb xauth x11-apps socat curl shellcheck postgresql chromium
     gcc-mingw-w64-x86-64-win32 nsis osslsigncode openssl dpkg-dev systemd desktop-file-utils)
 fi
 missing=()

@@ -22,6 +22,7 @@ import (
 
 	"github.com/offline-loyalty/terminal/headoffice"
 	"github.com/offline-loyalty/terminal/headoffice/adminapi"
+	"github.com/offline-loyalty/terminal/headoffice/console"
 	"github.com/offline-loyalty/terminal/headoffice/hqbolt"
 	"github.com/offline-loyalty/terminal/headoffice/hqpg"
 	"github.com/offline-loyalty/terminal/internal/cli"
@@ -57,7 +58,7 @@ const (
 const dbRetryMax = 30 * time.Second
 
 func headofficeVerbs(v map[string]cli.Verb) {
-	v["serve"] = cli.Verb{Usage: "serve --listen ADDR [--db URL] [--metrics-listen ADDR] [--log-format text|json] [--tls-cert F --tls-key F] [--compress] [--joins-per-minute N]", Short: "the sync endpoint, join, metrics and the admin API; blocks", Run: runServe}
+	v["serve"] = cli.Verb{Usage: "serve --listen ADDR [--db URL] [--metrics-listen ADDR] [--log-format text|json] [--tls-cert F --tls-key F] [--compress] [--joins-per-minute N]", Short: "the sync endpoint, join, the web console, metrics and the admin API; blocks", Run: runServe}
 	v["migrate"] = cli.Verb{Usage: "migrate --db URL", Short: "create or upgrade the PostgreSQL schema", Run: runMigrate}
 	v["member merge"] = cli.Verb{Usage: "member merge --into MEMBER --from MEMBER", Short: "make one member of two (the same person enrolled twice): balances, lots and cards move, both histories stay", Run: runMemberMerge}
 	v["audit surprise"] = cli.Verb{Usage: "audit surprise [--day D]", Short: "draw every checkout of a day again and list the surprises paid that did not win", Run: runAuditSurprise}
@@ -71,6 +72,9 @@ func headofficeVerbs(v map[string]cli.Verb) {
 	v["members import"] = cli.Verb{Usage: "members import FILE.csv", Short: "bulk load members and cards (card,member,name,email,tier,balance)", Run: runMembersImport}
 	v["member"] = cli.Verb{Usage: "member --card CARD", Short: "the authoritative member", Run: runMember}
 	v["events"] = cli.Verb{Usage: "events [--terminal T]", Short: "the ingested events as JSON lines", Run: runEvents}
+	v["operator add"] = cli.Verb{Usage: "operator add --name NAME --role admin|support|analyst", Short: "an account of the console; its password is read from standard input", Run: runOperatorAdd}
+	v["operator list"] = cli.Verb{Usage: "operator list", Short: "the console's operators and their roles", Run: runOperatorList}
+	v["operator disable"] = cli.Verb{Usage: "operator disable --name NAME", Short: "stop an operator signing in, and end its sessions", Run: runOperatorDisable}
 	v["report"] = cli.Verb{Usage: "report [--from D --to D] [--store S]", Short: "figures across stores, negative balances, chain breaks", Run: runReport}
 }
 
@@ -194,9 +198,16 @@ func runServe(ctx context.Context, args []string) error {
 		perMinute = -1 // the flag's 0 is no limit; the option's 0 is the default
 	}
 	srv := syncserver.New(office, syncserver.Options{Logger: log, Compression: *compress, Metrics: probes.reg, Conns: ln, JoinsPerMinute: perMinute})
+	con, err := console.New(office, console.Options{Logger: log, TLS: *cert != ""})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", srv.Handler())
 	probes.handle(mux, *metricsListen == "")
+	// The console answers everything else (its sign-in page to a stranger).
+	mux.Handle("/", con)
 	probes.office.Store(office)
 	// The admin socket serves the verbs run on this machine against the
 	// embedded store, which only this process may open. On PostgreSQL the
@@ -723,5 +734,83 @@ func runMemberMerge(ctx context.Context, args []string) error {
 	}
 	return c.Print(v, func(w io.Writer) {
 		fmt.Fprintf(w, "member %s merged into %s: balance %d, %d cards\n", *from, *into, v.Balance, len(v.Cards))
+	})
+}
+
+func runOperatorAdd(ctx context.Context, args []string) error {
+	fs, c, dbURL := newFlags("operator add")
+	name := fs.String("name", "", "the operator's sign-in name")
+	role := fs.String("role", "", "admin, support or analyst")
+	if err := parse(fs, c, args); err != nil {
+		return err
+	}
+	if err := cli.Require("operator add", map[string]string{"name": *name, "role": *role}); err != nil {
+		return err
+	}
+	password, err := cli.ReadSecret(os.Stdin, os.Stderr, "password", true, 256)
+	if err != nil {
+		return err
+	}
+	cl, done, err := admin(ctx, c.Data, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer done()
+	body := adminapi.Body(map[string]string{"name": *name, "role": *role, "password": password})
+	if err := cl.Do(ctx, http.MethodPost, "/admin/operators", body, nil); err != nil {
+		return err
+	}
+	return c.Print(map[string]string{"name": *name, "role": *role}, func(w io.Writer) {
+		fmt.Fprintf(w, "operator %s added (%s): sign in to the console at the serve address\n", *name, *role)
+	})
+}
+
+func runOperatorList(ctx context.Context, args []string) error {
+	fs, c, dbURL := newFlags("operator list")
+	if err := parse(fs, c, args); err != nil {
+		return err
+	}
+	cl, done, err := admin(ctx, c.Data, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var ops []headoffice.Operator
+	if err := cl.Do(ctx, http.MethodGet, "/admin/operators", nil, &ops); err != nil {
+		return err
+	}
+	return c.Print(ops, func(w io.Writer) {
+		if len(ops) == 0 {
+			fmt.Fprintln(w, "no operators: add one with headoffice operator add --name NAME --role admin")
+		}
+		for _, op := range ops {
+			state := "active"
+			if op.Disabled {
+				state = "disabled"
+			}
+			fmt.Fprintf(w, "%-20s %-8s %-9s added %s by %s\n", op.Name, op.Role, state, op.Created.Format(time.DateOnly), op.CreatedBy)
+		}
+	})
+}
+
+func runOperatorDisable(ctx context.Context, args []string) error {
+	fs, c, dbURL := newFlags("operator disable")
+	name := fs.String("name", "", "the operator to disable")
+	if err := parse(fs, c, args); err != nil {
+		return err
+	}
+	if err := cli.Require("operator disable", map[string]string{"name": *name}); err != nil {
+		return err
+	}
+	cl, done, err := admin(ctx, c.Data, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := cl.Do(ctx, http.MethodPost, "/admin/operators/disable", adminapi.Body(map[string]string{"name": *name}), nil); err != nil {
+		return err
+	}
+	return c.Print(map[string]string{"disabled": *name}, func(w io.Writer) {
+		fmt.Fprintf(w, "operator %s disabled: its sessions are ended\n", *name)
 	})
 }

@@ -1,0 +1,39 @@
+// The console's script: draws the charts a page describes in data-chart
+// (labels, series, axis titles) with Chart.js. The pages work without it;
+// it adds the charts and, through htmx, searching as one types.
+(function () {
+  "use strict";
+  function draw(canvas) {
+    var spec = JSON.parse(canvas.dataset.chart);
+    var locale = spec.lang === "tr" ? "tr-TR" : "en-GB";
+    var fmt = new Intl.NumberFormat(locale);
+    var datasets = spec.series.map(function (s, i) {
+      return {
+        type: s.kind, label: s.label, data: s.data, yAxisID: s.axis,
+        backgroundColor: i === 0 ? "rgba(11, 92, 173, 0.55)" : "rgba(214, 110, 20, 0.9)",
+        borderColor: i === 0 ? "rgb(11, 92, 173)" : "rgb(214, 110, 20)",
+        borderWidth: s.kind === "line" ? 2 : 0, pointRadius: 2, tension: 0.2
+      };
+    });
+    function axis(title, position, grid) {
+      return {
+        position: position, beginAtZero: true, title: { display: true, text: title },
+        ticks: { callback: function (v) { return fmt.format(v); } }, grid: { drawOnChartArea: grid }
+      };
+    }
+    new Chart(canvas, {
+      data: { labels: spec.labels, datasets: datasets },
+      options: {
+        responsive: true, maintainAspectRatio: false, animation: false, locale: locale,
+        interaction: { mode: "index", intersect: false },
+        plugins: { tooltip: { callbacks: { label: function (c) { return c.dataset.label + ": " + fmt.format(c.parsed.y); } } } },
+        scales: { x: { title: { display: true, text: spec.axes.x } }, y: axis(spec.axes.y, "left", true), y1: axis(spec.axes.y1, "right", false) }
+      }
+    });
+    canvas.dataset.drawn = "true";
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    if (typeof Chart === "undefined") { return; }
+    document.querySelectorAll("canvas[data-chart]").forEach(draw);
+  });
+}());

@@ -1,0 +1,531 @@
+// Package console is head office's web console for the chain's staff:
+// server-rendered pages over the Office, served by headoffice serve beside
+// the sync endpoint. Handlers read the request, call the Office and render
+// its answer; what a change means, who may make it and what is recorded
+// are the Office's (operators, sessions, roles, the audit log).
+//
+// Every page but the sign-in page and its assets needs a session: a random
+// token in an HttpOnly, SameSite=Strict cookie (Secure under TLS). Every
+// form carries the session's CSRF token, and a POST without it, or from
+// another origin, is refused. The JavaScript (htmx, Chart.js) comes from
+// the npm registry and is embedded: the console works with no internet.
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/offline-loyalty/terminal/headoffice"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed assets
+var assetFS embed.FS
+
+// Cookies of the console.
+const (
+	sessionCookie = "hq_session"
+	signInCookie  = "hq_signin" // the sign-in form's own CSRF token, before any session
+	langCookie    = "hq_lang"
+)
+
+// Options configure the console.
+type Options struct {
+	Logger *slog.Logger
+	// TLS is whether the console is served over TLS: its cookies are then
+	// Secure.
+	TLS bool
+	Now func() time.Time
+}
+
+// Console is the console's handler.
+type Console struct {
+	office *headoffice.Office
+	log    *slog.Logger
+	tls    bool
+	now    func() time.Time
+	pages  map[string]*template.Template
+	mux    *http.ServeMux
+}
+
+// New returns the console over o.
+func New(o *headoffice.Office, opts Options) (*Console, error) {
+	c := &Console{office: o, log: opts.Logger, tls: opts.TLS, now: opts.Now, pages: map[string]*template.Template{}, mux: http.NewServeMux()}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if base == "layout" || base == "partials" {
+			continue
+		}
+		t, err := template.New(base).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", n)
+		if err != nil {
+			return nil, err
+		}
+		c.pages[base] = t
+	}
+	assets, _ := fs.Sub(assetFS, "assets")
+	c.mux.Handle("GET /assets/", http.StripPrefix("/assets/", assetHandler(http.FileServerFS(assets))))
+	c.mux.HandleFunc("GET /signin", c.signInPage)
+	c.mux.HandleFunc("POST /signin", c.signIn)
+	c.mux.HandleFunc("GET /lang", c.setLang)
+	c.route("POST /signout", headoffice.RoleAnalyst, c.signOut)
+	c.route("GET /{$}", headoffice.RoleAnalyst, c.overview)
+	c.route("GET /members", headoffice.RoleAnalyst, c.members)
+	c.route("GET /members/{id}", headoffice.RoleAnalyst, c.member)
+	c.route("POST /members/{id}/adjust", headoffice.RoleSupport, c.adjust)
+	c.route("POST /members/{id}/cards", headoffice.RoleSupport, c.blockCard)
+	c.route("GET /terminals", headoffice.RoleAnalyst, c.terminals)
+	c.route("POST /terminals", headoffice.RoleAdmin, c.addTerminal)
+	c.route("GET /audit", headoffice.RoleAnalyst, c.auditLog)
+	c.route("GET /operators", headoffice.RoleAdmin, c.operators)
+	c.route("POST /operators", headoffice.RoleAdmin, c.addOperator)
+	c.route("POST /operators/disable", headoffice.RoleAdmin, c.disableOperator)
+	return c, nil
+}
+
+// ServeHTTP answers a console request, with the headers every answer has.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("X-Frame-Options", "DENY")
+	c.mux.ServeHTTP(w, r)
+}
+
+func assetHandler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// request is what a handler behind a session gets.
+type request struct {
+	*http.Request
+	w    http.ResponseWriter
+	sess headoffice.Session
+	lang string
+	ctx  context.Context // names the operator for the audit log
+}
+
+// route serves pattern to sessions whose role allows need. A request
+// without a live session goes to the sign-in page (a GET) or is refused
+// (anything else); a POST must carry the session's CSRF token and, when the
+// browser says where it comes from, come from this console.
+func (c *Console) route(pattern, need string, fn func(*request)) {
+	c.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		lang := language(r)
+		ck, err := r.Cookie(sessionCookie)
+		var sess headoffice.Session
+		if err == nil {
+			sess, err = c.office.Session(r.Context(), ck.Value)
+		}
+		if err != nil {
+			if !errors.Is(err, headoffice.ErrSession) && !errors.Is(err, http.ErrNoCookie) {
+				c.log.Error("console session", "err", err)
+			}
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			c.refuse(w, r, lang, http.StatusUnauthorized, tr(lang, "err.session"))
+			return
+		}
+		if r.Method != http.MethodGet {
+			if !sameOrigin(r) {
+				c.refuse(w, r, lang, http.StatusForbidden, tr(lang, "err.origin"))
+				return
+			}
+			if err := sess.CheckCSRF(r.PostFormValue("csrf")); err != nil {
+				c.log.Warn("console request refused", "reason", "csrf", "operator", sess.Operator, "path", r.URL.Path)
+				c.refuse(w, r, lang, http.StatusForbidden, tr(lang, "err.csrf"))
+				return
+			}
+		}
+		if !headoffice.Allows(sess.Role, need) {
+			c.log.Warn("console request refused", "reason", "role", "operator", sess.Operator, "role", sess.Role, "path", r.URL.Path)
+			c.refuse(w, r, lang, http.StatusForbidden, fmt.Sprintf(tr(lang, "err.role"), tr(lang, "role."+need), tr(lang, "role."+sess.Role)))
+			return
+		}
+		fn(&request{Request: r, w: w, sess: sess, lang: lang, ctx: headoffice.WithActor(r.Context(), sess.Operator)})
+	})
+}
+
+// sameOrigin reports whether a state-changing request comes from a page of
+// this console: its Origin (or, without one, its Referer) names this host.
+// A browser that sends neither is let through to the CSRF check.
+func sameOrigin(r *http.Request) bool {
+	from := r.Header.Get("Origin")
+	if from == "" {
+		from = r.Header.Get("Referer")
+	}
+	if from == "" {
+		return true
+	}
+	u, err := url.Parse(from)
+	return err == nil && u.Host == r.Host
+}
+
+// page is what every page's template gets.
+type page struct {
+	Title    string
+	Lang     string
+	Session  headoffice.Session
+	Nav      string
+	Notice   string
+	Error    string
+	Support  bool // the session may act on members and cards
+	Admin    bool // and on rules, terminals and operators
+	Data     any
+	SignedIn bool
+	Here     string // the page's own path and query, for the language links
+}
+
+func (c *Console) render(w http.ResponseWriter, status int, name string, p page) {
+	c.renderPart(w, status, name, "layout", p)
+}
+
+// renderPart renders one template of a page: the whole page ("layout") or
+// the part htmx asked for.
+func (c *Console) renderPart(w http.ResponseWriter, status int, name, part string, p page) {
+	t := c.pages[name]
+	if t == nil {
+		http.Error(w, "no page "+name, http.StatusInternalServerError)
+		return
+	}
+	if p.SignedIn = p.Session.Operator != ""; p.SignedIn {
+		p.Support = headoffice.Allows(p.Session.Role, headoffice.RoleSupport)
+		p.Admin = headoffice.Allows(p.Session.Role, headoffice.RoleAdmin)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := t.ExecuteTemplate(w, part, p); err != nil {
+		c.log.Error("console render", "page", name, "err", err)
+	}
+}
+
+func (r *request) page(title, nav string, data any) page {
+	p := page{Title: tr(r.lang, title), Lang: r.lang, Session: r.sess, Nav: nav, Data: data, Here: r.URL.RequestURI()}
+	if ok := r.URL.Query().Get("ok"); ok != "" {
+		if msg, known := messages[r.lang]["ok."+ok]; known {
+			p.Notice = msg
+		}
+	}
+	return p
+}
+
+// refuse answers a request the console will not serve, in one line.
+func (c *Console) refuse(w http.ResponseWriter, r *http.Request, lang string, status int, msg string) {
+	c.render(w, status, "refused", page{Title: tr(lang, "title.refused"), Lang: lang, Error: msg})
+}
+
+// fail renders name with err's message at the top: the Office's refusal in
+// one line, or a generic one for what the operator cannot act on.
+func (c *Console) fail(r *request, name string, p page, err error) {
+	status := http.StatusInternalServerError
+	var he *headoffice.Error
+	switch {
+	case errors.As(err, &he) && (he.Code() == "invalid" || he.Code() == "not_found"):
+		status = http.StatusBadRequest
+		if he.Code() == "not_found" {
+			status = http.StatusNotFound
+		}
+		p.Error = err.Error()
+	case errors.As(err, &he) && he.Code() == "role":
+		status, p.Error = http.StatusForbidden, err.Error()
+	default:
+		c.log.Error("console", "path", r.URL.Path, "operator", r.sess.Operator, "err", err)
+		p.Error = tr(r.lang, "err.internal")
+	}
+	c.render(r.w, status, name, p)
+}
+
+func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
+	c.showSignIn(w, r, http.StatusOK, "")
+}
+
+func (c *Console) showSignIn(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	w.Header().Set("Cache-Control", "no-store")
+	lang := language(r)
+	token := randomToken()
+	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: token, Path: "/signin", HttpOnly: true, Secure: c.tls, SameSite: http.SameSiteStrictMode, MaxAge: 3600})
+	c.render(w, status, "signin", page{Title: tr(lang, "title.signin"), Lang: lang, Error: msg, Here: "/signin?next=" + url.QueryEscape(safeNext(r.FormValue("next"))),
+		Data: map[string]string{"CSRF": token, "Next": safeNext(r.FormValue("next")), "Name": r.PostFormValue("name")}})
+}
+
+func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
+	lang := language(r)
+	ck, err := r.Cookie(signInCookie)
+	if err != nil || !sameOrigin(r) || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(r.PostFormValue("csrf"))) != 1 {
+		c.showSignIn(w, r, http.StatusForbidden, tr(lang, "err.csrf"))
+		return
+	}
+	addr, _, _ := net.SplitHostPort(r.RemoteAddr)
+	token, sess, err := c.office.SignIn(r.Context(), strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password"), addr)
+	switch {
+	case errors.Is(err, headoffice.ErrLocked):
+		c.showSignIn(w, r, http.StatusTooManyRequests, strings.Replace(err.Error(), "sign-in locked: too many wrong passwords; try again after", tr(lang, "err.locked"), 1))
+		return
+	case errors.Is(err, headoffice.ErrSignIn):
+		c.showSignIn(w, r, http.StatusUnauthorized, tr(lang, "err.signin"))
+		return
+	case err != nil:
+		c.log.Error("console sign-in", "err", err)
+		c.showSignIn(w, r, http.StatusInternalServerError, tr(lang, "err.internal"))
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", HttpOnly: true, Secure: c.tls, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: "", Path: "/signin", MaxAge: -1})
+	c.log.Info("console session opened", "operator", sess.Operator, "role", sess.Role)
+	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
+}
+
+func (c *Console) signOut(r *request) {
+	if ck, err := r.Cookie(sessionCookie); err == nil {
+		if err := c.office.SignOut(r.Context(), ck.Value); err != nil {
+			c.log.Error("console sign-out", "err", err)
+		}
+	}
+	http.SetCookie(r.w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: c.tls, SameSite: http.SameSiteStrictMode})
+	http.Redirect(r.w, r.Request, "/signin", http.StatusSeeOther)
+}
+
+// setLang keeps the chosen language in a cookie and goes back.
+func (c *Console) setLang(w http.ResponseWriter, r *http.Request) {
+	lang := r.URL.Query().Get("to")
+	if _, ok := messages[lang]; ok {
+		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: lang, Path: "/", MaxAge: 365 * 24 * 3600, Secure: c.tls, SameSite: http.SameSiteStrictMode})
+	}
+	http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+}
+
+// safeNext is a path of this console to go to after sign-in: never another
+// site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.HasPrefix(next, "/signin") {
+		return "/"
+	}
+	return next
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (c *Console) overview(r *request) {
+	q := r.URL.Query()
+	today := c.now().UTC().Format(time.DateOnly)
+	from, to := q.Get("from"), q.Get("to")
+	if from == "" && to == "" {
+		from = c.now().UTC().AddDate(0, 0, -29).Format(time.DateOnly)
+		to = today
+	}
+	store := q.Get("store")
+	p := r.page("title.overview", "overview", nil)
+	ov, err := c.office.Overview(r.Context(), from, to, store)
+	if err != nil {
+		p.Data = overviewData{From: from, To: to, Store: store}
+		c.fail(r, "overview", p, err)
+		return
+	}
+	todayOv, err := c.office.Overview(r.Context(), today, today, store)
+	if err != nil {
+		c.fail(r, "overview", p, err)
+		return
+	}
+	p.Data = overviewData{From: from, To: to, Store: store, Overview: ov, Today: todayOv.Total, Chart: chartOf(r.lang, ov)}
+	c.render(r.w, http.StatusOK, "overview", p)
+}
+
+type overviewData struct {
+	From, To, Store string
+	headoffice.Overview
+	Today headoffice.StoreFigures
+	Chart chart
+}
+
+func (c *Console) members(r *request) {
+	q := r.URL.Query().Get("q")
+	p := r.page("title.members", "members", map[string]any{"Q": q})
+	hits, err := c.office.SearchMembers(r.Context(), q)
+	if err != nil {
+		c.fail(r, "members", p, err)
+		return
+	}
+	p.Data = map[string]any{"Q": q, "Hits": hits, "Searched": strings.TrimSpace(q) != ""}
+	part := "layout"
+	if r.Header.Get("HX-Request") == "true" {
+		part = "hits"
+	}
+	c.renderPart(r.w, http.StatusOK, "members", part, p)
+}
+
+type memberData struct {
+	headoffice.MemberDetail
+	Currency string
+	Form     map[string]string
+}
+
+func (c *Console) memberPage(r *request, status int, form map[string]string, err error) {
+	p := r.page("title.member", "members", nil)
+	d, lerr := c.office.Member(r.Context(), r.PathValue("id"))
+	if lerr != nil {
+		p.Data = memberData{}
+		c.fail(r, "member", p, lerr)
+		return
+	}
+	p.Data = memberData{MemberDetail: d, Form: form}
+	if err != nil {
+		c.fail(r, "member", p, err)
+		return
+	}
+	c.render(r.w, status, "member", p)
+}
+
+func (c *Console) member(r *request) { c.memberPage(r, http.StatusOK, nil, nil) }
+
+func (c *Console) adjust(r *request) {
+	id := r.PathValue("id")
+	form := map[string]string{"points": r.PostFormValue("points"), "reason": r.PostFormValue("reason")}
+	points, err := strconv.ParseInt(strings.TrimSpace(form["points"]), 10, 64)
+	if err != nil {
+		c.memberPage(r, http.StatusBadRequest, form, fmt.Errorf("%w: %s", headoffice.ErrInvalid, tr(r.lang, "err.points")))
+		return
+	}
+	if _, err := c.office.AdjustMember(r.ctx, id, points, form["reason"], r.sess.Operator); err != nil {
+		c.memberPage(r, http.StatusBadRequest, form, err)
+		return
+	}
+	http.Redirect(r.w, r.Request, "/members/"+url.PathEscape(id)+"?ok=adjusted", http.StatusSeeOther)
+}
+
+func (c *Console) blockCard(r *request) {
+	id := r.PathValue("id")
+	card, action := r.PostFormValue("card"), r.PostFormValue("action")
+	form := map[string]string{"card": card, "block_reason": r.PostFormValue("reason")}
+	if action != "block" && action != "unblock" {
+		c.memberPage(r, http.StatusBadRequest, form, fmt.Errorf("%w: action is block or unblock", headoffice.ErrInvalid))
+		return
+	}
+	d, err := c.office.Member(r.Context(), id)
+	if err == nil && !slices.Contains(d.Cards, card) {
+		err = fmt.Errorf("%w: the card is not this member's", headoffice.ErrInvalid)
+	}
+	if err == nil {
+		err = c.office.SetCardBlocked(r.ctx, card, action == "block", r.PostFormValue("reason"), r.sess.Operator)
+	}
+	if err != nil {
+		c.memberPage(r, http.StatusBadRequest, form, err)
+		return
+	}
+	http.Redirect(r.w, r.Request, "/members/"+url.PathEscape(id)+"?ok="+action+"ed", http.StatusSeeOther)
+}
+
+func (c *Console) terminals(r *request) {
+	c.terminalsPage(r, http.StatusOK, nil, nil)
+}
+
+func (c *Console) terminalsPage(r *request, status int, added map[string]string, err error) {
+	p := r.page("title.terminals", "terminals", nil)
+	list, lerr := c.office.TerminalList(r.Context())
+	if lerr != nil {
+		c.fail(r, "terminals", p, lerr)
+		return
+	}
+	p.Data = map[string]any{"Terminals": list, "Added": added}
+	if err != nil {
+		c.fail(r, "terminals", p, err)
+		return
+	}
+	c.render(r.w, status, "terminals", p)
+}
+
+func (c *Console) addTerminal(r *request) {
+	id, code, err := c.office.AddTerminal(r.ctx, strings.TrimSpace(r.PostFormValue("store")), strings.TrimSpace(r.PostFormValue("name")))
+	if err != nil {
+		c.terminalsPage(r, http.StatusBadRequest, map[string]string{"store": r.PostFormValue("store"), "name": r.PostFormValue("name")}, err)
+		return
+	}
+	// The code is shown once, on this answer, never in a URL.
+	c.terminalsPage(r, http.StatusOK, map[string]string{"terminal": id, "code": code}, nil)
+}
+
+func (c *Console) auditLog(r *request) {
+	p := r.page("title.audit", "audit", nil)
+	changes, err := c.office.AuditLog(r.Context(), "", 200)
+	if err != nil {
+		c.fail(r, "audit", p, err)
+		return
+	}
+	p.Data = changes
+	c.render(r.w, http.StatusOK, "audit", p)
+}
+
+func (c *Console) operators(r *request) { c.operatorsPage(r, http.StatusOK, nil, nil) }
+
+func (c *Console) operatorsPage(r *request, status int, form map[string]string, err error) {
+	p := r.page("title.operators", "operators", nil)
+	ops, lerr := c.office.Operators(r.Context())
+	if lerr != nil {
+		c.fail(r, "operators", p, lerr)
+		return
+	}
+	p.Data = map[string]any{"Operators": ops, "Form": form}
+	if err != nil {
+		c.fail(r, "operators", p, err)
+		return
+	}
+	c.render(r.w, status, "operators", p)
+}
+
+func (c *Console) addOperator(r *request) {
+	name, role := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("role")
+	if err := c.office.AddOperator(r.ctx, name, role, r.PostFormValue("password"), r.sess.Operator); err != nil {
+		c.operatorsPage(r, http.StatusBadRequest, map[string]string{"name": name, "role": role}, err)
+		return
+	}
+	http.Redirect(r.w, r.Request, "/operators?ok=operator_added", http.StatusSeeOther)
+}
+
+func (c *Console) disableOperator(r *request) {
+	name := r.PostFormValue("name")
+	if name == r.sess.Operator {
+		c.operatorsPage(r, http.StatusBadRequest, nil, fmt.Errorf("%w: %s", headoffice.ErrInvalid, tr(r.lang, "err.self")))
+		return
+	}
+	if err := c.office.DisableOperator(r.ctx, name, r.sess.Operator); err != nil {
+		c.operatorsPage(r, http.StatusBadRequest, nil, err)
+		return
+	}
+	http.Redirect(r.w, r.Request, "/operators?ok=operator_disabled", http.StatusSeeOther)
+}

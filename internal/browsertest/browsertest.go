@@ -1,0 +1,45 @@
+// Package browsertest starts a real headless Chromium (Debian's chromium,
+// installed by scripts/deps.sh) for tests that drive web pages through
+// chromedp. A missing browser fails the test: it is never skipped. It is
+// imported by tests only.
+package browsertest
+
+import (
+	"context"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// New returns a browser tab's context, its own profile in a temporary
+// directory, that ends (the browser with it) when the test does or after
+// timeout.
+func New(t testing.TB, timeout time.Duration) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("no chromium on PATH (scripts/deps.sh installs it): %v", err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox, // as root, Chromium has no sandbox
+		chromedp.DisableGPU,
+		chromedp.WindowSize(1280, 900),
+		// The machine's network is closed: no calls home.
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	ctx, cancelTime := context.WithTimeout(ctx, timeout)
+	t.Cleanup(func() { cancelTime(); cancelTab(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
