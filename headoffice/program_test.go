@@ -63,3 +63,50 @@ func TestSetRulesVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRulesRollback: a preview lists the problems and the change and
+// publishes nothing; a rollback publishes an earlier content as a new
+// version above all; on both stores.
+func TestRulesRollback(t *testing.T) { eachStore(t, rulesRollback) }
+
+func rulesRollback(t *testing.T, s headoffice.Store) {
+	ctx := context.Background()
+	o := hqtest.Office(t, s, headoffice.Options{})
+	doc := func(v, ppu int) []byte {
+		d := rules.Default()
+		d.Version, d.Earn.PointsPerUnit = v, int64(ppu)
+		b, _ := json.Marshal(d)
+		return b
+	}
+	p, err := o.PreviewRules(ctx, doc(1, 5000))
+	if err != nil || len(p.Problems) != 1 || !strings.Contains(p.Problems[0], "earn.points_per_unit: between 0 and 1000") {
+		t.Fatalf("preview of a bad document: %+v %v", p.Problems, err)
+	}
+	if p, err = o.PreviewRules(ctx, doc(2, 2)); err != nil || len(p.Problems) != 0 || !strings.Contains(p.Diff, `+    "points_per_unit": 2,`) {
+		t.Fatalf("preview: %+v %v", p, err)
+	}
+	if h, _ := o.RulesHistory(ctx); len(h) != 0 {
+		t.Fatalf("a preview published %d versions", len(h))
+	}
+	for _, ppu := range []int{2, 3} {
+		if _, err := o.SetRules(ctx, doc(ppu, ppu)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := o.RollbackRules(ctx, 7); !errors.Is(err, headoffice.ErrNotFound) {
+		t.Errorf("rollback to a version never published: %v", err)
+	}
+	v, err := o.RollbackRules(ctx, 2)
+	if err != nil || v != 4 {
+		t.Fatalf("rollback: %d %v", v, err)
+	}
+	raw, _ := o.Rules(ctx)
+	d, err := rules.Parse(raw)
+	if err != nil || d.Version != 4 || d.Earn.PointsPerUnit != 2 {
+		t.Fatalf("after the rollback: %+v %v", d, err)
+	}
+	h, _ := o.RulesHistory(ctx)
+	if len(h) != 3 || h[0].Version != 4 {
+		t.Errorf("history %+v", h)
+	}
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,12 +14,14 @@ import (
 	"github.com/offline-loyalty/terminal/internal/browsertest"
 )
 
-// TestConsoleBlocksAtTheTill: the whole way, with real processes. An
-// operator added on the server's command line signs in to the console that
-// headoffice serve answers, finds the member a till enrolled, blocks the
-// card, and the till — its own process, syncing over the websocket —
-// refuses the card once the blocklist reaches it.
-func TestConsoleBlocksAtTheTill(t *testing.T) {
+// TestConsoleAtTheTill: the whole way, with real processes. Operators
+// added on the server's command line sign in to the console that
+// headoffice serve answers. Support finds the member a till enrolled and
+// blocks the card, and the till — its own process, syncing over the
+// websocket — refuses the card once the blocklist reaches it. An admin
+// publishes a new earn rate, the till runs it, and a rollback publishes the
+// old rate again as a newer version, which the till runs too.
+func TestConsoleAtTheTill(t *testing.T) {
 	dir := t.TempDir()
 	_, hqData, syncURL := serveHQ(t, dir)
 	base := "http://" + strings.TrimSuffix(strings.TrimPrefix(syncURL, "ws://"), "/v1/sync")
@@ -26,15 +30,18 @@ func TestConsoleBlocksAtTheTill(t *testing.T) {
 	run(t, "pos-agent", "join", "--data", tl.data, "--hq", syncURL, "--code", code)
 	run(t, "pos-agent", "enroll", "--data", tl.data, "--card", tl.card, "--name", "Ada Lovelace")
 	run(t, "pos-agent", "earn", "--data", tl.data, "--card", tl.card, "--amount", "12.00", "--ref", "first")
+	run(t, "pos-agent", "enroll", "--data", tl.data, "--card", "2000000000022")
 	tl.serve = &daemon{t: t, name: "pos-agent", args: []string{"serve", "--data", tl.data}, ready: listening("unix", filepath.Join(tl.data, "agent.sock"))}
 	tl.serve.start()
 	defer tl.serve.kill()
 	drain(t, []*till{tl}, 20*time.Second)
 
-	add := exec.Command(bin("headoffice"), "operator", "add", "--data", hqData, "--name", "sam", "--role", "support")
-	add.Stdin = strings.NewReader("correct horse battery\n")
-	if out, err := add.CombinedOutput(); err != nil {
-		t.Fatalf("operator add: %v: %s", err, out)
+	for _, op := range [][2]string{{"sam", "support"}, {"ana", "admin"}} {
+		add := exec.Command(bin("headoffice"), "operator", "add", "--data", hqData, "--name", op[0], "--role", op[1])
+		add.Stdin = strings.NewReader("correct horse battery\n")
+		if out, err := add.CombinedOutput(); err != nil {
+			t.Fatalf("operator add: %v: %s", err, out)
+		}
 	}
 
 	ctx := browsertest.New(t, 60*time.Second)
@@ -66,5 +73,77 @@ func TestConsoleBlocksAtTheTill(t *testing.T) {
 			t.Fatalf("the till still takes the blocked card: %s %v", out, err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	err = chromedp.Do(ctx,
+		browsertest.Submit(`form[action="/signout"] button`),
+		chromedp.Navigate(base+"/rules"),
+		chromedp.WaitVisible(chromedp.CSS("#signin")),
+		chromedp.SendKeys(chromedp.CSS(`input[name="name"]`), "ana"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "correct horse battery"),
+		browsertest.Submit("#signin button"),
+	)
+	if err != nil {
+		t.Fatalf("signing in as an admin: %v", err)
+	}
+	publish := func(ppu string) {
+		t.Helper()
+		err := chromedp.Do(ctx,
+			chromedp.Navigate(base+"/rules"),
+			chromedp.SetValue(chromedp.CSS(`#rules-form input[name="earn.points_per_unit"]`), ppu),
+			browsertest.Submit("#rules-form button"),
+			browsertest.Submit("#publish button"),
+		)
+		if err != nil {
+			t.Fatalf("publishing %s points per unit: %v", ppu, err)
+		}
+	}
+	// What 10.00 earns, as the till quotes it (campaigns of the day
+	// included), at 1 point per unit and then at 3.
+	quote := func() int {
+		t.Helper()
+		var q struct {
+			Points int `json:"points"`
+		}
+		if err := json.Unmarshal([]byte(run(t, "pos-agent", "quote", "--data", tl.data, "--card", "2000000000022", "--amount", "10.00", "--json")), &q); err != nil {
+			t.Fatal(err)
+		}
+		return q.Points
+	}
+	before := quote()
+	publish("3")
+	waitRules(t, tl, 2)
+	if got := quote(); before <= 0 || got != 3*before {
+		t.Errorf("10.00 earns %d under version 2, want 3 × %d", got, before)
+	}
+	publish("4")
+	waitRules(t, tl, 3)
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/rules"),
+		browsertest.Submit(`#history input[value="2"] ~ button`),
+	)
+	if err != nil {
+		t.Fatalf("rolling back: %v", err)
+	}
+	waitRules(t, tl, 4)
+	if got := quote(); got != 3*before {
+		t.Errorf("10.00 earns %d under version 4 (version 2 again), want 3 × %d", got, before)
+	}
+}
+
+// waitRules waits until the till runs rules version v.
+func waitRules(t *testing.T, tl *till, v int) {
+	t.Helper()
+	want := fmt.Sprintf(`"rules_version":%d`, v)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _ := try("pos-agent", "status", "--data", tl.data, "--json")
+		if strings.Contains(strings.ReplaceAll(out, " ", ""), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the till does not run rules version %d: %s", v, out)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

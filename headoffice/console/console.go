@@ -46,6 +46,9 @@ const (
 	langCookie    = "hq_lang"
 )
 
+// maxForm bounds a request's body: the largest form is a rules document.
+const maxForm = 1 << 20
+
 // Options configure the console.
 type Options struct {
 	Logger *slog.Logger
@@ -102,6 +105,10 @@ func New(o *headoffice.Office, opts Options) (*Console, error) {
 	c.route("POST /members/{id}/cards", headoffice.RoleSupport, c.blockCard)
 	c.route("GET /terminals", headoffice.RoleAnalyst, c.terminals)
 	c.route("POST /terminals", headoffice.RoleAdmin, c.addTerminal)
+	c.route("GET /rules", headoffice.RoleAnalyst, c.rulesView)
+	c.route("POST /rules/preview", headoffice.RoleAdmin, c.previewRules)
+	c.route("POST /rules/publish", headoffice.RoleAdmin, c.publishRules)
+	c.route("POST /rules/rollback", headoffice.RoleAdmin, c.rollbackRules)
 	c.route("GET /audit", headoffice.RoleAnalyst, c.auditLog)
 	c.route("GET /operators", headoffice.RoleAdmin, c.operators)
 	c.route("POST /operators", headoffice.RoleAdmin, c.addOperator)
@@ -116,6 +123,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	c.mux.ServeHTTP(w, r)
 }
 

@@ -457,6 +457,9 @@ func sessions(t *testing.T, store headoffice.Store) {
 	if code := adjust(url.Values{"csrf": {token}, "points": {"5"}, "reason": {"other site"}}, "http://evil.example"); code != http.StatusForbidden {
 		t.Errorf("adjust from another origin: %d", code)
 	}
+	if code := adjust(url.Values{"csrf": {token}, "points": {"5"}, "reason": {strings.Repeat("x", 2<<20)}}, f.url); code != http.StatusForbidden {
+		t.Errorf("a 2 MiB form: %d, want refused", code)
+	}
 	if d, _ := f.office.Member(context.Background(), "M1"); d.Balance != 1200 {
 		t.Fatalf("refused requests changed the balance to %d", d.Balance)
 	}
@@ -489,5 +492,82 @@ func sessions(t *testing.T, store headoffice.Store) {
 	}
 	if code, _ := get(t, c, f.url+"/"); code != http.StatusSeeOther {
 		t.Errorf("a disabled operator's session: %d", code)
+	}
+}
+
+func setField(sel, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.SetValue(chromedp.CSS(sel), value)
+}
+
+// TestConsoleRules: an admin changes the program in the form; a value that
+// does not read, and one the rules refuse, are shown at their fields and
+// nothing is published; a good change shows its diff, is published, and an
+// earlier version is published again as a new one.
+func TestConsoleRules(t *testing.T) {
+	f := newConsole(t, hqtest.Bolt(t))
+	ctx := browsertest.New(t, 60*time.Second)
+	signIn(t, ctx, f.url, "alice", password)
+	ppu := `#rules-form input[name="earn.points_per_unit"]`
+	do(t, ctx, "a value that does not read",
+		chromedp.Navigate(f.url+"/rules"),
+		setField(ppu, "two"),
+		browsertest.Submit("#rules-form button"),
+	)
+	if got := text(t, ctx, `small[data-field="earn.points_per_unit"]`); got != "a whole number" {
+		t.Errorf("problem at the field: %q", got)
+	}
+	do(t, ctx, "a value the rules refuse",
+		setField(ppu, "5000"),
+		setField(`#rules-form input[name="tiers[1].min_spend"]`, "-3"),
+		browsertest.Submit("#rules-form button"),
+	)
+	if got := text(t, ctx, `small[data-field="earn.points_per_unit"]`); !strings.Contains(got, "between 0 and 1000") {
+		t.Errorf("problem at points per unit: %q", got)
+	}
+	if got := text(t, ctx, `small[data-field="tiers[1].min_spend"]`); !strings.Contains(got, "amount in EUR") {
+		t.Errorf("problem at the tier: %q", got)
+	}
+	if html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main"))); strings.Contains(html, `id="publish"`) {
+		t.Error("a change with problems offers to publish")
+	}
+	if raw, _ := f.office.Rules(context.Background()); strings.Contains(string(raw), `"version":2`) {
+		t.Fatal("a refused change was published")
+	}
+	do(t, ctx, "a good change",
+		setField(ppu, "2"),
+		setField(`#rules-form input[name="tiers[1].min_spend"]`, "400.00"),
+		browsertest.Submit("#rules-form button"),
+	)
+	diff := text(t, ctx, "#diff")
+	for _, want := range []string{`-    "points_per_unit": 1,`, `+    "points_per_unit": 2,`, `+      "min_spend": 40000,`, `+  "version": 2`} {
+		if !strings.Contains(diff, want) {
+			t.Errorf("diff lacks %q:\n%s", want, diff)
+		}
+	}
+	// The form changes what it names and nothing else of the document.
+	if removed := strings.Count(diff, "\n-") - strings.Count(diff, "\n---"); removed != 3 {
+		t.Errorf("the diff takes %d lines away, want 3 (version, rate, spend):\n%s", removed, diff)
+	}
+	shot(t, ctx, "rules")
+	do(t, ctx, "publish", browsertest.Submit("#publish button"))
+	if got := text(t, ctx, "#running"); !strings.Contains(got, "Running version 2") {
+		t.Errorf("after publishing: %q", got)
+	}
+	do(t, ctx, "version 3",
+		setField(ppu, "3"),
+		browsertest.Submit("#rules-form button"),
+		browsertest.Submit("#publish button"),
+		browsertest.Submit(`#history input[value="2"] ~ button`),
+	)
+	raw, err := f.office.Rules(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"version":4`) || !strings.Contains(string(raw), `"points_per_unit":2`) {
+		t.Errorf("after rolling back to 2: %s", raw)
+	}
+	log, _ := f.office.AuditLog(context.Background(), "rules", 10)
+	if len(log) != 3 || log[0].After != "version 4" || !strings.Contains(log[0].Reason, "version 2 again") || log[0].Operator != "alice" {
+		t.Errorf("audit of the rules: %+v", log)
 	}
 }

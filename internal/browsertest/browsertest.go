@@ -43,3 +43,30 @@ func New(t testing.TB, timeout time.Duration) context.Context {
 	}
 	return ctx
 }
+
+// Submit clicks sel and waits for the page that answers: the new document
+// has not the mark left on the old one.
+func Submit(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := chromedp.Evaluate[bool](`window.__old = true`)(ctx, tg); err != nil {
+			return err
+		}
+		if _, err := chromedp.Click(chromedp.CSS(sel))(ctx, tg); err != nil {
+			return err
+		}
+		for {
+			old, err := chromedp.Evaluate[bool](`window.__old === true && document.readyState !== "loading"`)(ctx, tg)
+			if err == nil && !old {
+				ready, err := chromedp.Evaluate[bool](`document.readyState === "complete"`)(ctx, tg)
+				if err == nil && ready {
+					return nil
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+}
