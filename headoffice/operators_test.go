@@ -129,3 +129,34 @@ func adjustMember(t *testing.T, s headoffice.Store) {
 		t.Errorf("member's changes %+v %v", d.Changes, err)
 	}
 }
+
+// TestReplaceCard: the new card is the member's, the old one blocked on
+// every terminal's blocklist; a card in use or not the member's is
+// refused; on both stores.
+func TestReplaceCard(t *testing.T) { eachStore(t, replaceCard) }
+
+func replaceCard(t *testing.T, s headoffice.Store) {
+	ctx := context.Background()
+	o := hqtest.Office(t, s, headoffice.Options{})
+	if _, err := o.ImportMembers(ctx, strings.NewReader("card,member,name,email,tier,balance\nC1,M1,A,a@x,bronze,100\nC2,M2,B,b@x,bronze,5\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ old, card, reason, want string }{
+		{"C1", "C2", "lost", "in use already"}, {"C2", "C9", "lost", "not member M1's"}, {"C1", "C1", "lost", "the old one"},
+		{"C1", "C 9", "lost", "no space"}, {"C1", "C9", "", "needs a reason"},
+	} {
+		if err := o.ReplaceCard(ctx, "M1", c.old, c.card, c.reason, "sam"); !errors.Is(err, headoffice.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("replace %s by %s: %v, want %q", c.old, c.card, err, c.want)
+		}
+	}
+	if err := o.ReplaceCard(ctx, "M1", "C1", "C9", "lost", "sam"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := o.Member(ctx, "M1")
+	if err != nil || len(d.CardStates) != 2 || !d.CardStates[0].Blocked || d.CardStates[1].Number != "C9" || d.CardStates[1].Blocked || d.Balance != 100 {
+		t.Fatalf("after the replacement: %+v %v", d, err)
+	}
+	if m, err := o.MemberByCard(ctx, "C9"); err != nil || m.Member.Member != "M1" {
+		t.Errorf("the new card: %+v %v", m, err)
+	}
+}

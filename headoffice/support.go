@@ -220,3 +220,79 @@ func (o *Office) SearchMembers(ctx context.Context, q string) ([]MemberHit, erro
 	sort.Slice(hits, func(i, j int) bool { return hits[i].ID < hits[j].ID })
 	return slices.Clip(hits), err
 }
+
+// maxCard bounds a card number, as the terminals do.
+const maxCard = 64
+
+func checkCardNumber(card string) error {
+	if card == "" || len(card) > maxCard || strings.ContainsFunc(card, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("%w: a card number is 1 to %d characters with no space", ErrInvalid, maxCard)
+	}
+	return nil
+}
+
+// ReplaceCard gives a member a new card in place of one lost or worn out:
+// the new card is the member's, the old one is blocked at every terminal,
+// and the member keeps balance and history.
+func (o *Office) ReplaceCard(ctx context.Context, member, old, card, reason, by string) error {
+	reason = strings.TrimSpace(reason)
+	switch {
+	case checkCardNumber(card) != nil:
+		return checkCardNumber(card)
+	case card == old:
+		return fmt.Errorf("%w: the new card is the old one", ErrInvalid)
+	case reason == "" || len(reason) > 200:
+		return fmt.Errorf("%w: replacing a card needs a reason (up to 200 characters)", ErrInvalid)
+	}
+	return o.store.Update(ctx, func(tx Tx) error {
+		ms, err := tx.LockMembers([]string{member})
+		if err != nil {
+			return err
+		}
+		m, ok := ms[member]
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: member %s", ErrNotFound, member)
+		case !slices.Contains(m.Cards, old):
+			return fmt.Errorf("%w: card %s is not member %s's", ErrInvalid, cardnum.Mask(old), member)
+		}
+		if _, taken, err := tx.Card(card); err != nil {
+			return err
+		} else if taken {
+			return fmt.Errorf("%w: card %s is in use already", ErrInvalid, cardnum.Mask(card))
+		}
+		oc, _, err := tx.Card(old)
+		if err != nil {
+			return err
+		}
+		if err := tx.PutCard(old, Card{Member: member, Blocked: true}, !oc.Blocked); err != nil {
+			return err
+		}
+		if err := tx.PutCard(card, Card{Member: member}, false); err != nil {
+			return err
+		}
+		m.Cards = append(m.Cards, card)
+		if err := tx.PutMember(m); err != nil {
+			return err
+		}
+		return o.audit(tx, Change{Operator: by, Action: "card.replace", Subject: "member " + member,
+			Before: "card " + cardnum.Mask(old) + " active", After: "card " + cardnum.Mask(old) + " blocked, card " + cardnum.Mask(card) + " active", Reason: reason})
+	})
+}
+
+// ExportMember returns what head office holds of a member, for the member
+// who asks for their data, and records who exported it.
+func (o *Office) ExportMember(ctx context.Context, id, by string) (MemberDetail, error) {
+	d, err := o.Member(ctx, id)
+	if err != nil {
+		return d, err
+	}
+	d.Changes, err = o.AuditLog(ctx, "member "+id, 10_000)
+	if err != nil {
+		return d, err
+	}
+	err = o.store.Update(ctx, func(tx Tx) error {
+		return o.audit(tx, Change{Operator: by, Action: "member.export", Subject: "member " + id, After: "exported"})
+	})
+	return d, err
+}

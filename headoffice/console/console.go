@@ -17,6 +17,7 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -103,6 +104,9 @@ func New(o *headoffice.Office, opts Options) (*Console, error) {
 	c.route("GET /members/{id}", headoffice.RoleAnalyst, c.member)
 	c.route("POST /members/{id}/adjust", headoffice.RoleSupport, c.adjust)
 	c.route("POST /members/{id}/cards", headoffice.RoleSupport, c.blockCard)
+	c.route("POST /members/{id}/replace", headoffice.RoleSupport, c.replaceCard)
+	c.route("POST /members/{id}/merge", headoffice.RoleSupport, c.mergeMember)
+	c.route("GET /members/{id}/export", headoffice.RoleSupport, c.exportMember)
 	c.route("GET /terminals", headoffice.RoleAnalyst, c.terminals)
 	c.route("POST /terminals", headoffice.RoleAdmin, c.addTerminal)
 	c.route("GET /rules", headoffice.RoleAnalyst, c.rulesView)
@@ -457,6 +461,40 @@ func (c *Console) blockCard(r *request) {
 		return
 	}
 	http.Redirect(r.w, r.Request, "/members/"+url.PathEscape(id)+"?ok="+action+"ed", http.StatusSeeOther)
+}
+
+func (c *Console) replaceCard(r *request) {
+	id := r.PathValue("id")
+	form := map[string]string{"new_card": r.PostFormValue("new_card"), "replace_reason": r.PostFormValue("reason")}
+	if err := c.office.ReplaceCard(r.ctx, id, r.PostFormValue("card"), strings.TrimSpace(r.PostFormValue("new_card")), r.PostFormValue("reason"), r.sess.Operator); err != nil {
+		c.memberPage(r, http.StatusBadRequest, form, err)
+		return
+	}
+	http.Redirect(r.w, r.Request, "/members/"+url.PathEscape(id)+"?ok=replaced", http.StatusSeeOther)
+}
+
+func (c *Console) mergeMember(r *request) {
+	id := r.PathValue("id")
+	from := strings.TrimSpace(r.PostFormValue("from"))
+	if _, err := c.office.MergeMembers(r.ctx, id, from, r.sess.Operator); err != nil {
+		c.memberPage(r, http.StatusBadRequest, map[string]string{"from": from}, err)
+		return
+	}
+	http.Redirect(r.w, r.Request, "/members/"+url.PathEscape(id)+"?ok=merged", http.StatusSeeOther)
+}
+
+// exportMember answers a member's data as a JSON file.
+func (c *Console) exportMember(r *request) {
+	d, err := c.office.ExportMember(r.ctx, r.PathValue("id"), r.sess.Operator)
+	if err != nil {
+		c.fail(r, "member", r.page("title.member", "members", memberData{}), err)
+		return
+	}
+	r.w.Header().Set("Content-Type", "application/json")
+	r.w.Header().Set("Content-Disposition", `attachment; filename="member-`+url.PathEscape(d.ID)+`.json"`)
+	enc := json.NewEncoder(r.w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(d)
 }
 
 func (c *Console) terminals(r *request) {

@@ -305,8 +305,10 @@ func TestConsoleAnalyst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(html, `id="adjust"`) || strings.Contains(html, "/cards") {
-		t.Error("an analyst's member page offers to adjust or block")
+	for _, action := range []string{`id="adjust"`, "/cards", "/replace", "/merge", "/export"} {
+		if strings.Contains(html, action) {
+			t.Errorf("an analyst's member page offers %s", action)
+		}
 	}
 	// The forged form, posted from the console's own origin.
 	status, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`(async () => {
@@ -569,5 +571,51 @@ func TestConsoleRules(t *testing.T) {
 	log, _ := f.office.AuditLog(context.Background(), "rules", 10)
 	if len(log) != 3 || log[0].After != "version 4" || !strings.Contains(log[0].Reason, "version 2 again") || log[0].Operator != "alice" {
 		t.Errorf("audit of the rules: %+v", log)
+	}
+}
+
+// TestConsoleCards: support replaces a lost card (the old one is blocked,
+// the new one the member's), merges a member enrolled twice, and exports a
+// member's data, which is in the audit log too.
+func TestConsoleCards(t *testing.T) {
+	f := newConsole(t, hqtest.Bolt(t))
+	ctx := browsertest.New(t, 60*time.Second)
+	signIn(t, ctx, f.url, "sam", password)
+	do(t, ctx, "replace",
+		chromedp.Navigate(f.url+"/members/M2"),
+		chromedp.SendKeys(chromedp.CSS(`#replace input[name="new_card"]`), "4000111122225555"),
+		chromedp.SendKeys(chromedp.CSS(`#replace input[name="reason"]`), "card lost"),
+		browsertest.Submit("#replace button"),
+	)
+	if got := text(t, ctx, "#cards"); !strings.Contains(got, "************4444\tblocked") || !strings.Contains(got, "************5555\tactive") {
+		t.Errorf("cards after the replacement:\n%q", got)
+	}
+	do(t, ctx, "replace with a card in use",
+		chromedp.SendKeys(chromedp.CSS(`#replace input[name="new_card"]`), "4000111122223333"),
+		chromedp.SendKeys(chromedp.CSS(`#replace input[name="reason"]`), "typo"),
+		browsertest.Submit("#replace button"),
+	)
+	if got := text(t, ctx, "#error"); !strings.Contains(got, "in use already") {
+		t.Errorf("a card in use: %q", got)
+	}
+	do(t, ctx, "merge",
+		chromedp.Navigate(f.url+"/members/M1"),
+		chromedp.SendKeys(chromedp.CSS(`#merge input[name="from"]`), "M2"),
+		browsertest.Submit("#merge button"),
+	)
+	if got := text(t, ctx, "#balance"); got != "1,500" {
+		t.Errorf("balance after the merge: %q, want 1,500", got)
+	}
+	export, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch('/members/M1/export').then(r => r.text())`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"id": "M1"`, `"Number": "4000111122225555"`, `"member.merge"`} {
+		if !strings.Contains(export, want) {
+			t.Errorf("export lacks %s:\n%s", want, export)
+		}
+	}
+	if log, _ := f.office.AuditLog(context.Background(), "member M1", 1); len(log) != 1 || log[0].Action != "member.export" || log[0].Operator != "sam" {
+		t.Errorf("the export is not in the audit log: %+v", log)
 	}
 }
