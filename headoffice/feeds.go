@@ -57,6 +57,7 @@ type feedCache struct {
 // has everything that changed before since.
 func (o *Office) Pending(ctx context.Context, terminal, store, epoch string, cur *syncproto.Cursors, since time.Time) ([]syncproto.Message, error) {
 	var out []syncproto.Message
+	o.runsRules(terminal, cur.Rules)
 	if err := o.checkRulesAhead(ctx, terminal, epoch, cur.Rules); err != nil {
 		return nil, err
 	}

@@ -83,8 +83,10 @@ type Office struct {
 	workers sync.WaitGroup
 	metrics *metrics
 
-	signInDelay time.Duration
-	audits      atomic.Uint64 // audit entries written by this process
+	signInDelay  time.Duration
+	presence     *presences
+	presenceDone chan struct{}
+	audits       atomic.Uint64 // audit entries written by this process
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -135,6 +137,8 @@ func New(ctx context.Context, store Store, opts Options) (*Office, error) {
 		go o.ingestWorker()
 	}
 	go o.forward()
+	o.presence, o.presenceDone = newPresences(), make(chan struct{})
+	go o.presenceLoop()
 	return o, nil
 }
 
@@ -148,6 +152,7 @@ func (o *Office) Close() {
 	}
 	o.workers.Wait()
 	<-o.stopped
+	<-o.presenceDone
 }
 
 // Store is the store the Office runs on.

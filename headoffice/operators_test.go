@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/offline-loyalty/terminal/headoffice"
+	"github.com/offline-loyalty/terminal/headoffice/hqpg"
 	"github.com/offline-loyalty/terminal/headoffice/hqtest"
 )
 
@@ -159,4 +160,46 @@ func replaceCard(t *testing.T, s headoffice.Store) {
 	if m, err := o.MemberByCard(ctx, "C9"); err != nil || m.Member.Member != "M1" {
 		t.Errorf("the new card: %+v %v", m, err)
 	}
+}
+
+// TestPresence: a terminal's link as every process of a database sees it:
+// online while one holds it; a reconnection to another process is not
+// undone by the old connection's end; offline once none holds it.
+func TestPresence(t *testing.T) {
+	ctx := context.Background()
+	db1, url := hqtest.PostgresStore(t, hqpg.Options{Serve: true})
+	db2, err := hqpg.Open(ctx, url, hqpg.Options{Logger: hqtest.Quiet(), Serve: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db2.Close() })
+	o1 := hqtest.Office(t, db1, headoffice.Options{})
+	o2 := hqtest.Office(t, db2, headoffice.Options{})
+	id, _, err := o1.AddTerminal(ctx, "S1", "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually := func(what string, ok func(headoffice.TerminalState) bool) {
+		t.Helper()
+		var st headoffice.TerminalState
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			list, err := o2.TerminalList(ctx)
+			if err != nil || len(list) != 1 {
+				t.Fatalf("terminals %+v %v", list, err)
+			}
+			if st = list[0]; ok(st) {
+				return
+			}
+		}
+		t.Fatalf("the terminal is not %s: %+v", what, st)
+	}
+	done1 := o1.Connected(id, "e1")
+	eventually("online at process 1", func(s headoffice.TerminalState) bool { return s.Online && s.Presence.Epoch == "e1" })
+	done2 := o2.Connected(id, "e2")
+	eventually("online at process 2", func(s headoffice.TerminalState) bool { return s.Online && s.Presence.Epoch == "e2" })
+	done1()
+	time.Sleep(5 * time.Second) // two flushes of process 1
+	eventually("still online at process 2", func(s headoffice.TerminalState) bool { return s.Online && s.Presence.Epoch == "e2" })
+	done2()
+	eventually("offline", func(s headoffice.TerminalState) bool { return !s.Online })
 }

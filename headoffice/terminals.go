@@ -155,14 +155,21 @@ type TerminalState struct {
 	// (the heads of its chains), and Epochs how many databases it had.
 	Events uint64
 	Epochs int
-	// Flags are the flags raised on its events.
-	Flags int
+	// Flags are the flags raised on its events; ChainBreaks those of a
+	// broken hash chain.
+	Flags       int
+	ChainBreaks int
+	// Presence is its link as the head office processes last wrote it;
+	// Online is whether one holds its connection now.
+	Presence Presence
+	Online   bool
 }
 
 // TerminalList returns every registered terminal by store and id, with
 // what head office holds of it.
 func (o *Office) TerminalList(ctx context.Context) ([]TerminalState, error) {
 	var out []TerminalState
+	now := o.now().UTC()
 	err := o.store.View(ctx, func(tx ReadTx) error {
 		byID := map[string]int{}
 		if err := tx.Terminals(func(t Terminal) error {
@@ -183,9 +190,24 @@ func (o *Office) TerminalList(ctx context.Context) ([]TerminalState, error) {
 		}); err != nil {
 			return err
 		}
+		if err := tx.MetaRange(metaPresence, false, func(k string, v []byte) error {
+			if i, ok := byID[strings.TrimPrefix(k, metaPresence)]; ok {
+				p, err := decode[Presence]("presence", k, v)
+				if err != nil {
+					return err
+				}
+				out[i].Presence, out[i].Online = p, p.online(now)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
 		return tx.Flags(func(f Flag) error {
 			if i, ok := byID[f.Terminal]; ok {
 				out[i].Flags++
+				if f.Kind == "chain_break" {
+					out[i].ChainBreaks++
+				}
 			}
 			return nil
 		})

@@ -129,6 +129,31 @@ func TestConsoleAtTheTill(t *testing.T) {
 	if got := quote(); got != 3*before {
 		t.Errorf("10.00 earns %d under version 4 (version 2 again), want 3 × %d", got, before)
 	}
+
+	// The terminals page follows the till live: online with the rules it
+	// runs, then offline once its process is killed, without a reload.
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/terminals"), chromedp.WaitVisible(chromedp.CSS("#t-"+id))); err != nil {
+		t.Fatal(err)
+	}
+	row := func() string {
+		s, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#t-"+id)))
+		return s
+	}
+	waitRow := func(what string, ok func(string) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !ok(row()); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the terminal's row is not %s: %q", what, row())
+			}
+		}
+	}
+	waitRow("online with rules 4", func(s string) bool { return strings.Contains(s, "online") && strings.Contains(s, "\t4\t") })
+	marker, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`window.__page = "kept"`))
+	tl.serve.kill()
+	waitRow("offline", func(s string) bool { return strings.Contains(s, "offline") })
+	if still, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`window.__page`)); still != marker {
+		t.Error("the page was reloaded to show the change")
+	}
 }
 
 // waitRules waits until the till runs rules version v.

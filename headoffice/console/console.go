@@ -12,6 +12,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -21,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -109,6 +111,7 @@ func New(o *headoffice.Office, opts Options) (*Console, error) {
 	c.route("GET /members/{id}/export", headoffice.RoleSupport, c.exportMember)
 	c.route("GET /terminals", headoffice.RoleAnalyst, c.terminals)
 	c.route("POST /terminals", headoffice.RoleAdmin, c.addTerminal)
+	c.route("GET /terminals/live", headoffice.RoleAnalyst, c.terminalsLive)
 	c.route("GET /rules", headoffice.RoleAnalyst, c.rulesView)
 	c.route("POST /rules/preview", headoffice.RoleAdmin, c.previewRules)
 	c.route("POST /rules/publish", headoffice.RoleAdmin, c.publishRules)
@@ -228,20 +231,27 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, p page)
 // renderPart renders one template of a page: the whole page ("layout") or
 // the part htmx asked for.
 func (c *Console) renderPart(w http.ResponseWriter, status int, name, part string, p page) {
+	var b bytes.Buffer
+	if err := c.execute(&b, name, part, p); err != nil {
+		c.log.Error("console render", "page", name, "err", err)
+		http.Error(w, "the page could not be drawn", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(b.Bytes())
+}
+
+func (c *Console) execute(w io.Writer, name, part string, p page) error {
 	t := c.pages[name]
 	if t == nil {
-		http.Error(w, "no page "+name, http.StatusInternalServerError)
-		return
+		return fmt.Errorf("no page %s", name)
 	}
 	if p.SignedIn = p.Session.Operator != ""; p.SignedIn {
 		p.Support = headoffice.Allows(p.Session.Role, headoffice.RoleSupport)
 		p.Admin = headoffice.Allows(p.Session.Role, headoffice.RoleAdmin)
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := t.ExecuteTemplate(w, part, p); err != nil {
-		c.log.Error("console render", "page", name, "err", err)
-	}
+	return t.ExecuteTemplate(w, part, p)
 }
 
 func (r *request) page(title, nav string, data any) page {
@@ -514,6 +524,63 @@ func (c *Console) terminalsPage(r *request, status int, added map[string]string,
 		return
 	}
 	c.render(r.w, status, "terminals", p)
+}
+
+// Live pages: a server-sent event stream sends the terminals' rows every
+// liveEvery while the session lasts, for up to liveFor (the browser then
+// opens a new stream by itself).
+const (
+	liveEvery = 2 * time.Second
+	liveFor   = 10 * time.Minute
+)
+
+func (c *Console) terminalsLive(r *request) {
+	rc := http.NewResponseController(r.w)
+	h := r.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("X-Accel-Buffering", "no")
+	ck, _ := r.Cookie(sessionCookie)
+	end := time.NewTimer(liveFor)
+	defer end.Stop()
+	tick := time.NewTicker(liveEvery)
+	defer tick.Stop()
+	for {
+		list, err := c.office.TerminalList(r.Context())
+		if err != nil {
+			c.log.Error("console live terminals", "err", err)
+			return
+		}
+		var b bytes.Buffer
+		if err := c.execute(&b, "terminals", "terminal-rows", page{Lang: r.lang, Session: r.sess, Data: map[string]any{"Terminals": list}}); err != nil {
+			c.log.Error("console live terminals", "err", err)
+			return
+		}
+		var ev strings.Builder
+		ev.WriteString("event: rows\n")
+		for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
+			ev.WriteString("data: " + line + "\n")
+		}
+		ev.WriteString("\n")
+		_ = rc.SetWriteDeadline(time.Now().Add(2 * liveEvery))
+		if _, err := io.WriteString(r.w, ev.String()); err != nil {
+			return
+		}
+		if rc.Flush() != nil {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-end.C:
+			return
+		case <-tick.C:
+		}
+		// The stream lasts as long as the session: an operator disabled or
+		// signed out elsewhere stops receiving.
+		if _, err := c.office.Session(r.Context(), ck.Value); err != nil {
+			return
+		}
+	}
 }
 
 func (c *Console) addTerminal(r *request) {

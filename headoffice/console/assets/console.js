@@ -37,3 +37,18 @@
     document.querySelectorAll("canvas[data-chart]").forEach(draw);
   });
 }());
+// Live lists: a table with data-live follows the server's event stream,
+// which sends its rows as they are now.
+(function () {
+  "use strict";
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("table[data-live]").forEach(function (table) {
+      if (typeof EventSource === "undefined") { return; }
+      var src = new EventSource(table.dataset.live);
+      src.addEventListener("rows", function (ev) {
+        table.tBodies[0].innerHTML = ev.data;
+        table.dataset.updated = String(Date.now());
+      });
+    });
+  });
+}());
