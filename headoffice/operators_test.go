@@ -193,13 +193,53 @@ func TestPresence(t *testing.T) {
 		}
 		t.Fatalf("the terminal is not %s: %+v", what, st)
 	}
-	done1 := o1.Connected(id, "e1")
+	done1 := o1.Connected(id, "e1", func() {})
 	eventually("online at process 1", func(s headoffice.TerminalState) bool { return s.Online && s.Presence.Epoch == "e1" })
-	done2 := o2.Connected(id, "e2")
+	done2 := o2.Connected(id, "e2", func() {})
 	eventually("online at process 2", func(s headoffice.TerminalState) bool { return s.Online && s.Presence.Epoch == "e2" })
 	done1()
 	time.Sleep(5 * time.Second) // two flushes of process 1
 	eventually("still online at process 2", func(s headoffice.TerminalState) bool { return s.Online && s.Presence.Epoch == "e2" })
 	done2()
 	eventually("offline", func(s headoffice.TerminalState) bool { return !s.Online })
+}
+
+// TestRevokeTerminal: a revoked terminal is not trusted, its connection
+// here is dropped, its unused code retired, its name not registered again;
+// on both stores.
+func TestRevokeTerminal(t *testing.T) { eachStore(t, revokeTerminal) }
+
+func revokeTerminal(t *testing.T, s headoffice.Store) {
+	ctx := context.Background()
+	o := hqtest.Office(t, s, headoffice.Options{})
+	id, _, err := o.AddTerminal(ctx, "S1", "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped := make(chan struct{})
+	done := o.Connected(id, "e", func() { close(dropped) })
+	defer done()
+	if err := o.RevokeTerminal(ctx, id, " ", "ana"); !errors.Is(err, headoffice.ErrInvalid) {
+		t.Errorf("revoke without a reason: %v", err)
+	}
+	if err := o.RevokeTerminal(ctx, id, "stolen", "ana"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-dropped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the revoked terminal's connection was not dropped")
+	}
+	if _, _, ok, err := o.Terminal(ctx, id); ok || err != nil {
+		t.Errorf("a revoked terminal is trusted: %v %v", ok, err)
+	}
+	if _, _, err := o.AddTerminal(ctx, "S1", "t1"); !errors.Is(err, headoffice.ErrInvalid) {
+		t.Errorf("a revoked terminal registered again: %v", err)
+	}
+	if err := o.RevokeTerminal(ctx, "S1-nope", "x", "ana"); !errors.Is(err, headoffice.ErrNotFound) {
+		t.Errorf("revoke of nothing: %v", err)
+	}
+	if log, _ := o.AuditLog(ctx, "terminal "+id, 1); len(log) != 1 || log[0].Action != "terminal.revoke" || log[0].Reason != "stolen" {
+		t.Errorf("audit %+v", log)
+	}
 }

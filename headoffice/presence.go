@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"slices"
 	"sync"
 	"time"
 )
@@ -41,6 +42,7 @@ type presences struct {
 	process string
 	m       map[string]*Presence // this process's terminals, online or just gone
 	conns   map[string]int       // connections per terminal (a reconnect may overlap the old one)
+	drops   map[string][]*func() // what ends each of a terminal's connections
 	dirty   map[string]bool
 	beat    time.Time
 }
@@ -49,16 +51,19 @@ func newPresences() *presences {
 	host, _ := os.Hostname()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	return &presences{process: host + "/" + hex.EncodeToString(b), m: map[string]*Presence{}, conns: map[string]int{}, dirty: map[string]bool{}}
+	return &presences{process: host + "/" + hex.EncodeToString(b), m: map[string]*Presence{}, conns: map[string]int{}, drops: map[string][]*func(){}, dirty: map[string]bool{}}
 }
 
 // Connected records that this process holds terminal's connection in
-// epoch; the returned func records its end.
-func (o *Office) Connected(terminal, epoch string) (done func()) {
+// epoch, which drop ends if the terminal is revoked; the returned func
+// records its end.
+func (o *Office) Connected(terminal, epoch string, drop func()) (done func()) {
 	p := o.presence
 	now := o.now().UTC()
+	dp := &drop
 	p.mu.Lock()
 	p.conns[terminal]++
+	p.drops[terminal] = append(p.drops[terminal], dp)
 	old := p.m[terminal]
 	rules := 0
 	if old != nil {
@@ -72,6 +77,10 @@ func (o *Office) Connected(terminal, epoch string) (done func()) {
 		once.Do(func() {
 			p.mu.Lock()
 			defer p.mu.Unlock()
+			p.drops[terminal] = slices.DeleteFunc(p.drops[terminal], func(d *func()) bool { return d == dp })
+			if len(p.drops[terminal]) == 0 {
+				delete(p.drops, terminal)
+			}
 			if p.conns[terminal]--; p.conns[terminal] > 0 {
 				return
 			}
@@ -82,6 +91,16 @@ func (o *Office) Connected(terminal, epoch string) (done func()) {
 				p.dirty[terminal] = true
 			}
 		})
+	}
+}
+
+// drop ends this process's connections of terminal.
+func (o *Office) drop(terminal string) {
+	o.presence.mu.Lock()
+	drops := slices.Clone(o.presence.drops[terminal])
+	o.presence.mu.Unlock()
+	for _, d := range drops {
+		(*d)()
 	}
 }
 
@@ -125,6 +144,26 @@ func (o *Office) flushPresence(ctx context.Context, all bool) error {
 		p.beat = now
 	}
 	p.mu.Unlock()
+	if beat {
+		// A terminal revoked through another process is dropped here at
+		// the next beat.
+		var revoked []string
+		if err := o.store.View(ctx, func(tx ReadTx) error {
+			for _, t := range write {
+				if term, ok, err := tx.Terminal(t); err != nil {
+					return err
+				} else if ok && !term.Revoked.IsZero() {
+					revoked = append(revoked, t)
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, t := range revoked {
+			o.drop(t)
+		}
+	}
 	if len(write) == 0 {
 		return nil
 	}

@@ -167,6 +167,10 @@ type Terminal struct {
 	CodeExpires time.Time `json:"code_expires"`
 	Created     time.Time `json:"created"`
 	Joined      time.Time `json:"joined"`
+	// Revoked is when head office stopped trusting the terminal's key
+	// (zero while it is trusted): its connections are refused.
+	Revoked   time.Time `json:"revoked,omitzero"`
+	RevokedBy string    `json:"revoked_by,omitempty"`
 }
 
 // Chain is the head of one terminal database's hash chain at head office.

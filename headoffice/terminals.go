@@ -58,6 +58,9 @@ func (o *Office) AddTerminal(ctx context.Context, store, name string) (terminal,
 		if err != nil {
 			return err
 		}
+		if ok && !t.Revoked.IsZero() {
+			return fmt.Errorf("%w: terminal %s is revoked; register the replacement under another name", ErrInvalid, terminal)
+		}
 		if ok && t.Key != nil {
 			return fmt.Errorf("%w: terminal %s has joined already", ErrInvalid, terminal)
 		}
@@ -126,7 +129,7 @@ func (o *Office) Join(ctx context.Context, req syncproto.JoinRequest) (syncproto
 func (o *Office) Terminal(ctx context.Context, id string) (store string, key ed25519.PublicKey, ok bool, err error) {
 	err = o.store.View(ctx, func(tx ReadTx) error {
 		t, found, err := tx.Terminal(id)
-		if err != nil || !found || len(t.Key) != ed25519.PublicKeySize {
+		if err != nil || !found || len(t.Key) != ed25519.PublicKeySize || !t.Revoked.IsZero() {
 			return err
 		}
 		store, key, ok = t.Store, t.Key, true
@@ -145,6 +148,43 @@ func (o *Office) Durable(ctx context.Context, terminal, epoch string) (uint64, e
 		return err
 	})
 	return seq, err
+}
+
+// RevokeTerminal stops trusting a terminal (a till stolen or retired): its
+// key is refused from now on, its connections to this process end at once
+// and those to other processes within a presence beat, and an unused join
+// code of it is retired. Its events stay, and it is never trusted again: a
+// replacement registers as a new terminal.
+func (o *Office) RevokeTerminal(ctx context.Context, id, reason, by string) error {
+	reason = strings.TrimSpace(reason)
+	if reason == "" || len(reason) > 200 {
+		return fmt.Errorf("%w: revoking a terminal needs a reason (up to 200 characters)", ErrInvalid)
+	}
+	err := o.store.Update(ctx, func(tx Tx) error {
+		t, ok, err := tx.Terminal(id)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return fmt.Errorf("%w: terminal %s", ErrNotFound, id)
+		case !t.Revoked.IsZero():
+			return fmt.Errorf("%w: terminal %s is revoked already", ErrInvalid, id)
+		}
+		if t.CodeHash != nil && t.Key == nil {
+			if err := tx.SetCode(t.CodeHash, ""); err != nil {
+				return err
+			}
+		}
+		t.Revoked, t.RevokedBy = o.now().UTC(), by
+		if err := tx.PutTerminal(t); err != nil {
+			return err
+		}
+		return o.audit(tx, Change{Operator: by, Action: "terminal.revoke", Subject: "terminal " + id, Before: "trusted", After: "revoked", Reason: reason})
+	})
+	if err == nil {
+		o.drop(id)
+	}
+	return err
 }
 
 // TerminalState is a registered terminal as the console lists it.

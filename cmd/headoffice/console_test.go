@@ -154,6 +154,31 @@ func TestConsoleAtTheTill(t *testing.T) {
 	if still, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`window.__page`)); still != marker {
 		t.Error("the page was reloaded to show the change")
 	}
+
+	// A till revoked while connected is dropped, and refused from then on.
+	tl.serve.start()
+	waitRow("online again", func(s string) bool { return strings.Contains(s, "online") })
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS("#t-"+id+` input[name="reason"]`), "till stolen"),
+		browsertest.Submit("#t-"+id+" button"),
+	)
+	if err != nil {
+		t.Fatalf("revoking: %v", err)
+	}
+	waitRow("revoked", func(s string) bool { return strings.Contains(s, "revoked") })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, _ := try("pos-agent", "status", "--data", tl.data, "--json")
+		if strings.Contains(strings.ReplaceAll(out, " ", ""), `"online":false`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the revoked till is still online: %s", out)
+		}
+	}
+	time.Sleep(2 * time.Second) // the till's reconnections, refused
+	if out, _ := try("pos-agent", "status", "--data", tl.data, "--json"); !strings.Contains(strings.ReplaceAll(out, " ", ""), `"online":false`) {
+		t.Errorf("the revoked till reconnected: %s", out)
+	}
 }
 
 // waitRules waits until the till runs rules version v.

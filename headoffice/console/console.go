@@ -33,6 +33,8 @@ import (
 	"strings"
 	"time"
 
+	qrcode "github.com/skip2/go-qrcode"
+
 	"github.com/offline-loyalty/terminal/headoffice"
 )
 
@@ -112,6 +114,7 @@ func New(o *headoffice.Office, opts Options) (*Console, error) {
 	c.route("GET /terminals", headoffice.RoleAnalyst, c.terminals)
 	c.route("POST /terminals", headoffice.RoleAdmin, c.addTerminal)
 	c.route("GET /terminals/live", headoffice.RoleAnalyst, c.terminalsLive)
+	c.route("POST /terminals/revoke", headoffice.RoleAdmin, c.revokeTerminal)
 	c.route("GET /rules", headoffice.RoleAnalyst, c.rulesView)
 	c.route("POST /rules/preview", headoffice.RoleAdmin, c.previewRules)
 	c.route("POST /rules/publish", headoffice.RoleAdmin, c.publishRules)
@@ -518,7 +521,15 @@ func (c *Console) terminalsPage(r *request, status int, added map[string]string,
 		c.fail(r, "terminals", p, lerr)
 		return
 	}
-	p.Data = map[string]any{"Terminals": list, "Added": added}
+	data := map[string]any{"Terminals": list, "Added": added}
+	if code := added["code"]; code != "" {
+		// The code as a QR code too, drawn here: the page is its only
+		// copy.
+		if png, err := qrcode.Encode(code, qrcode.Medium, 256); err == nil {
+			data["QR"] = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
+		}
+	}
+	p.Data = data
 	if err != nil {
 		c.fail(r, "terminals", p, err)
 		return
@@ -581,6 +592,14 @@ func (c *Console) terminalsLive(r *request) {
 			return
 		}
 	}
+}
+
+func (c *Console) revokeTerminal(r *request) {
+	if err := c.office.RevokeTerminal(r.ctx, r.PostFormValue("terminal"), r.PostFormValue("reason"), r.sess.Operator); err != nil {
+		c.terminalsPage(r, http.StatusBadRequest, nil, err)
+		return
+	}
+	http.Redirect(r.w, r.Request, "/terminals?ok=revoked", http.StatusSeeOther)
 }
 
 func (c *Console) addTerminal(r *request) {

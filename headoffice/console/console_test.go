@@ -278,7 +278,18 @@ func consoleSupport(t *testing.T, store headoffice.Store) {
 	if code := text(t, ctx, "#join-code"); len(code) != 14 {
 		t.Errorf("join code %q", code)
 	}
+	if w, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.getElementById("join-qr").naturalWidth`)); err != nil || w < 100 {
+		t.Errorf("the join code's QR image: width %v, %v", w, err)
+	}
 	shot(t, ctx, "terminals")
+	do(t, ctx, "revoke",
+		chromedp.Navigate(f.url+"/terminals"),
+		chromedp.SendKeys(chromedp.CSS(`#t-S1-till-1 input[name="reason"]`), "never installed"),
+		browsertest.Submit(`#t-S1-till-1 button`),
+	)
+	if got := text(t, ctx, "#t-S1-till-1 .state"); !strings.Contains(got, "revoked") {
+		t.Errorf("after revoking: %q", got)
+	}
 	do(t, ctx, "operators", chromedp.Navigate(f.url+"/operators"), chromedp.WaitVisible(chromedp.CSS("#operators")))
 	shot(t, ctx, "operators")
 	// The language link keeps the page: the operators' page, in Turkish.

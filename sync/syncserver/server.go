@@ -91,9 +91,10 @@ type HeadOffice interface {
 	// Lookup returns the member holding card (an error with code
 	// "not_found" when none does).
 	Lookup(ctx context.Context, terminal, epoch, card string) (syncproto.Member, error)
-	// Connected records that this process holds a terminal's connection;
-	// the returned func records its end.
-	Connected(terminal, epoch string) (done func())
+	// Connected records that this process holds a terminal's connection,
+	// which drop ends (the terminal was revoked); the returned func records
+	// its end.
+	Connected(terminal, epoch string, drop func()) (done func())
 	// Join exchanges a join code for a terminal's identity.
 	Join(ctx context.Context, req syncproto.JoinRequest) (syncproto.JoinResponse, error)
 	// History returns the terminal's events of an earlier epoch past after,
@@ -238,8 +239,10 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	c := &conn{s: s, ws: ws, terminal: hs.terminal, store: hs.store, epoch: hs.epoch, macKey: hs.macKey,
 		send: make(chan []byte, sendQueue), cursors: make(chan syncproto.Message, 1), log: s.log.With("terminal", hs.terminal)}
 	c.log.Info("terminal connected", "epoch", hs.epoch, "version", hs.version)
-	defer s.hq.Connected(hs.terminal, hs.epoch)()
 	ctx, cancel := context.WithCancel(r.Context())
+	// A terminal revoked while connected is dropped: its reads and writes
+	// end with the socket.
+	defer s.hq.Connected(hs.terminal, hs.epoch, func() { cancel(); _ = ws.Close() })()
 	var wg stdsync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); c.writePump(ctx) }()
