@@ -116,3 +116,18 @@ func (o *Office) Report(ctx context.Context, from, to, store string) (Report, er
 func (o *Office) Events(ctx context.Context, terminal string, fn func([]byte) error) error {
 	return o.store.View(ctx, func(tx ReadTx) error { return tx.Events(terminal, fn) })
 }
+
+// Flags returns every flag raised, newest first, of kind ("" for all).
+func (o *Office) Flags(ctx context.Context, kind string) ([]Flag, error) {
+	var out []Flag
+	err := o.store.View(ctx, func(tx ReadTx) error {
+		return tx.Flags(func(f Flag) error {
+			if kind == "" || f.Kind == kind {
+				out = append(out, f)
+			}
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
+	return out, err
+}

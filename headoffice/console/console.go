@@ -120,6 +120,7 @@ func New(o *headoffice.Office, opts Options) (*Console, error) {
 	c.route("POST /rules/publish", headoffice.RoleAdmin, c.publishRules)
 	c.route("POST /rules/rollback", headoffice.RoleAdmin, c.rollbackRules)
 	c.route("GET /audit", headoffice.RoleAnalyst, c.auditLog)
+	c.route("GET /flags", headoffice.RoleAnalyst, c.flags)
 	c.route("GET /operators", headoffice.RoleAdmin, c.operators)
 	c.route("POST /operators", headoffice.RoleAdmin, c.addOperator)
 	c.route("POST /operators/disable", headoffice.RoleAdmin, c.disableOperator)
@@ -621,6 +622,31 @@ func (c *Console) auditLog(r *request) {
 	}
 	p.Data = changes
 	c.render(r.w, http.StatusOK, "audit", p)
+}
+
+// flagKinds are the kinds the filter offers.
+var flagKinds = []string{"negative_balance", "chain_break", "conflicting_duplicate", "duplicate_decision",
+	"duplicate_enrollment", "member_merged", "ledger_rebuilt", "rules_ahead", "out_of_range", "clock_skew"}
+
+func (c *Console) flags(r *request) {
+	q := r.URL.Query()
+	data := map[string]any{"Kinds": flagKinds, "Kind": q.Get("kind"), "Day": q.Get("day")}
+	p := r.page("title.flags", "flags", data)
+	flags, err := c.office.Flags(r.Context(), q.Get("kind"))
+	if err != nil {
+		c.fail(r, "flags", p, err)
+		return
+	}
+	data["Flags"] = flags
+	if day := q.Get("day"); day != "" {
+		a, err := c.office.AuditSurprise(r.Context(), day)
+		if err != nil {
+			c.fail(r, "flags", p, err)
+			return
+		}
+		data["Audit"] = a
+	}
+	c.render(r.w, http.StatusOK, "flags", p)
 }
 
 func (c *Console) operators(r *request) { c.operatorsPage(r, http.StatusOK, nil, nil) }

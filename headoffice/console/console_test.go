@@ -259,6 +259,13 @@ func consoleSupport(t *testing.T, store headoffice.Store) {
 		t.Errorf("blocklist feed %+v, want the card blocked", blocks)
 	}
 
+	// The day's surprise draws, drawn again: the seeded till's checkouts
+	// of today, none paid a surprise its draw did not win.
+	do(t, ctx, "flags", chromedp.Navigate(f.url+"/flags?day="+f.clock.now().Format(time.DateOnly)), chromedp.WaitVisible(chromedp.CSS("#surprise-result")))
+	if got := text(t, ctx, "#surprise-result"); !strings.Contains(got, ": 3 checkouts") || !strings.Contains(got, "0 not won") {
+		t.Errorf("surprise audit: %q", got)
+	}
+	shot(t, ctx, "flags")
 	do(t, ctx, "audit", chromedp.Navigate(f.url+"/audit"), chromedp.WaitVisible(chromedp.CSS("table.changes")))
 	log := text(t, ctx, "table.changes")
 	for _, want := range []string{"member.adjust", "balance 1200", "balance 1450 (+250)", "missed earn at the till", "card.block", "reported lost", "alice"} {

@@ -31,6 +31,13 @@ func FuzzRequests(f *testing.F) {
 		{"GET", "/?from=2026-02-30&to=x&store=%00", ""},
 		{"GET", "/?from=2000-01-01&to=2030-01-01", ""},
 		{"GET", "/lang?to=xx&next=//evil", ""},
+		{"GET", "/flags?day=2026-13-45&kind=%00", ""},
+		{"POST", "/rules/preview", "source=fields&earn.points_per_unit=-1&tiers[9].min_spend=x"},
+		{"POST", "/rules/preview", "source=json&doc=%7B%22version%22%3A1e400%7D"},
+		{"POST", "/rules/rollback", "version=-1"},
+		{"POST", "/terminals/revoke", "terminal=S1-x&reason="},
+		{"POST", "/members/M1/replace", "card=C1&new_card=C%20x&reason=lost"},
+		{"POST", "/members/M1/merge", "from=M1"},
 	} {
 		f.Add(s.method, s.path, s.form)
 	}
