@@ -136,7 +136,7 @@ func TestConsoleAtTheTill(t *testing.T) {
 		t.Fatal(err)
 	}
 	row := func() string {
-		s, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#t-"+id)))
+		s, _ := browsertest.Text(ctx, "#t-"+id)
 		return s
 	}
 	waitRow := func(what string, ok func(string) bool) {

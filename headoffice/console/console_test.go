@@ -81,9 +81,14 @@ func newConsole(t *testing.T, store headoffice.Store) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(c)
-	t.Cleanup(srv.Close)
-	return fixture{office: o, url: srv.URL, clock: clk}
+	return fixture{office: o, url: newServer(t, c), clock: clk}
+}
+
+// newServer serves h on 127.0.0.1 until the test ends and returns its URL.
+func newServer(tb testing.TB, h http.Handler) string {
+	srv := httptest.NewServer(h)
+	tb.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // seed runs a till of store S1 in this process over the last five days —
@@ -146,9 +151,11 @@ func shot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
+// text is the text of the first element sel matches, read in one step in
+// the page (a live list may replace its rows between two protocol calls).
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	s, err := browsertest.Text(ctx, sel)
 	if err != nil {
 		t.Fatalf("text of %s: %v", sel, err)
 	}

@@ -6,6 +6,8 @@ package browsertest
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os/exec"
 	"testing"
 	"time"
@@ -51,8 +53,18 @@ func Submit(sel string) chromedp.Action[chromedp.Void] {
 		if _, err := chromedp.Evaluate[bool](`window.__old = true`)(ctx, tg); err != nil {
 			return err
 		}
-		if _, err := chromedp.Click(chromedp.CSS(sel))(ctx, tg); err != nil {
+		// Found and clicked in one evaluation: a list the page replaces
+		// live cannot swap the button between the two.
+		q, _ := json.Marshal(sel)
+		if _, err := chromedp.WaitVisible(chromedp.CSS(sel))(ctx, tg); err != nil {
 			return err
+		}
+		clicked, err := chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const e = document.querySelector(%s); if (e === null) return false; e.click(); return true; })()`, q))(ctx, tg)
+		if err != nil {
+			return err
+		}
+		if !clicked {
+			return fmt.Errorf("nothing to click at %s", sel)
 		}
 		for {
 			old, err := chromedp.Evaluate[bool](`window.__old === true && document.readyState !== "loading"`)(ctx, tg)
@@ -69,4 +81,29 @@ func Submit(sel string) chromedp.Action[chromedp.Void] {
 			}
 		}
 	})
+}
+
+// Text returns the text of the first element sel (CSS) matches, waiting
+// until one does; it reads it in one evaluation, so a list a page replaces
+// live cannot swap the element between finding and reading it.
+func Text(ctx context.Context, sel string) (string, error) {
+	q, err := json.Marshal(sel)
+	if err != nil {
+		return "", err
+	}
+	expr := fmt.Sprintf(`(() => { const e = document.querySelector(%s); return e === null ? null : e.innerText; })()`, q)
+	for {
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[*string](expr))
+		if err == nil && v != nil {
+			return *v, nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("no element matches %s", sel)
+			}
+			return "", fmt.Errorf("%w (%v)", err, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

@@ -46,6 +46,11 @@
       if (typeof EventSource === "undefined") { return; }
       var src = new EventSource(table.dataset.live);
       src.addEventListener("rows", function (ev) {
+        // Someone typing in a row (a reason to revoke) keeps the row: the
+        // next update after they leave it brings the list up to date.
+        var busy = table.contains(document.activeElement) ||
+          Array.prototype.some.call(table.querySelectorAll("input:not([type=hidden])"), function (i) { return i.value !== ""; });
+        if (busy) { return; }
         table.tBodies[0].innerHTML = ev.data;
         table.dataset.updated = String(Date.now());
       });
