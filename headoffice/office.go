@@ -85,6 +85,7 @@ type Office struct {
 
 	signInDelay  time.Duration
 	presence     *presences
+	liability    liabilityCache
 	presenceDone chan struct{}
 	audits       atomic.Uint64 // audit entries written by this process
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/offline-loyalty/terminal/rules"
@@ -15,6 +16,7 @@ import (
 type Overview struct {
 	Report
 	Total StoreFigures  `json:"total"` // the stores added up
+	Today StoreFigures  `json:"today"` // the stores' figures of today (UTC), whatever the period
 	Days  []DayFigures  `json:"days"`  // each day of the period with figures, oldest first
 	Rules RulesSnapshot `json:"rules"`
 	// AverageOrder is sales per checkout, minor units (0 without checkouts).
@@ -29,6 +31,67 @@ type Overview struct {
 	// LiabilityValue is the points outstanding in money, minor units:
 	// points × value per point × (1 − breakage).
 	LiabilityValue int64 `json:"liability_value"`
+	// LiabilityAsOf is when the points outstanding were summed: a sum over
+	// every member, taken at most every liabilityEvery, not per page.
+	LiabilityAsOf time.Time `json:"liability_as_of"`
+}
+
+// liabilityEvery is how stale the overview's sum of all balances may get.
+const liabilityEvery = time.Minute
+
+// liabilityCache holds the last sum of all balances.
+type liabilityCache struct {
+	mu      sync.Mutex
+	points  int64
+	at      time.Time
+	running bool
+}
+
+// liabilityNow returns the sum of all balances as of at most
+// liabilityEvery ago: a fresh one the first time, and after that the last
+// one while a newer one is summed in the background.
+func (o *Office) liabilityNow(ctx context.Context) (int64, time.Time, error) {
+	c := &o.liability
+	c.mu.Lock()
+	if !c.at.IsZero() {
+		points, at := c.points, c.at
+		if time.Since(at) > liabilityEvery && !c.running {
+			c.running = true
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), readWait)
+				defer cancel()
+				p, err := o.sumLiability(ctx)
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				c.running = false
+				if err == nil {
+					c.points, c.at = p, time.Now()
+				}
+			}()
+		}
+		c.mu.Unlock()
+		return points, at, nil
+	}
+	c.mu.Unlock()
+	p, err := o.sumLiability(ctx)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	now := time.Now()
+	c.mu.Lock()
+	c.points, c.at = p, now
+	c.mu.Unlock()
+	return p, now, nil
+}
+
+func (o *Office) sumLiability(ctx context.Context) (int64, error) {
+	var p int64
+	err := o.store.View(ctx, func(tx ReadTx) error {
+		var err error
+		p, err = tx.Liability()
+		return err
+	})
+	return p, err
 }
 
 // RulesSnapshot is what of the running rules the overview uses.
@@ -50,8 +113,12 @@ type DayFigures struct {
 // for all), with the figures of each day and the liability's worth under
 // the running rules.
 func (o *Office) Overview(ctx context.Context, from, to, store string) (Overview, error) {
-	rep, err := o.Report(ctx, from, to, store)
+	var ov0 Overview
+	rep, err := o.report(ctx, from, to, store, false)
 	if err != nil {
+		return Overview{}, err
+	}
+	if rep.Liability, ov0.LiabilityAsOf, err = o.liabilityNow(ctx); err != nil {
 		return Overview{}, err
 	}
 	first, err1 := time.Parse(time.DateOnly, from)
@@ -64,7 +131,7 @@ func (o *Office) Overview(ctx context.Context, from, to, store string) (Overview
 	case last.Sub(first) > maxOverviewDays*24*time.Hour:
 		return Overview{}, fmt.Errorf("%w: an overview covers at most %d days", ErrInvalid, maxOverviewDays)
 	}
-	ov := Overview{Report: rep, Total: StoreFigures{Store: "all"}}
+	ov := Overview{Report: rep, Total: StoreFigures{Store: "all"}, LiabilityAsOf: ov0.LiabilityAsOf}
 	for _, s := range rep.Stores {
 		ov.Total.add(s)
 	}
@@ -76,6 +143,8 @@ func (o *Office) Overview(ctx context.Context, from, to, store string) (Overview
 	}
 	var issuedEver, expiredEver int64
 	doc := rules.Default()
+	today := o.now().UTC().Format(time.DateOnly)
+	ov.Today.Store = "all"
 	err = o.store.View(ctx, func(tx ReadTx) error {
 		raw, _, err := tx.Rules()
 		if err != nil {
@@ -98,6 +167,15 @@ func (o *Office) Overview(ctx context.Context, from, to, store string) (Overview
 			d.Sales = SatAdd(d.Sales, f.Sales)
 			d.Issued = SatAdd(d.Issued, f.Issued)
 			d.Redeemed = SatAdd(d.Redeemed, f.Redeemed)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.Figures(today, today, func(f Figures) error {
+			if store == "" || f.Store == store {
+				ov.Today.add(StoreFigures{Checkouts: f.Checkouts, Sales: f.Sales, PointsIssued: f.Issued, PointsRedeemed: f.Redeemed,
+					PointsDonated: f.Donated, Enrollments: f.Enrollments, Events: f.Events})
+			}
 			return nil
 		}); err != nil {
 			return err

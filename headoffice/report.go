@@ -39,6 +39,12 @@ type Report struct {
 // (YYYY-MM-DD, either may be empty) for store ("" for all). It reads the
 // daily figures kept as events are applied, never the events.
 func (o *Office) Report(ctx context.Context, from, to, store string) (Report, error) {
+	return o.report(ctx, from, to, store, true)
+}
+
+// report is Report, with the liability summed over every member or left to
+// the caller.
+func (o *Office) report(ctx context.Context, from, to, store string, liability bool) (Report, error) {
 	for _, d := range []string{from, to} {
 		if d != "" {
 			if _, err := time.Parse(time.DateOnly, d); err != nil {
@@ -89,8 +95,10 @@ func (o *Office) Report(ctx context.Context, from, to, store string) (Report, er
 				s.Members = n
 			}
 		}
-		if rep.Liability, err = tx.Liability(); err != nil {
-			return err
+		if liability {
+			if rep.Liability, err = tx.Liability(); err != nil {
+				return err
+			}
 		}
 		return tx.Flags(func(f Flag) error {
 			switch f.Kind {

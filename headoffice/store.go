@@ -66,6 +66,9 @@ type ReadTx interface {
 	Members(ids []string) (map[string]Member, error)
 	// EachMember calls fn for every member.
 	EachMember(fn func(Member) error) error
+	// FindMembers returns up to max members whose name or email contains
+	// text (lower case; letters compared without case), in no set order.
+	FindMembers(text string, max int) ([]Member, error)
 	Card(card string) (Card, bool, error)
 	// Cards returns those of these cards that exist.
 	Cards(cards []string) (map[string]Card, error)

@@ -2,12 +2,12 @@ package headoffice
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/offline-loyalty/terminal/cardnum"
 	"github.com/offline-loyalty/terminal/rules"
@@ -156,13 +156,17 @@ type MemberHit struct {
 	Card                          string // masked: the card matched, or the first
 }
 
-// maxHits bounds a search's answer.
-const maxHits = 50
+// maxHits bounds a search's answer; minSearch is the shortest part of a
+// name or email searched for (shorter ones match too much to be of use,
+// and no index serves them).
+const (
+	maxHits   = 50
+	minSearch = 3
+)
 
 // SearchMembers finds members by card number or member id (exactly), or by
-// a part of their name or email (any case). A card or id that matches is
-// answered at once; a name or email reads every member, so its answer is
-// the first maxHits by id.
+// a part of at least three characters of their name or email (any case),
+// up to maxHits of them, by id.
 func (o *Office) SearchMembers(ctx context.Context, q string) ([]MemberHit, error) {
 	q = strings.TrimSpace(q)
 	if q == "" {
@@ -203,20 +207,15 @@ func (o *Office) SearchMembers(ctx context.Context, q string) ([]MemberHit, erro
 			hits = append(hits, hit(m, ""))
 			return nil
 		}
-		lq := strings.ToLower(q)
-		return tx.EachMember(func(m Member) error {
-			if strings.Contains(strings.ToLower(m.Name), lq) || strings.Contains(strings.ToLower(m.Email), lq) {
-				hits = append(hits, hit(m, ""))
-			}
-			if len(hits) >= maxHits {
-				return ErrStop
-			}
-			return nil
-		})
+		if utf8.RuneCountInString(q) < minSearch {
+			return fmt.Errorf("%w: type at least %d characters of a name or email, or a whole card number or member id", ErrInvalid, minSearch)
+		}
+		found, err := tx.FindMembers(strings.ToLower(q), maxHits)
+		for _, m := range found {
+			hits = append(hits, hit(m, ""))
+		}
+		return err
 	})
-	if errors.Is(err, ErrStop) {
-		err = nil
-	}
 	sort.Slice(hits, func(i, j int) bool { return hits[i].ID < hits[j].ID })
 	return slices.Clip(hits), err
 }

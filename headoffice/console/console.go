@@ -384,19 +384,13 @@ func (c *Console) overview(r *request) {
 		c.fail(r, "overview", p, err)
 		return
 	}
-	todayOv, err := c.office.Overview(r.Context(), today, today, store)
-	if err != nil {
-		c.fail(r, "overview", p, err)
-		return
-	}
-	p.Data = overviewData{From: from, To: to, Store: store, Overview: ov, Today: todayOv.Total, Chart: chartOf(r.lang, ov)}
+	p.Data = overviewData{From: from, To: to, Store: store, Overview: ov, Chart: chartOf(r.lang, ov)}
 	c.render(r.w, http.StatusOK, "overview", p)
 }
 
 type overviewData struct {
 	From, To, Store string
 	headoffice.Overview
-	Today headoffice.StoreFigures
 	Chart chart
 }
 
@@ -404,6 +398,13 @@ func (c *Console) members(r *request) {
 	q := r.URL.Query().Get("q")
 	p := r.page("title.members", "members", map[string]any{"Q": q})
 	hits, err := c.office.SearchMembers(r.Context(), q)
+	if err != nil && r.Header.Get("HX-Request") == "true" && errors.Is(err, headoffice.ErrInvalid) {
+		// Searching as one types: too short a search is a hint, not a
+		// failure.
+		p.Error = err.Error()
+		c.renderPart(r.w, http.StatusOK, "members", "hits", p)
+		return
+	}
 	if err != nil {
 		c.fail(r, "members", p, err)
 		return

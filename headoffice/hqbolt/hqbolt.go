@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -773,6 +774,25 @@ func (t *Tx) sharedMember(id string) (*headoffice.Member, bool, error) {
 // EachMember calls fn for every member.
 func (t *Tx) EachMember(fn func(headoffice.Member) error) error {
 	return each(t.tx.Bucket(bMembers), "member", func(_ []byte, r record) error { return fn(r.Member) })
+}
+
+// FindMembers reads the members until max contain text in their name or
+// email: the embedded store keeps no index of them.
+func (t *Tx) FindMembers(text string, max int) ([]headoffice.Member, error) {
+	var out []headoffice.Member
+	err := t.EachMember(func(m headoffice.Member) error {
+		if strings.Contains(strings.ToLower(m.Name), text) || strings.Contains(strings.ToLower(m.Email), text) {
+			out = append(out, m)
+			if len(out) >= max {
+				return headoffice.ErrStop
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, headoffice.ErrStop) {
+		err = nil
+	}
+	return out, err
 }
 
 // PutMember writes a member and moves its entries to the end of the member

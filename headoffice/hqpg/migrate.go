@@ -114,6 +114,14 @@ ALTER TABLE figures ADD COLUMN adjusted bigint NOT NULL DEFAULT 0;
 ALTER TABLE figures ADD COLUMN expired bigint NOT NULL DEFAULT 0;
 ALTER TABLE figures ADD COLUMN reversals bigint NOT NULL DEFAULT 0;
 `,
+	// 3: the console finds members by a part of their name or email
+	// (pg_trgm ships with PostgreSQL and is a trusted extension: the
+	// database's owner may create it).
+	`
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX members_name_trgm ON members USING gin (lower(name) gin_trgm_ops);
+CREATE INDEX members_email_trgm ON members USING gin (lower(email) gin_trgm_ops);
+`,
 }
 
 // SchemaVersion is the schema this program reads and writes.

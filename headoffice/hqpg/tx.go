@@ -718,6 +718,33 @@ func (t *Tx) EachMember(fn func(headoffice.Member) error) error {
 	return each(t, "member", `SELECT doc FROM members WHERE doc IS NOT NULL ORDER BY id`, fn)
 }
 
+// FindMembers finds members by a part of their name or email through the
+// trigram indexes (migration 3).
+func (t *Tx) FindMembers(text string, max int) ([]headoffice.Member, error) {
+	if err := t.read(); err != nil {
+		return nil, err
+	}
+	pattern := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(text) + "%"
+	rows, err := t.q.Query(t.ctx, `SELECT doc FROM members WHERE doc IS NOT NULL AND (lower(name) LIKE $1 OR lower(email) LIKE $1) LIMIT $2`, pattern, max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []headoffice.Member
+	for rows.Next() {
+		var doc []byte
+		if err := rows.Scan(&doc); err != nil {
+			return nil, err
+		}
+		m, err := decodeMember(doc)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
 // PutMember writes a member, and puts it on its stores' feeds, at the next
 // flush.
 func (t *Tx) PutMember(m headoffice.Member) error {

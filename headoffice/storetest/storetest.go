@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) headoffice.Store) {
 		{"Changes", changes},
 		{"Restored", restored},
 		{"MetaRange", metaRange},
+		{"FindMembers", findMembers},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
@@ -290,6 +291,52 @@ func putEventsLarge(t *testing.T, s headoffice.Store) {
 	view(t, s, func(tx headoffice.ReadTx) error { return tx.Events("T", func([]byte) error { n++; return nil }) })
 	if n != 1002 {
 		t.Fatalf("%d events stored, want 1002", n)
+	}
+}
+
+// findMembers: a part of a name or email finds its members, in either
+// column and any case of ASCII letters, with '%' and '_' taken as
+// themselves; max bounds the answer.
+func findMembers(t *testing.T, s headoffice.Store) {
+	update(t, s, func(tx headoffice.Tx) error {
+		for _, m := range []headoffice.Member{
+			{ID: "m1", Name: "Ada Lovelace", Email: "ada@example.com"},
+			{ID: "m2", Name: "Alan Turing", Email: "alan_t@example.org"},
+			{ID: "m3", Name: "Grace Hopper", Email: "100%grace@example.net"},
+		} {
+			if err := tx.PutMember(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, c := range []struct {
+		text string
+		max  int
+		want []string
+	}{
+		{"lovelace", 10, []string{"m1"}}, {"example", 10, []string{"m1", "m2", "m3"}}, {"example", 2, nil},
+		{"n_t", 10, []string{"m2"}}, {"0%g", 10, []string{"m3"}}, {"a%e", 10, []string{}}, {"turing", 10, []string{"m2"}},
+		{"nobody", 10, []string{}},
+	} {
+		var got []string
+		view(t, s, func(tx headoffice.ReadTx) error {
+			ms, err := tx.FindMembers(c.text, c.max)
+			for _, m := range ms {
+				got = append(got, m.ID)
+			}
+			return err
+		})
+		sort.Strings(got)
+		if c.want == nil {
+			if len(got) != c.max {
+				t.Errorf("FindMembers(%q, %d): %v, want %d", c.text, c.max, got, c.max)
+			}
+			continue
+		}
+		if !slices.Equal(got, c.want) && !(len(got) == 0 && len(c.want) == 0) {
+			t.Errorf("FindMembers(%q): %v, want %v", c.text, got, c.want)
+		}
 	}
 }
 
