@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/offline-loyalty/terminal/headoffice"
 	"github.com/offline-loyalty/terminal/headoffice/hqpg"
 	"github.com/offline-loyalty/terminal/headoffice/hqtest"
+	"github.com/offline-loyalty/terminal/internal/testclock"
 	"github.com/offline-loyalty/terminal/ledger"
 	"github.com/offline-loyalty/terminal/sync/syncproto"
 )
@@ -107,22 +107,13 @@ func ingestMergedBatches(t *testing.T, s headoffice.Store) {
 	}
 }
 
-// clock is a test's settable time.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
-
 // TestJoinCodes: a code joins once; a used, unknown or expired code is
 // refused with ErrJoinCode; a terminal that joined cannot be added again.
 func TestJoinCodes(t *testing.T) { eachStore(t, joinCodes) }
 
 func joinCodes(t *testing.T, s headoffice.Store) {
-	clk := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
-	o := hqtest.Office(t, s, headoffice.Options{Now: clk.now})
+	clk := testclock.New(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	o := hqtest.Office(t, s, headoffice.Options{Now: clk.Now})
 	ctx := context.Background()
 	id, code, err := o.AddTerminal(ctx, "store1", "till2")
 	if err != nil || id != "store1-till2" {
@@ -143,7 +134,7 @@ func joinCodes(t *testing.T, s headoffice.Store) {
 		t.Fatalf("adding a joined terminal again: %v", err)
 	}
 	_, code, _ = o.AddTerminal(ctx, "store1", "till3")
-	clk.set(clk.now().Add(25 * time.Hour))
+	clk.Set(clk.Now().Add(25 * time.Hour))
 	if _, err := o.Join(ctx, syncproto.JoinRequest{Code: code, Key: pub}); !errors.Is(err, headoffice.ErrJoinCode) || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("expired join code: %v", err)
 	}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/offline-loyalty/terminal/headoffice/hqpg"
 	"github.com/offline-loyalty/terminal/headoffice/hqtest"
 	"github.com/offline-loyalty/terminal/internal/browsertest"
+	"github.com/offline-loyalty/terminal/internal/testclock"
 	"github.com/offline-loyalty/terminal/ledger"
 )
 
@@ -39,31 +39,18 @@ func eachStore(t *testing.T, fn func(*testing.T, headoffice.Store)) {
 	})
 }
 
-// clock is a test's settable time.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type fixture struct {
 	office *headoffice.Office
 	url    string
-	clock  *clock
+	clock  *testclock.Clock
 }
 
 // newConsole serves the console over a new embedded store with members and
 // operators of each role, on a real listener of 127.0.0.1.
 func newConsole(t *testing.T, store headoffice.Store) fixture {
 	t.Helper()
-	clk := &clock{t: time.Now().UTC()}
-	o := hqtest.Office(t, store, headoffice.Options{Now: clk.now, SignInDelay: time.Millisecond})
+	clk := testclock.New(time.Now().UTC())
+	o := hqtest.Office(t, store, headoffice.Options{Now: clk.Now, SignInDelay: time.Millisecond})
 	ctx := context.Background()
 	csv := "card,member,name,email,tier,balance\n" +
 		"4000111122223333,M1,Ayşe Yılmaz,ayse@example.com,silver,1200\n" +
@@ -76,8 +63,8 @@ func newConsole(t *testing.T, store headoffice.Store) fixture {
 			t.Fatal(err)
 		}
 	}
-	seed(t, o, clk.now())
-	c, err := console.New(o, console.Options{Logger: hqtest.Quiet(), Now: clk.now})
+	seed(t, o, clk.Now())
+	c, err := console.New(o, console.Options{Logger: hqtest.Quiet(), Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +255,7 @@ func consoleSupport(t *testing.T, store headoffice.Store) {
 
 	// The day's surprise draws, drawn again: the seeded till's checkouts
 	// of today, none paid a surprise its draw did not win.
-	do(t, ctx, "flags", chromedp.Navigate(f.url+"/flags?day="+f.clock.now().Format(time.DateOnly)), chromedp.WaitVisible(chromedp.CSS("#surprise-result")))
+	do(t, ctx, "flags", chromedp.Navigate(f.url+"/flags?day="+f.clock.Now().Format(time.DateOnly)), chromedp.WaitVisible(chromedp.CSS("#surprise-result")))
 	if got := text(t, ctx, "#surprise-result"); !strings.Contains(got, ": 3 checkouts") || !strings.Contains(got, "0 not won") {
 		t.Errorf("surprise audit: %q", got)
 	}
@@ -373,7 +360,7 @@ func TestConsoleLockout(t *testing.T) {
 	if got := text(t, ctx, "#error"); !strings.Contains(got, "try again after") {
 		t.Fatalf("the right password while locked: %q", got)
 	}
-	f.clock.add(16 * time.Minute)
+	f.clock.Add(16 * time.Minute)
 	signIn(t, ctx, f.url, "sam", password)
 	if got := text(t, ctx, "#operator"); !strings.Contains(got, "sam") {
 		t.Fatalf("after the lock: %q", got)
@@ -495,18 +482,18 @@ func sessions(t *testing.T, store headoffice.Store) {
 	}
 
 	// Idle expiry: 29 minutes apart is one session, 31 is not.
-	f.clock.add(29 * time.Minute)
+	f.clock.Add(29 * time.Minute)
 	if code, _ := get(t, c, f.url+"/"); code != http.StatusOK {
 		t.Fatalf("after 29 idle minutes: %d", code)
 	}
-	f.clock.add(31 * time.Minute)
+	f.clock.Add(31 * time.Minute)
 	if code, _ := get(t, c, f.url+"/"); code != http.StatusSeeOther {
 		t.Errorf("after 31 idle minutes: %d, want signed out", code)
 	}
 	// Absolute expiry: a session kept busy still ends after 12 hours.
 	c = signInHTTP(t, f, "sam")
 	for range 25 {
-		f.clock.add(29 * time.Minute)
+		f.clock.Add(29 * time.Minute)
 		get(t, c, f.url+"/")
 	}
 	if code, _ := get(t, c, f.url+"/"); code != http.StatusSeeOther {
