@@ -16,6 +16,7 @@ type metrics struct {
 	groupEvents prometheus.Histogram
 	failed      prometheus.Counter
 	flags       *prometheus.CounterVec
+	signIns     *prometheus.CounterVec
 }
 
 // latencyBuckets are for a commit or an ack: 0.5 ms to 10 s.
@@ -41,7 +42,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "headoffice_flags_raised_total",
 			Help: "Flags raised by ingesting terminals' events, by kind (a subject flagged again, a conflicting event resent twice, counts each time).",
 		}, []string{"kind"}),
+		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "headoffice_console_signins_failed_total",
+			Help: "Console sign-ins refused, by reason: password (a wrong name or password) or locked (too many of them).",
+		}, []string{"reason"}),
 	}
+	m.signIns.WithLabelValues("password")
+	m.signIns.WithLabelValues("locked")
 	// The kinds the ingest raises appear from the start, at 0, so that
 	// rate() sees the first one.
 	for _, kind := range []string{"chain_break", "clock_skew", "conflicting_duplicate", "duplicate_decision",
@@ -49,7 +56,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.flags.WithLabelValues(kind)
 	}
 	if reg != nil {
-		reg.MustRegister(m.commit, m.groupEvents, m.failed, m.flags)
+		reg.MustRegister(m.commit, m.groupEvents, m.failed, m.flags, m.signIns)
 	}
 	return m
 }

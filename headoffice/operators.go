@@ -256,6 +256,7 @@ func (o *Office) SignIn(ctx context.Context, name, password, addr string) (token
 		return "", Session{}, err
 	}
 	if worst.Locked.After(now) {
+		o.metrics.signIns.WithLabelValues("locked").Inc()
 		return "", Session{}, fmt.Errorf("%w: too many wrong passwords; try again after %s UTC", ErrLocked, worst.Locked.Format("15:04"))
 	}
 	var op Operator
@@ -277,6 +278,7 @@ func (o *Office) SignIn(ctx context.Context, name, password, addr string) (token
 		}
 		o.log.Warn("console sign-in refused", "name", name, "address", addr, "failures", n, "locked", locked)
 		if locked {
+			o.metrics.signIns.WithLabelValues("locked").Inc()
 			return "", Session{}, fmt.Errorf("%w: too many wrong passwords; try again after %s UTC", ErrLocked, now.Add(lockFor).Format("15:04"))
 		}
 		if n > slowAfter {
@@ -287,6 +289,7 @@ func (o *Office) SignIn(ctx context.Context, name, password, addr string) (token
 				t.Stop()
 			}
 		}
+		o.metrics.signIns.WithLabelValues("password").Inc()
 		return "", Session{}, ErrSignIn
 	}
 	raw := make([]byte, 32)

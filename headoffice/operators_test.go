@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/offline-loyalty/terminal/headoffice"
 	"github.com/offline-loyalty/terminal/headoffice/hqpg"
 	"github.com/offline-loyalty/terminal/headoffice/hqtest"
@@ -67,7 +70,8 @@ func operators(t *testing.T, s headoffice.Store) {
 // name, and a right password from it does not unlock it.
 func TestAddressLockout(t *testing.T) {
 	ctx := context.Background()
-	o := hqtest.Office(t, hqtest.Bolt(t), headoffice.Options{SignInDelay: time.Millisecond})
+	reg := prometheus.NewRegistry()
+	o := hqtest.Office(t, hqtest.Bolt(t), headoffice.Options{SignInDelay: time.Millisecond, Metrics: reg})
 	for _, n := range []string{"ann", "bea"} {
 		if err := o.AddOperator(ctx, n, "analyst", "long enough pw", "test"); err != nil {
 			t.Fatal(err)
@@ -85,6 +89,17 @@ func TestAddressLockout(t *testing.T) {
 	}
 	if _, _, err := o.SignIn(ctx, "ann", "long enough pw", "10.0.0.10"); err != nil {
 		t.Fatalf("from another address: %v", err)
+	}
+	// Four wrong passwords, the fifth that locked, and the right one while
+	// locked.
+	const want = `
+# HELP headoffice_console_signins_failed_total Console sign-ins refused, by reason: password (a wrong name or password) or locked (too many of them).
+# TYPE headoffice_console_signins_failed_total counter
+headoffice_console_signins_failed_total{reason="locked"} 2
+headoffice_console_signins_failed_total{reason="password"} 4
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "headoffice_console_signins_failed_total"); err != nil {
+		t.Error(err)
 	}
 }
 
