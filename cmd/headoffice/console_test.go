@@ -159,7 +159,7 @@ func TestConsoleAtTheTill(t *testing.T) {
 	tl.serve.start()
 	waitRow("online again", func(s string) bool { return strings.Contains(s, "online") })
 	err = chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.CSS("#t-"+id+` input[name="reason"]`), "till stolen"),
+		browsertest.Fill("#t-"+id+` input[name="reason"]`, "till stolen"),
 		browsertest.Submit("#t-"+id+" button"),
 	)
 	if err != nil {

@@ -285,7 +285,7 @@ func consoleSupport(t *testing.T, store headoffice.Store) {
 	shot(t, ctx, "terminals")
 	do(t, ctx, "revoke",
 		chromedp.Navigate(f.url+"/terminals"),
-		chromedp.SendKeys(chromedp.CSS(`#t-S1-till-1 input[name="reason"]`), "never installed"),
+		browsertest.Fill(`#t-S1-till-1 input[name="reason"]`, "never installed"),
 		browsertest.Submit(`#t-S1-till-1 button`),
 	)
 	if got := text(t, ctx, "#t-S1-till-1 .state"); !strings.Contains(got, "revoked") {

@@ -107,3 +107,20 @@ func Text(ctx context.Context, sel string) (string, error) {
 		}
 	}
 }
+
+// Fill sets the value of the first field sel (CSS) matches, in one
+// evaluation (a live list cannot swap the field while it is typed into).
+func Fill(sel, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := chromedp.WaitVisible(chromedp.CSS(sel))(ctx, tg); err != nil {
+			return err
+		}
+		q, _ := json.Marshal(sel)
+		v, _ := json.Marshal(value)
+		ok, err := chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const e = document.querySelector(%s); if (e === null) return false; e.value = %s; return true; })()`, q, v))(ctx, tg)
+		if err == nil && !ok {
+			err = fmt.Errorf("no field at %s", sel)
+		}
+		return err
+	})
+}
