@@ -86,6 +86,7 @@ type Office struct {
 	signInDelay  time.Duration
 	presence     *presences
 	liability    liabilityCache
+	background   sync.WaitGroup // work started by a request that outlives it
 	presenceDone chan struct{}
 	audits       atomic.Uint64 // audit entries written by this process
 
@@ -139,7 +140,7 @@ func New(ctx context.Context, store Store, opts Options) (*Office, error) {
 	}
 	go o.forward()
 	o.presence, o.presenceDone = newPresences(), make(chan struct{})
-	go o.presenceLoop()
+	go o.maintain()
 	return o, nil
 }
 
@@ -154,6 +155,7 @@ func (o *Office) Close() {
 	o.workers.Wait()
 	<-o.stopped
 	<-o.presenceDone
+	o.background.Wait()
 }
 
 // Store is the store the Office runs on.

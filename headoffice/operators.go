@@ -216,9 +216,19 @@ var (
 	ErrSignIn  = &Error{"sign_in", "wrong name or password"}
 	ErrLocked  = &Error{"locked", "sign-in locked"}
 	ErrSession = &Error{"session", "not signed in"}
-	ErrRole    = &Error{"role", "not allowed for this role"}
 	ErrCSRF    = &Error{"csrf", "the form is stale or not from the console"}
 )
+
+// LockError is a sign-in refused because the name or the address is
+// locked; it is ErrLocked, and says until when.
+type LockError struct{ Until time.Time }
+
+func (e *LockError) Error() string {
+	return fmt.Sprintf("%s: too many wrong passwords; try again after %s UTC", ErrLocked.msg, e.Until.UTC().Format("15:04"))
+}
+
+// Is makes a LockError ErrLocked.
+func (e *LockError) Is(target error) bool { return target == ErrLocked }
 
 type failures struct {
 	Count  int       `json:"count"`
@@ -240,6 +250,8 @@ func (o *Office) SignIn(ctx context.Context, name, password, addr string) (token
 	// A lock is checked before the password is, so that a locked name
 	// costs no hashing.
 	var worst failures
+	var op Operator
+	var found bool
 	err = o.store.View(ctx, func(tx ReadTx) error {
 		for _, k := range keys {
 			f, _, err := getJSON[failures](tx, k)
@@ -250,22 +262,15 @@ func (o *Office) SignIn(ctx context.Context, name, password, addr string) (token
 				worst = f
 			}
 		}
-		return nil
+		op, found, err = getJSON[Operator](tx, metaOperator+name)
+		return err
 	})
 	if err != nil {
 		return "", Session{}, err
 	}
 	if worst.Locked.After(now) {
 		o.metrics.signIns.WithLabelValues("locked").Inc()
-		return "", Session{}, fmt.Errorf("%w: too many wrong passwords; try again after %s UTC", ErrLocked, worst.Locked.Format("15:04"))
-	}
-	var op Operator
-	var found bool
-	if err := o.store.View(ctx, func(tx ReadTx) error {
-		op, found, err = getJSON[Operator](tx, metaOperator+name)
-		return err
-	}); err != nil {
-		return "", Session{}, err
+		return "", Session{}, &LockError{Until: worst.Locked}
 	}
 	hash := dummyHash
 	if found {
@@ -279,7 +284,7 @@ func (o *Office) SignIn(ctx context.Context, name, password, addr string) (token
 		o.log.Warn("console sign-in refused", "name", name, "address", addr, "failures", n, "locked", locked)
 		if locked {
 			o.metrics.signIns.WithLabelValues("locked").Inc()
-			return "", Session{}, fmt.Errorf("%w: too many wrong passwords; try again after %s UTC", ErrLocked, now.Add(lockFor).Format("15:04"))
+			return "", Session{}, &LockError{Until: now.Add(lockFor)}
 		}
 		if n > slowAfter {
 			t := time.NewTimer(time.Duration(n-slowAfter) * o.signInDelay)
@@ -292,12 +297,8 @@ func (o *Office) SignIn(ctx context.Context, name, password, addr string) (token
 		o.metrics.signIns.WithLabelValues("password").Inc()
 		return "", Session{}, ErrSignIn
 	}
-	raw := make([]byte, 32)
-	_, _ = rand.Read(raw)
-	csrf := make([]byte, 32)
-	_, _ = rand.Read(csrf)
-	token = base64.RawURLEncoding.EncodeToString(raw)
-	s = Session{Operator: name, Role: op.Role, CSRF: base64.RawURLEncoding.EncodeToString(csrf), Created: now, Seen: now, Address: addr}
+	token = rand.Text() // 128 bits, base32
+	s = Session{Operator: name, Role: op.Role, CSRF: rand.Text(), Created: now, Seen: now, Address: addr}
 	err = o.store.Update(ctx, func(tx Tx) error {
 		// A name's failures end with a right password; an address keeps
 		// its own, so that one good account does not reset a guesser's.
@@ -338,6 +339,58 @@ func (o *Office) signInFailed(ctx context.Context, keys []string, now time.Time)
 		return nil
 	})
 	return n, locked, err
+}
+
+// sweepEvery is how often ended sessions and old sign-in failures are
+// deleted: a session is otherwise deleted only when presented again, and an
+// address that guessed once would keep its record for ever.
+const sweepEvery = 10 * time.Minute
+
+// sweepConsole deletes ended sessions and sign-in failures whose window
+// and lock have passed.
+func (o *Office) sweepConsole(ctx context.Context) error {
+	now := o.now().UTC()
+	ended := func(k string, v []byte) bool {
+		if strings.HasPrefix(k, metaSession) {
+			s, err := decode[Session]("session", k, v)
+			return err != nil || now.Sub(s.Seen) > SessionIdle || now.Sub(s.Created) > SessionLife
+		}
+		f, err := decode[failures]("sign-in failures", k, v)
+		return err != nil || (now.Sub(f.First) > failureWindow && !f.Locked.After(now))
+	}
+	var gone []string
+	err := o.store.View(ctx, func(tx ReadTx) error {
+		for _, prefix := range []string{metaSession, metaSignIn} {
+			if err := tx.MetaRange(prefix, false, func(k string, v []byte) error {
+				if ended(k, v) {
+					gone = append(gone, k)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || len(gone) == 0 {
+		return err
+	}
+	// Read again where it is deleted: a failure counted or a session
+	// used since is kept.
+	return o.store.Update(ctx, func(tx Tx) error {
+		for _, k := range gone {
+			v, err := tx.Meta(k)
+			if err != nil {
+				return err
+			}
+			if v != nil && ended(k, v) {
+				if err := tx.DeleteMeta(k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 func sessionKey(token string) string {
@@ -393,15 +446,6 @@ func (o *Office) SignOut(ctx context.Context, token string) error {
 func (s Session) CheckCSRF(token string) error {
 	if token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.CSRF)) != 1 {
 		return ErrCSRF
-	}
-	return nil
-}
-
-// Can returns ErrRole unless the session's role allows need; what names
-// the action for the message.
-func (s Session) Can(need, what string) error {
-	if !Allows(s.Role, need) {
-		return fmt.Errorf("%w: %s needs the %s role; %s is %s", ErrRole, what, need, s.Operator, s.Role)
 	}
 	return nil
 }
@@ -477,16 +521,30 @@ func (o *Office) audit(tx Tx, c Change) error {
 	// Keys sort by time: a fixed-width UTC stamp, then this process's count
 	// (two changes in one nanosecond keep their order) and a random part
 	// (two processes never write one key).
-	key := fmt.Sprintf("%s%s/%016x-%s", metaAudit, c.Time.UTC().Format("20060102T150405.000000000Z"), o.audits.Add(1), hex.EncodeToString(suffix))
-	return putJSON(tx, key, c)
+	stamp := fmt.Sprintf("%s/%016x-%s", c.Time.UTC().Format("20060102T150405.000000000Z"), o.audits.Add(1), hex.EncodeToString(suffix))
+	if err := putJSON(tx, metaAudit+stamp, c); err != nil {
+		return err
+	}
+	// And under its subject, so that a member's page reads its own changes
+	// and not the whole log.
+	return putJSON(tx, auditBySubject(c.Subject)+stamp, c)
 }
 
+// metaAuditBy keys the audit log by subject: auditby/SUBJECT\x1fSTAMP.
+const metaAuditBy = "auditby/"
+
+func auditBySubject(subject string) string { return metaAuditBy + subject + "\x1f" }
+
 // AuditLog returns up to max changes, newest first, whose subject is
-// subject ("" for all).
+// subject ("" for all): a subject's are read from its own key range.
 func (o *Office) AuditLog(ctx context.Context, subject string, max int) ([]Change, error) {
 	var out []Change
+	prefix := metaAudit
+	if subject != "" {
+		prefix = auditBySubject(subject)
+	}
 	err := o.store.View(ctx, func(tx ReadTx) error {
-		return tx.MetaRange(metaAudit, true, func(k string, v []byte) error {
+		return tx.MetaRange(prefix, true, func(k string, v []byte) error {
 			c, err := decode[Change]("audit entry", k, v)
 			if err != nil {
 				return err

@@ -13,6 +13,7 @@ import (
 	"github.com/offline-loyalty/terminal/headoffice"
 	"github.com/offline-loyalty/terminal/headoffice/hqpg"
 	"github.com/offline-loyalty/terminal/headoffice/hqtest"
+	"github.com/offline-loyalty/terminal/internal/testclock"
 )
 
 // TestOperators: accounts are checked when added, listed without their
@@ -175,6 +176,9 @@ func replaceCard(t *testing.T, s headoffice.Store) {
 	if m, err := o.MemberByCard(ctx, "C9"); err != nil || m.Member.Member != "M1" {
 		t.Errorf("the new card: %+v %v", m, err)
 	}
+	if err := o.SetCardBlocked(ctx, "M2", "C9", true, "lost", "sam"); !errors.Is(err, headoffice.ErrInvalid) {
+		t.Errorf("blocking another member's card: %v", err)
+	}
 }
 
 // TestPresence: a terminal's link as every process of a database sees it:
@@ -256,5 +260,69 @@ func revokeTerminal(t *testing.T, s headoffice.Store) {
 	}
 	if log, _ := o.AuditLog(ctx, "terminal "+id, 1); len(log) != 1 || log[0].Action != "terminal.revoke" || log[0].Reason != "stolen" {
 		t.Errorf("audit %+v", log)
+	}
+}
+
+// TestSweep: ended sessions and passed sign-in failures are deleted by the
+// sweep; a live session and a running lock stay.
+func TestSweep(t *testing.T) { eachStore(t, sweep) }
+
+func sweep(t *testing.T, s headoffice.Store) {
+	ctx := context.Background()
+	clk := testclock.New(time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC))
+	o := hqtest.Office(t, s, headoffice.Options{Now: clk.Now, SignInDelay: time.Millisecond})
+	if err := o.AddOperator(ctx, "ann", "analyst", "long enough pw", "test"); err != nil {
+		t.Fatal(err)
+	}
+	old, _, err := o.SignIn(ctx, "ann", "long enough pw", "10.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, _ = o.SignIn(ctx, "ann", "wrong", "10.0.0.2") // a failure of 10.0.0.2 and of ann
+	clk.Add(31 * time.Minute)
+	live, _, err := o.SignIn(ctx, "ann", "long enough pw", "10.0.0.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		_, _, _ = o.SignIn(ctx, "bob", "guess", "10.0.0.4") // locks bob and 10.0.0.4
+	}
+	if err := headoffice.SweepConsole(o, ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	if err := s.View(ctx, func(tx headoffice.ReadTx) error {
+		return tx.EachMeta(func(k string, _ []byte) error {
+			if strings.HasPrefix(k, "session/") || strings.HasPrefix(k, "signin/") {
+				keys[k] = true
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"signin/addr/10.0.0.4", "signin/name/bob"}
+	for _, k := range want {
+		if !keys[k] {
+			t.Errorf("the sweep deleted %s (a running lock)", k)
+		}
+	}
+	if keys["signin/addr/10.0.0.2"] {
+		t.Error("a failure past its window survived the sweep")
+	}
+	sessions := 0
+	for k := range keys {
+		if strings.HasPrefix(k, "session/") {
+			sessions++
+		}
+	}
+	if sessions != 1 {
+		t.Errorf("%d sessions after the sweep, want the live one only (%v)", sessions, keys)
+	}
+	if _, err := o.Session(ctx, live); err != nil {
+		t.Errorf("the live session: %v", err)
+	}
+	if _, err := o.Session(ctx, old); !errors.Is(err, headoffice.ErrSession) {
+		t.Errorf("the ended session: %v", err)
 	}
 }

@@ -57,7 +57,9 @@ func (o *Office) liabilityNow(ctx context.Context) (int64, time.Time, error) {
 		points, at := c.points, c.at
 		if time.Since(at) > liabilityEvery && !c.running {
 			c.running = true
+			o.background.Add(1)
 			go func() {
+				defer o.background.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), readWait)
 				defer cancel()
 				p, err := o.sumLiability(ctx)
@@ -173,8 +175,7 @@ func (o *Office) Overview(ctx context.Context, from, to, store string) (Overview
 		}
 		if err := tx.Figures(today, today, func(f Figures) error {
 			if store == "" || f.Store == store {
-				ov.Today.add(StoreFigures{Checkouts: f.Checkouts, Sales: f.Sales, PointsIssued: f.Issued, PointsRedeemed: f.Redeemed,
-					PointsDonated: f.Donated, Enrollments: f.Enrollments, Events: f.Events})
+				ov.Today.add(storeFigures(f))
 			}
 			return nil
 		}); err != nil {
@@ -225,18 +226,4 @@ func liabilityValue(points, value, per, breakagePermille int64) int64 {
 		return 1<<63 - 1
 	}
 	return v.Int64()
-}
-
-func (s *StoreFigures) add(o StoreFigures) {
-	s.Events = SatAdd(s.Events, o.Events)
-	s.Checkouts = SatAdd(s.Checkouts, o.Checkouts)
-	s.Sales = SatAdd(s.Sales, o.Sales)
-	s.PointsIssued = SatAdd(s.PointsIssued, o.PointsIssued)
-	s.PointsRedeemed = SatAdd(s.PointsRedeemed, o.PointsRedeemed)
-	s.PointsDonated = SatAdd(s.PointsDonated, o.PointsDonated)
-	s.PointsAdjusted = SatAdd(s.PointsAdjusted, o.PointsAdjusted)
-	s.PointsExpired = SatAdd(s.PointsExpired, o.PointsExpired)
-	s.Reversals = SatAdd(s.Reversals, o.Reversals)
-	s.Enrollments = SatAdd(s.Enrollments, o.Enrollments)
-	s.Members = SatAdd(s.Members, o.Members)
 }

@@ -187,14 +187,23 @@ func (o *Office) flushPresence(ctx context.Context, all bool) error {
 	})
 }
 
-// presenceLoop flushes presence until the Office stops, and marks this
-// process's terminals offline as it stops.
-func (o *Office) presenceLoop() {
+// maintain flushes presence and sweeps ended sessions and old sign-in
+// failures until the Office stops, and marks this process's terminals
+// offline as it stops.
+func (o *Office) maintain() {
 	defer close(o.presenceDone)
 	tick := time.NewTicker(presenceFlush)
 	defer tick.Stop()
+	sweep := time.NewTicker(sweepEvery)
+	defer sweep.Stop()
 	for {
 		select {
+		case <-sweep.C:
+			ctx, cancel := context.WithTimeout(context.Background(), readWait)
+			if err := o.sweepConsole(ctx); err != nil {
+				o.log.Warn("console sweep", "err", err)
+			}
+			cancel()
 		case <-tick.C:
 			ctx, cancel := context.WithTimeout(context.Background(), readWait)
 			if err := o.flushPresence(ctx, false); err != nil {

@@ -23,6 +23,28 @@ type StoreFigures struct {
 	Members        int64  `json:"unique_members"`
 }
 
+// storeFigures are a terminal-day's figures as a store's.
+func storeFigures(f Figures) StoreFigures {
+	return StoreFigures{Store: f.Store, Events: f.Events, Checkouts: f.Checkouts, Sales: f.Sales, PointsIssued: f.Issued,
+		PointsRedeemed: f.Redeemed, PointsDonated: f.Donated, PointsAdjusted: f.Adjusted, PointsExpired: f.Expired,
+		Reversals: f.Reversals, Enrollments: f.Enrollments}
+}
+
+// add adds o's counts to s.
+func (s *StoreFigures) add(o StoreFigures) {
+	s.Events = SatAdd(s.Events, o.Events)
+	s.Checkouts = SatAdd(s.Checkouts, o.Checkouts)
+	s.Sales = SatAdd(s.Sales, o.Sales)
+	s.PointsIssued = SatAdd(s.PointsIssued, o.PointsIssued)
+	s.PointsRedeemed = SatAdd(s.PointsRedeemed, o.PointsRedeemed)
+	s.PointsDonated = SatAdd(s.PointsDonated, o.PointsDonated)
+	s.PointsAdjusted = SatAdd(s.PointsAdjusted, o.PointsAdjusted)
+	s.PointsExpired = SatAdd(s.PointsExpired, o.PointsExpired)
+	s.Reversals = SatAdd(s.Reversals, o.Reversals)
+	s.Enrollments = SatAdd(s.Enrollments, o.Enrollments)
+	s.Members = SatAdd(s.Members, o.Members)
+}
+
 // Report is the head-office report across stores.
 type Report struct {
 	From             string         `json:"from,omitempty"`
@@ -72,16 +94,7 @@ func (o *Office) report(ctx context.Context, from, to, store string, liability b
 				s = &StoreFigures{Store: f.Store}
 				figs[f.Store] = s
 			}
-			s.Events = SatAdd(s.Events, f.Events)
-			s.Checkouts = SatAdd(s.Checkouts, f.Checkouts)
-			s.Sales = SatAdd(s.Sales, f.Sales)
-			s.PointsIssued = SatAdd(s.PointsIssued, f.Issued)
-			s.PointsRedeemed = SatAdd(s.PointsRedeemed, f.Redeemed)
-			s.PointsDonated = SatAdd(s.PointsDonated, f.Donated)
-			s.Enrollments = SatAdd(s.Enrollments, f.Enrollments)
-			s.PointsAdjusted = SatAdd(s.PointsAdjusted, f.Adjusted)
-			s.PointsExpired = SatAdd(s.PointsExpired, f.Expired)
-			s.Reversals = SatAdd(s.Reversals, f.Reversals)
+			s.add(storeFigures(f))
 			return nil
 		}); err != nil {
 			return err

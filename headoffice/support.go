@@ -76,9 +76,9 @@ func (o *Office) AdjustMember(ctx context.Context, id string, points int64, reas
 // are counted under in the figures.
 const ConsoleTerminal = "headoffice"
 
-// SetCardBlocked blocks or unblocks a card, for reason. A blocked card is
-// refused at every terminal once the blocklist reaches it.
-func (o *Office) SetCardBlocked(ctx context.Context, card string, blocked bool, reason, by string) error {
+// SetCardBlocked blocks or unblocks member's card, for reason. A blocked
+// card is refused at every terminal once the blocklist reaches it.
+func (o *Office) SetCardBlocked(ctx context.Context, member, card string, blocked bool, reason, by string) error {
 	reason = strings.TrimSpace(reason)
 	if reason == "" || len(reason) > 200 {
 		return fmt.Errorf("%w: blocking or unblocking a card needs a reason (up to 200 characters)", ErrInvalid)
@@ -90,6 +90,9 @@ func (o *Office) SetCardBlocked(ctx context.Context, card string, blocked bool, 
 		}
 		if !ok {
 			return fmt.Errorf("%w: no card %s", ErrNotFound, cardnum.Mask(card))
+		}
+		if c.Member != member {
+			return fmt.Errorf("%w: card %s is not member %s's", ErrInvalid, cardnum.Mask(card), member)
 		}
 		if c.Blocked == blocked {
 			return nil

@@ -41,6 +41,14 @@ if [ ! -f "$demo/.joined" ]; then
   touch "$demo/.joined"
 fi
 
+# The demo's console account, added on the machine as head office's are.
+if [ ! -f "$demo/.console" ]; then
+  printf '%s\n' "${DEMO_CONSOLE_PASSWORD:-demo console}" |
+    bin/headoffice operator add --data "$demo/hq" --name admin --role admin >/dev/null
+  touch "$demo/.console"
+fi
+
 echo "run-demo: head office on $hq_addr (log: $demo/headoffice.log); opening the terminal app" >&2
+echo "run-demo: the console is at http://$hq_addr/ (admin / ${DEMO_CONSOLE_PASSWORD:-demo console})" >&2
 # In a window: a developer's desktop, not a till (a till runs full screen).
 bin/pos-agent run --data "$demo/till" --hq "$hq_url" --scanner sim --window 1024x768

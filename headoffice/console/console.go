@@ -28,7 +28,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -213,6 +212,10 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host == r.Host
 }
 
+// navPaths are the sections' addresses, by Nav.
+var navPaths = map[string]string{"overview": "/", "members": "/members", "rules": "/rules", "terminals": "/terminals",
+	"flags": "/flags", "audit": "/audit", "operators": "/operators"}
+
 // page is what every page's template gets.
 type page struct {
 	Title    string
@@ -260,6 +263,11 @@ func (c *Console) execute(w io.Writer, name, part string, p page) error {
 
 func (r *request) page(title, nav string, data any) page {
 	p := page{Title: tr(r.lang, title), Lang: r.lang, Session: r.sess, Nav: nav, Data: data, Here: r.URL.RequestURI()}
+	if r.Method != http.MethodGet {
+		// The answer to a form: the language link goes to its section,
+		// not to the form's address.
+		p.Here = navPaths[nav]
+	}
 	if ok := r.URL.Query().Get("ok"); ok != "" {
 		if msg, known := messages[r.lang]["ok."+ok]; known {
 			p.Notice = msg
@@ -285,8 +293,6 @@ func (c *Console) fail(r *request, name string, p page, err error) {
 			status = http.StatusNotFound
 		}
 		p.Error = err.Error()
-	case errors.As(err, &he) && he.Code() == "role":
-		status, p.Error = http.StatusForbidden, err.Error()
 	default:
 		c.log.Error("console", "path", r.URL.Path, "operator", r.sess.Operator, "err", err)
 		p.Error = tr(r.lang, "err.internal")
@@ -301,7 +307,7 @@ func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
 func (c *Console) showSignIn(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	w.Header().Set("Cache-Control", "no-store")
 	lang := language(r)
-	token := randomToken()
+	token := rand.Text()
 	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: token, Path: "/signin", HttpOnly: true, Secure: c.tls, SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	c.render(w, status, "signin", page{Title: tr(lang, "title.signin"), Lang: lang, Error: msg, Here: "/signin?next=" + url.QueryEscape(safeNext(r.FormValue("next"))),
 		Data: map[string]string{"CSRF": token, "Next": safeNext(r.FormValue("next")), "Name": r.PostFormValue("name")}})
@@ -318,7 +324,12 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	token, sess, err := c.office.SignIn(r.Context(), strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password"), addr)
 	switch {
 	case errors.Is(err, headoffice.ErrLocked):
-		c.showSignIn(w, r, http.StatusTooManyRequests, strings.Replace(err.Error(), "sign-in locked: too many wrong passwords; try again after", tr(lang, "err.locked"), 1))
+		var le *headoffice.LockError
+		until := ""
+		if errors.As(err, &le) {
+			until = le.Until.UTC().Format("15:04") + " UTC"
+		}
+		c.showSignIn(w, r, http.StatusTooManyRequests, tr(lang, "err.locked")+" "+until)
 		return
 	case errors.Is(err, headoffice.ErrSignIn):
 		c.showSignIn(w, r, http.StatusUnauthorized, tr(lang, "err.signin"))
@@ -360,12 +371,6 @@ func safeNext(next string) string {
 		return "/"
 	}
 	return next
-}
-
-func randomToken() string {
-	b := make([]byte, 24)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func (c *Console) overview(r *request) {
@@ -464,14 +469,7 @@ func (c *Console) blockCard(r *request) {
 		c.memberPage(r, http.StatusBadRequest, form, fmt.Errorf("%w: action is block or unblock", headoffice.ErrInvalid))
 		return
 	}
-	d, err := c.office.Member(r.Context(), id)
-	if err == nil && !slices.Contains(d.Cards, card) {
-		err = fmt.Errorf("%w: the card is not this member's", headoffice.ErrInvalid)
-	}
-	if err == nil {
-		err = c.office.SetCardBlocked(r.ctx, card, action == "block", r.PostFormValue("reason"), r.sess.Operator)
-	}
-	if err != nil {
+	if err := c.office.SetCardBlocked(r.ctx, id, card, action == "block", r.PostFormValue("reason"), r.sess.Operator); err != nil {
 		c.memberPage(r, http.StatusBadRequest, form, err)
 		return
 	}
@@ -545,6 +543,7 @@ func (c *Console) terminalsPage(r *request, status int, added map[string]string,
 const (
 	liveEvery = 2 * time.Second
 	liveFor   = 10 * time.Minute
+	keepAlive = 15 // quiet ticks between two comments
 )
 
 func (c *Console) terminalsLive(r *request) {
@@ -557,6 +556,8 @@ func (c *Console) terminalsLive(r *request) {
 	defer end.Stop()
 	tick := time.NewTicker(liveEvery)
 	defer tick.Stop()
+	var last string
+	quiet := 0
 	for {
 		list, err := c.office.TerminalList(r.Context())
 		if err != nil {
@@ -568,18 +569,31 @@ func (c *Console) terminalsLive(r *request) {
 			c.log.Error("console live terminals", "err", err)
 			return
 		}
+		// Rows go out when they change; a comment otherwise, now and then,
+		// keeps the stream open through proxies.
 		var ev strings.Builder
-		ev.WriteString("event: rows\n")
-		for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
-			ev.WriteString("data: " + line + "\n")
+		switch rows := b.String(); {
+		case rows != last:
+			last, quiet = rows, 0
+			ev.WriteString("event: rows\n")
+			for _, line := range strings.Split(strings.TrimRight(rows, "\n"), "\n") {
+				ev.WriteString("data: " + line + "\n")
+			}
+			ev.WriteString("\n")
+		case quiet >= keepAlive:
+			quiet = 0
+			ev.WriteString(": still here\n\n")
+		default:
+			quiet++
 		}
-		ev.WriteString("\n")
-		_ = rc.SetWriteDeadline(time.Now().Add(2 * liveEvery))
-		if _, err := io.WriteString(r.w, ev.String()); err != nil {
-			return
-		}
-		if rc.Flush() != nil {
-			return
+		if ev.Len() > 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(2 * liveEvery))
+			if _, err := io.WriteString(r.w, ev.String()); err != nil {
+				return
+			}
+			if rc.Flush() != nil {
+				return
+			}
 		}
 		select {
 		case <-r.Context().Done():

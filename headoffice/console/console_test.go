@@ -530,6 +530,9 @@ func TestConsoleRules(t *testing.T) {
 	if got := text(t, ctx, `small[data-field="earn.points_per_unit"]`); got != "a whole number" {
 		t.Errorf("problem at the field: %q", got)
 	}
+	if href, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("a.lang").getAttribute("href")`)); err != nil || !strings.HasSuffix(href, "next=%2frules") {
+		t.Errorf("the language link of a form's answer: %q %v, want it to go to /rules", href, err)
+	}
 	do(t, ctx, "a value the rules refuse",
 		setField(ppu, "5000"),
 		setField(`#rules-form input[name="tiers[1].min_spend"]`, "-3"),

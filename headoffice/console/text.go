@@ -503,7 +503,6 @@ var funcs = template.FuncMap{
 	"ptr":    func(v int64) *int64 { return &v },
 	"printf": fmt.Sprintf,
 	"langs":  func() []string { return []string{"en", "tr"} },
-	"can":    headoffice.Allows,
 	"diff":   diffLines,
 	"field": func(name, label string, d rulesData) map[string]any {
 		return map[string]any{"Name": name, "Label": label, "Data": d}

@@ -1136,9 +1136,7 @@ func (c *memberCache) put(id string, raw []byte, m *headoffice.Member) {
 }
 
 // EachMeta calls fn for every metadata value.
-func (t *Tx) EachMeta(fn func(string, []byte) error) error {
-	return t.tx.Bucket(bMeta).ForEach(func(k, v []byte) error { return fn(string(k), bytes.Clone(v)) })
-}
+func (t *Tx) EachMeta(fn func(string, []byte) error) error { return t.MetaRange("", false, fn) }
 
 // EachCode calls fn for every join code.
 func (t *Tx) EachCode(fn func([]byte, string) error) error {

@@ -1161,27 +1161,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // EachMeta calls fn for every metadata value.
-func (t *Tx) EachMeta(fn func(string, []byte) error) error {
-	if err := t.read(); err != nil {
-		return err
-	}
-	rows, err := t.q.Query(t.ctx, `SELECT key, value FROM meta ORDER BY key`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k string
-		var v []byte
-		if err := rows.Scan(&k, &v); err != nil {
-			return err
-		}
-		if err := fn(k, v); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
+func (t *Tx) EachMeta(fn func(string, []byte) error) error { return t.MetaRange("", false, fn) }
 
 // EachCode calls fn for every join code.
 func (t *Tx) EachCode(fn func([]byte, string) error) error {
